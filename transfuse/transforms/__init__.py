@@ -1,0 +1,32 @@
+"""Transform nodes: immutable, hashable descriptions of coordinate maps (pull direction)."""
+
+from .affine import (
+    Affine,
+    AffineTransform,
+    Flip,
+    Identity,
+    Permute,
+    Rotate,
+    Scale,
+    Shear,
+    Translate,
+    split_affine_matrix,
+)
+from .base import Compose, Transform
+from .params import symbols
+
+__all__ = [
+    "Affine",
+    "AffineTransform",
+    "Compose",
+    "Flip",
+    "Identity",
+    "Permute",
+    "Rotate",
+    "Scale",
+    "Shear",
+    "Transform",
+    "Translate",
+    "split_affine_matrix",
+    "symbols",
+]

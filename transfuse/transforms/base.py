@@ -1,0 +1,283 @@
+"""The transform node base class and composition.
+
+Conventions (fixed once for the whole library):
+
+* **Pull direction.** A transform maps *output* coordinates to *input* coordinates, as the
+  ``matrix`` of :func:`scipy.ndimage.affine_transform` does.
+* **Composition.** ``(A @ B)(p) == A(B(p))``. Resampling an image with ``A`` and then the
+  result with ``B`` is one resampling with ``A @ B``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from functools import cached_property
+
+import numpy as np
+import sympy
+
+from .params import free_symbols_of, is_symbolic
+
+__all__ = ["Transform", "Compose", "unify_ndim"]
+
+
+def unify_ndim(parts, what: str = "transforms") -> int | None:
+    """The common dimension of ``parts`` (None if none fixes it).
+
+    Raises
+    ------
+    ValueError
+        If two parts fix different dimensions.
+    """
+    ndim = None
+    owner = None
+    for part in parts:
+        if part.ndim is None:
+            continue
+        if ndim is None:
+            ndim, owner = part.ndim, part
+        elif part.ndim != ndim:
+            raise ValueError(
+                f"cannot compose {what}: {type(owner).__name__} has ndim={ndim} but "
+                f"{type(part).__name__} has ndim={part.ndim}"
+            )
+    return ndim
+
+
+def _canonical(value):
+    """A text form of a parameter that differs whenever the value differs (bit for bit)."""
+    if isinstance(value, float):
+        return value.hex()
+    if isinstance(value, sympy.Basic):
+        return sympy.srepr(value)
+    if isinstance(value, tuple):
+        return "(" + ",".join(_canonical(v) for v in value) + ")"
+    if isinstance(value, Transform):
+        return value.key
+    if isinstance(value, np.ndarray):
+        digest = hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()
+        return f"ndarray[{value.dtype.str}{value.shape}:{digest}]"
+    return repr(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Transform:
+    """Base class of all transform nodes: immutable, hashable, equal by structure.
+
+    Subclasses are frozen dataclasses whose fields are their parameters, normalised in
+    ``__post_init__`` (numbers become ``float``, sequences become tuples, sympy expressions
+    stay exact).
+    """
+
+    #: True for transforms with an (n+1, n+1) homogeneous matrix.
+    is_affine = False
+
+    # -- structure ---------------------------------------------------------------------
+    @property
+    def ndim(self) -> int | None:
+        """The dimension the parameters fix, or None when it comes from the context."""
+        return None
+
+    def params(self) -> dict:
+        """The parameters as a dict of field name to normalised value."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def replace(self, **changes) -> Transform:
+        """A copy with some parameters changed (validated again)."""
+        return self._rebuild(**changes)
+
+    def _rebuild(self, **fields) -> Transform:
+        return dataclasses.replace(self, **fields)
+
+    @cached_property
+    def key(self) -> str:
+        """A stable hash of the class and every parameter, used for dask keys and caching."""
+        text = type(self).__name__ + _canonical(tuple(self.params().values()))
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    @property
+    def parts(self) -> tuple[Transform, ...]:
+        """The chain of elementary transforms (a single-element tuple for non-compositions)."""
+        return (self,)
+
+    # -- symbolic parameters -------------------------------------------------------------
+    @property
+    def free_symbols(self) -> frozenset:
+        """The sympy symbols still free in the parameters."""
+        return free_symbols_of(tuple(v for v in self.params().values() if _is_value(v)))
+
+    def bind(self, **values) -> Transform:
+        """Substitute numbers for free symbols, by symbol name.
+
+        Raises
+        ------
+        ValueError
+            If a name is not a free symbol of the transform.
+        """
+        free = {s.name: s for s in self.free_symbols}
+        unknown = sorted(set(values) - set(free))
+        if unknown:
+            raise ValueError(
+                f"bind(): {', '.join(unknown)} not among the free symbols "
+                f"{sorted(free) or 'of this transform (it has none)'}"
+            )
+        subs = {free[name]: value for name, value in values.items()}
+        return self._substitute(subs)
+
+    def _substitute(self, subs: dict) -> Transform:
+        changes = {name: _subs(value, subs) for name, value in self.params().items()}
+        return self._rebuild(**changes)
+
+    # -- algebra -------------------------------------------------------------------------
+    def __matmul__(self, other: Transform) -> Transform:
+        if not isinstance(other, Transform):
+            return NotImplemented
+        return Compose((self, other))
+
+    def inverse(self) -> Transform:
+        """The transform ``T⁻¹`` with ``T @ T⁻¹`` the identity."""
+        raise NotImplementedError(f"{type(self).__name__} has no inverse")
+
+    def matrix(self, ndim: int | None = None):
+        """The homogeneous ``(n+1, n+1)`` matrix (numpy, or exact sympy when symbolic)."""
+        raise TypeError(f"{type(self).__name__} is not affine and has no matrix")
+
+    def resolve_ndim(self, ndim: int | None) -> int:
+        """Check ``ndim`` against the transform's own and return the one to use."""
+        own = self.ndim
+        if ndim is None:
+            if own is None:
+                raise ValueError(
+                    f"the dimension of {type(self).__name__} is not fixed by its parameters: "
+                    "pass ndim= or compose it with a transform that fixes it"
+                )
+            return own
+        if own is not None and own != ndim:
+            raise ValueError(f"{type(self).__name__} has ndim={own}, not ndim={ndim}")
+        return int(ndim)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={_short(v)}" for k, v in self.params().items())
+        return f"{type(self).__name__}({args})"
+
+
+def _is_value(value) -> bool:
+    return not isinstance(value, Transform | np.ndarray)
+
+
+def _subs(value, subs):
+    if isinstance(value, tuple):
+        return tuple(_subs(v, subs) for v in value)
+    if isinstance(value, sympy.Basic):
+        out = value.subs(subs)
+        if not out.free_symbols:
+            try:
+                return float(out)
+            except TypeError as exc:
+                raise ValueError(f"binding gives a non-real value {out}") from exc
+        return out
+    if isinstance(value, Transform):
+        return value._substitute(subs)
+    return value
+
+
+def _short(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, tuple):
+        inner = ", ".join(_short(v) for v in value)
+        return f"({inner}{',' if len(value) == 1 else ''})"
+    return repr(value)
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class Compose(Transform):
+    """A chain ``parts[0] @ parts[1] @ ...``: ``p -> parts[0](parts[1](...(p)))``.
+
+    Nested compositions are flattened. Build it with ``@`` rather than directly.
+
+    Examples
+    --------
+    >>> from transfuse import Translate, Scale
+    >>> T = Translate((1.0, 2.0)) @ Scale((2.0, 3.0))
+    >>> T.matrix()
+    array([[2., 0., 1.],
+           [0., 3., 2.],
+           [0., 0., 1.]])
+    """
+
+    transforms: tuple = ()
+
+    def __post_init__(self):
+        flat: list[Transform] = []
+        for part in self.transforms:
+            if not isinstance(part, Transform):
+                raise ValueError(f"transforms: {part!r} is not a Transform")
+            flat.extend(part.parts)
+        if not flat:
+            raise ValueError("transforms: a composition needs at least one transform")
+        object.__setattr__(self, "transforms", tuple(flat))
+        unify_ndim(flat)
+
+    @property
+    def parts(self):
+        return self.transforms
+
+    @property
+    def is_affine(self):  # type: ignore[override]
+        return all(p.is_affine for p in self.transforms)
+
+    @property
+    def ndim(self):
+        return unify_ndim(self.transforms)
+
+    @property
+    def free_symbols(self):
+        out: frozenset = frozenset()
+        for p in self.transforms:
+            out |= p.free_symbols
+        return out
+
+    def _substitute(self, subs):
+        return Compose(tuple(p._substitute(subs) for p in self.transforms))
+
+    def __call__(self, points):
+        for part in reversed(self.transforms):
+            points = part(points)
+        return points
+
+    def inverse(self):
+        return Compose(tuple(p.inverse() for p in reversed(self.transforms)))
+
+    def matrix(self, ndim=None):
+        ndim = self.resolve_ndim(ndim)
+        mats = [p.matrix(ndim) for p in self.transforms]
+        if any(isinstance(m, sympy.MatrixBase) for m in mats):
+            out = sympy.Matrix(mats[0])
+            for m in mats[1:]:
+                out = out * sympy.Matrix(m)
+            return out.applyfunc(sympy.simplify)
+        out = mats[0]
+        for m in mats[1:]:
+            out = out @ m
+        return out
+
+    def __repr__(self):
+        return " @ ".join(repr(p) for p in self.transforms)
+
+
+def symbolic_or_numeric(entries, symbolic: bool):
+    """Turn a nested list of scalars into a numpy float array or an exact sympy Matrix."""
+    if symbolic or is_symbolic(tuple(tuple(row) for row in entries)):
+        return sympy.Matrix([[_exact(v) for v in row] for row in entries])
+    return np.array(entries, dtype=np.float64)
+
+
+def _exact(value):
+    """A sympy number equal to ``value``: integers stay integers, other floats keep their bits."""
+    if isinstance(value, sympy.Basic):
+        return value
+    if float(value).is_integer():
+        return sympy.Integer(int(value))
+    return sympy.Float(value)
