@@ -129,6 +129,19 @@ class Transform:
         changes = {name: _subs(value, subs) for name, value in self.params().items()}
         return self._rebuild(**changes)
 
+    # -- recipes (the encoding lives in transfuse.io.recipes) ------------------------------
+    def to_dict(self) -> dict:
+        """The transform as a JSON-ready recipe dict (see :mod:`transfuse.io.recipes`)."""
+        from ..io import recipes
+
+        return recipes.to_dict(self)
+
+    def to_json(self, **kwargs) -> str:
+        """The transform as a JSON recipe text; ``transfuse.loads`` reads it back exactly."""
+        from ..io import recipes
+
+        return recipes.dumps(self, **kwargs)
+
     # -- algebra -------------------------------------------------------------------------
     def __matmul__(self, other: Transform) -> Transform:
         if not isinstance(other, Transform):
