@@ -33,7 +33,10 @@ def _check_axes_fit(axes, ndim, name):
     for ax in axes:
         if not -ndim <= ax < ndim:
             raise ValueError(f"{name}={axes!r} is out of range for ndim={ndim}")
-    return tuple(ax % ndim for ax in axes)
+    out = tuple(ax % ndim for ax in axes)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name}={axes!r} repeats an axis for ndim={ndim}")
+    return out
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -396,6 +399,8 @@ def _is_homogeneous(arr) -> bool:
 
 
 def _equals(value, target) -> bool:
+    if isinstance(value, sympy.Basic):  # sympy >= 1.13: Integer(0) == 0.0 is False
+        return bool((value - target).is_zero)
     try:
         return bool(value == target)
     except TypeError:
@@ -480,6 +485,8 @@ class Flip(AffineTransform):
             center = as_vector(self.center, "center", length=len(axes))
         object.__setattr__(self, "center", center)
         if self.ndim is not None:
+            if not isinstance(self.ndim, int) or self.ndim < 1:
+                raise ValueError(f"ndim={self.ndim!r} must be a positive integer")
             axes = _check_axes_fit(axes, self.ndim, "axes")
         elif min(axes) < 0:
             raise ValueError(f"axes={axes!r}: negative axes need ndim to be given")
@@ -513,7 +520,7 @@ class Permute(AffineTransform):
 
     def __post_init__(self):
         order = as_axes(self.order, "order")
-        if sorted(order) != list(range(len(order))):
+        if not order or sorted(order) != list(range(len(order))):
             raise ValueError(f"order={self.order!r} is not a permutation of 0..{len(order) - 1}")
         object.__setattr__(self, "order", order)
 

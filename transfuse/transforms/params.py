@@ -85,7 +85,7 @@ def as_scalar(value, name: str):
     value = float(value)
     if not math.isfinite(value):
         raise ValueError(f"{name}={value!r} must be finite")
-    return value
+    return value + 0.0  # -0.0 -> 0.0: equal values get equal keys
 
 
 def as_vector(value, name: str, length: int | None = None) -> tuple:
