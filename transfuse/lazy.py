@@ -1,0 +1,447 @@
+"""The lazy image API: record resampling steps, plan them together, compute once."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import dask.array as da
+import numpy as np
+from scipy import special
+
+from .planner import plan as make_plan
+from .planner.expr import Source, Step
+from .planner.options import ResampleOptions, check_chunks, check_output_shape
+from .transforms import Affine, Transform, Translate
+
+__all__ = ["LazyImage", "lazy"]
+
+
+def lazy(array, chunks=None) -> LazyImage:
+    """Wrap a numpy or dask array as a lazy image.
+
+    Parameters
+    ----------
+    array : array_like or dask.array.Array
+        The input image (never modified).
+    chunks : int, tuple or "auto", optional
+        Chunking to use (dask arrays are rechunked only when given).
+
+    Examples
+    --------
+    >>> import numpy as np, transfuse
+    >>> x = np.arange(16.0).reshape(4, 4)
+    >>> transfuse.lazy(x).shift((1, 0), order=1).compute()[:, 0]
+    array([0., 0., 4., 8.])
+    """
+    if isinstance(array, LazyImage):
+        return array
+    if isinstance(array, da.Array):
+        arr = array if chunks is None else array.rechunk(chunks)
+    else:
+        arr = np.asarray(array) if not hasattr(array, "__array_function__") else array
+        arr = da.from_array(arr, chunks="auto" if chunks is None else chunks)
+    if arr.ndim < 1:
+        raise ValueError(f"array must have at least one dimension, got shape {arr.shape}")
+    if np.dtype(arr.dtype).kind not in "biuf":
+        raise ValueError(f"array dtype {arr.dtype} is not supported (real numbers only)")
+    if any(np.isnan(c) for cs in arr.chunks for c in cs):
+        raise ValueError("array has unknown chunk sizes; call compute_chunk_sizes() first")
+    source = Source(tuple(arr.shape), np.dtype(arr.dtype), arr.chunks, arr.name)
+    return LazyImage(source, arr)
+
+
+def _options(order, mode, cval, prefilter):
+    return ResampleOptions(order=order, mode=mode, cval=cval, prefilter=prefilter)
+
+
+def _out_dtype(output, default):
+    if output is None:
+        return None
+    try:
+        dt = np.dtype(output)
+    except TypeError as exc:
+        raise ValueError(
+            f"output={output!r} must be a numpy dtype (arrays are not accepted by a lazy image)"
+        ) from exc
+    if dt.kind not in "biuf":
+        raise ValueError(f"output={output!r} must be a real numeric dtype")
+    return dt
+
+
+class LazyImage:
+    """An image with pending resampling steps. Methods return new lazy images; nothing is
+    computed until :meth:`compute` (or :meth:`to_dask` and dask's compute).
+
+    When consecutive steps use the same ``order``, ``mode``, ``cval`` and ``prefilter`` they
+    are fused and the input is resampled once with the composed transform (no intermediate
+    crop: content outside an intermediate grid is not lost). Steps with different options
+    start a new resampling pass, as if run one after the other; :meth:`explain` shows it.
+    """
+
+    def __init__(self, expr: Source | Step, array: da.Array):
+        self._expr = expr
+        self._array = array
+
+    # -- geometry ---------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._expr.shape
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        node = self._expr
+        while isinstance(node, Step):
+            if node.dtype is not None:
+                return np.dtype(node.dtype)
+            node = node.child
+        return np.dtype(node.dtype)
+
+    @property
+    def steps(self) -> list[Step]:
+        out, node = [], self._expr
+        while isinstance(node, Step):
+            out.append(node)
+            node = node.child
+        return out[::-1]
+
+    def __repr__(self) -> str:
+        return f"<LazyImage shape={self.shape} dtype={self.dtype} steps={len(self.steps)}>"
+
+    # -- building -------------------------------------------------------------------------
+    def _step(
+        self, transform, output_shape, options, output_chunks, output, label, zoom_shift=None
+    ) -> LazyImage:
+        output_shape = check_output_shape(
+            self.shape if output_shape is None else output_shape, self.ndim
+        )
+        if output_chunks is not None:
+            check_chunks(output_chunks, output_shape)
+        step = Step(
+            self._expr,
+            transform,
+            output_shape,
+            options,
+            output_chunks,
+            _out_dtype(output, self.dtype),
+            label,
+            zoom_shift,
+        )
+        return LazyImage(step, self._array)
+
+    def transform(
+        self,
+        transform: Transform,
+        output_shape=None,
+        order=3,
+        mode="constant",
+        cval=0.0,
+        prefilter=True,
+        output_chunks=None,
+        output=None,
+    ) -> LazyImage:
+        """Resample through ``transform`` (a pull map: output coordinates -> input).
+
+        ``lazy(x).transform(T).compute()`` equals
+        ``scipy.ndimage.affine_transform(x, T.matrix())``.
+
+        Parameters
+        ----------
+        transform : Transform
+        output_shape : tuple of int, optional
+            Default: the current shape.
+        order : int
+            Spline order 0-5.
+        mode : str
+            One of scipy.ndimage's eight boundary modes.
+        cval : float
+            Value outside the input for ``constant``/``grid-constant``.
+        prefilter : bool
+            Convert the input to spline coefficients first (exact on chunked data).
+        output_chunks : int or tuple, optional
+            Default: the input's chunk size.
+        output : dtype, optional
+            Output dtype (default: the input's).
+
+        Examples
+        --------
+        >>> import numpy as np, transfuse
+        >>> x = np.zeros((5, 5)); x[1, 2] = 1
+        >>> y = transfuse.lazy(x).transform(transfuse.Translate((1, 0)), order=0).compute()
+        >>> int(y[0, 2])
+        1
+        """
+        if not isinstance(transform, Transform):
+            raise ValueError(f"transform={transform!r} is not a transfuse Transform")
+        transform.resolve_ndim(self.ndim)
+        if not transform.is_affine:
+            raise ValueError(f"transform={transform!r}: only affine transforms are supported")
+        return self._step(
+            transform,
+            output_shape,
+            _options(order, mode, cval, prefilter),
+            output_chunks,
+            output,
+            "",
+        )
+
+    def affine_transform(
+        self,
+        matrix,
+        offset=0.0,
+        output_shape=None,
+        order=3,
+        mode="constant",
+        cval=0.0,
+        prefilter=True,
+        output_chunks=None,
+        output=None,
+    ) -> LazyImage:
+        """As :func:`scipy.ndimage.affine_transform` (matrix forms (n,), (n, n), (n, n+1),
+        (n+1, n+1); with the last two the offset column wins over ``offset``, as in scipy).
+
+        Examples
+        --------
+        >>> import numpy as np, scipy.ndimage as ndi, transfuse
+        >>> x = np.random.default_rng(0).random((6, 7))
+        >>> m = [[0.9, 0.2], [-0.1, 1.1]]
+        >>> np.allclose(transfuse.lazy(x).affine_transform(m, 0.5).compute(),
+        ...             ndi.affine_transform(x, m, 0.5))
+        True
+        """
+        opts = _options(order, mode, cval, prefilter)
+        arr = np.asarray(matrix) if not hasattr(matrix, "free_symbols") else matrix
+        zoom_shift = None
+        if getattr(arr, "ndim", 2) == 2 and arr.shape[1] == self.ndim + 1:
+            if np.ndim(offset) != 0 or offset != 0:
+                warnings.warn(
+                    "offset is ignored: matrix has an offset column (as in scipy)", stacklevel=2
+                )
+            offset = 0.0
+        transform = Affine(matrix, offset)
+        transform.resolve_ndim(self.ndim)
+        if getattr(arr, "ndim", 2) == 1 and transform.free_symbols == frozenset():
+            diag = np.asarray(arr, dtype=np.float64)
+            if np.any(diag == 0):
+                raise ValueError(
+                    f"matrix={list(diag)} has a zero entry; a 1-D matrix scales "
+                    "each axis and must not be 0"
+                )
+            off = np.broadcast_to(np.asarray(offset, dtype=np.float64), diag.shape)
+            zoom_shift = (diag, off / diag)
+        return self._step(
+            transform,
+            output_shape,
+            opts,
+            output_chunks,
+            output,
+            f"affine_transform(offset={np.asarray(offset).tolist()})",
+            zoom_shift,
+        )
+
+    def rotate(
+        self,
+        angle,
+        axes=(1, 0),
+        reshape=True,
+        order=3,
+        mode="constant",
+        cval=0.0,
+        prefilter=True,
+        output_chunks=None,
+        output=None,
+    ) -> LazyImage:
+        """As :func:`scipy.ndimage.rotate`: ``angle`` degrees in the plane of ``axes`` about
+        the image centre; ``reshape`` grows the output to hold the whole input.
+
+        Examples
+        --------
+        >>> import numpy as np, transfuse
+        >>> transfuse.lazy(np.ones((10, 20))).rotate(90).shape
+        (20, 10)
+        """
+        if self.ndim < 2:
+            raise ValueError("rotate needs an image of at least 2 dimensions")
+        axes = list(axes)
+        if len(axes) != 2 or not all(float(a).is_integer() for a in axes):
+            raise ValueError(f"axes={axes!r} must be two integer axes")
+        axes = [int(a) + self.ndim if a < 0 else int(a) for a in axes]
+        if any(a < 0 or a >= self.ndim for a in axes) or axes[0] == axes[1]:
+            raise ValueError(f"axes={axes!r} is not a plane of a {self.ndim}-D image")
+        if np.ndim(angle) != 0 or not np.isfinite(angle):
+            raise ValueError(f"angle={angle!r} must be a finite number")
+        axes.sort()
+        c, s = special.cosdg(angle), special.sindg(angle)
+        rot = np.array([[c, s], [-s, c]])
+        img_shape = np.asarray(self.shape)
+        in_plane = img_shape[axes]
+        if reshape:
+            iy, ix = in_plane
+            bounds = rot @ [[0, 0, iy, iy], [0, ix, 0, ix]]
+            out_plane = (np.ptp(bounds, axis=1) + 0.5).astype(int)
+        else:
+            out_plane = in_plane
+        out_center = rot @ ((out_plane - 1) / 2)
+        in_center = (in_plane - 1) / 2
+        offset_plane = in_center - out_center
+        out_shape = img_shape.copy()
+        out_shape[axes] = out_plane
+        matrix = np.eye(self.ndim)
+        offset = np.zeros(self.ndim)
+        for i, a in enumerate(axes):
+            offset[a] = offset_plane[i]
+            for j, b in enumerate(axes):
+                matrix[a, b] = rot[i, j]
+        transform = Affine(matrix, offset)
+        label = f"rotate({angle:g}, axes={tuple(axes)}, reshape={reshape})"
+        return self._step(
+            transform,
+            tuple(int(v) for v in out_shape),
+            _options(order, mode, cval, prefilter),
+            output_chunks,
+            output,
+            label,
+        )
+
+    def zoom(
+        self,
+        zoom,
+        order=3,
+        mode="constant",
+        cval=0.0,
+        prefilter=True,
+        *,
+        grid_mode=False,
+        output_chunks=None,
+        output=None,
+    ) -> LazyImage:
+        """As :func:`scipy.ndimage.zoom` (output shape ``round(shape * zoom)``).
+
+        Examples
+        --------
+        >>> import numpy as np, transfuse
+        >>> transfuse.lazy(np.ones((4, 6))).zoom(2).shape
+        (8, 12)
+        """
+        factors = (
+            np.broadcast_to(np.asarray(zoom, dtype=np.float64), (self.ndim,))
+            if np.ndim(zoom) == 0
+            else np.asarray(zoom, dtype=np.float64)
+        )
+        if (
+            factors.shape != (self.ndim,)
+            or not np.all(np.isfinite(factors))
+            or np.any(factors <= 0)
+        ):
+            raise ValueError(f"zoom={zoom!r} must be one positive number or one per axis")
+        out_shape = tuple(int(round(n * z)) for n, z in zip(self.shape, factors, strict=True))
+        check_output_shape(out_shape, self.ndim, name="round(shape * zoom)")
+        opts = _options(order, mode, cval, prefilter)
+        if np.all(factors == 1) and prefilter:
+            return self  # scipy returns the input unchanged (gh-20999)
+        nin = np.array(self.shape, dtype=np.int64)
+        nout = np.array(out_shape, dtype=np.int64)
+        if not grid_mode:
+            nin, nout = nin - 1, nout - 1
+        ratio = np.divide(nin, nout, out=np.ones(self.ndim), where=nout != 0)
+        label = f"zoom({np.asarray(zoom).tolist()}{', grid_mode=True' if grid_mode else ''})"
+        if grid_mode:
+            transform = Affine(ratio, offset=0.5 * ratio - 0.5)
+            return self._step(transform, out_shape, opts, output_chunks, output, label)
+        transform = Affine(ratio)
+        return self._step(transform, out_shape, opts, output_chunks, output, label, (ratio, None))
+
+    def shift(
+        self,
+        shift,
+        order=3,
+        mode="constant",
+        cval=0.0,
+        prefilter=True,
+        output_chunks=None,
+        output=None,
+    ) -> LazyImage:
+        """As :func:`scipy.ndimage.shift`: content moves by ``shift`` samples.
+
+        Examples
+        --------
+        >>> import numpy as np, transfuse
+        >>> transfuse.lazy(np.arange(5.0)).shift(2, order=0).compute()
+        array([0., 0., 0., 1., 2.])
+        """
+        vec = (
+            np.broadcast_to(np.asarray(shift, dtype=np.float64), (self.ndim,))
+            if np.ndim(shift) == 0
+            else np.asarray(shift, dtype=np.float64)
+        )
+        if vec.shape != (self.ndim,) or not np.all(np.isfinite(vec)):
+            raise ValueError(f"shift={shift!r} must be one finite number or one per axis")
+        transform = Translate(tuple(-vec))
+        return self._step(
+            transform,
+            None,
+            _options(order, mode, cval, prefilter),
+            output_chunks,
+            output,
+            f"shift({vec.tolist()})",
+            (None, -vec),
+        )
+
+    def flip(self, axes, order=0, mode="constant", cval=0.0, output_chunks=None) -> LazyImage:
+        """Reverse the image along ``axes`` (like ``np.flip``), as a fusable step."""
+        from .transforms import Flip
+
+        axes = (axes,) if np.ndim(axes) == 0 else tuple(axes)
+        axes = tuple(a % self.ndim for a in axes)
+        centers = tuple((self.shape[a] - 1) / 2 for a in axes)
+        return self.transform(
+            Flip(axes, center=centers, ndim=self.ndim),
+            order=order,
+            mode=mode,
+            cval=cval,
+            output_chunks=output_chunks,
+        )
+
+    def bind(self, **values) -> LazyImage:
+        """Bind free symbols of every step (see :meth:`transfuse.Transform.bind`)."""
+        free = {s.name for step in self.steps for s in step.transform.free_symbols}
+        unknown = sorted(set(values) - free)
+        if unknown:
+            raise ValueError(
+                f"bind(): {', '.join(unknown)} not among the free symbols {sorted(free)}"
+            )
+
+        def rebind(node):
+            if not isinstance(node, Step):
+                return node
+            names = {s.name for s in node.transform.free_symbols}
+            mine = {k: v for k, v in values.items() if k in names}
+            t = node.transform.bind(**mine) if mine else node.transform
+            return dataclasses.replace(node, child=rebind(node.child), transform=t)
+
+        return LazyImage(rebind(self._expr), self._array)
+
+    # -- results --------------------------------------------------------------------------
+    def plan(self):
+        """Plan the pending steps (see :func:`transfuse.planner.plan`)."""
+        return make_plan(self._expr)
+
+    def explain(self) -> str:
+        """The plan as text (see :meth:`transfuse.planner.Plan.explain`)."""
+        return self.plan().explain()
+
+    def to_dask(self, executor: str = "cpu") -> da.Array:
+        """The result as a dask array (one graph: prefilter + one resampling layer per pass)."""
+        if not self.steps:
+            return self._array
+        from .executors import get_executor
+
+        return get_executor(executor).to_dask(self.plan(), self._array)
+
+    def compute(self, **kwargs) -> np.ndarray:
+        """Compute the result (keyword arguments go to dask's ``compute``)."""
+        return self.to_dask().compute(**kwargs)

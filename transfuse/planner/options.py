@@ -1,0 +1,121 @@
+"""Resampling options (order, mode, cval, prefilter) and their validation."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+
+import numpy as np
+
+__all__ = ["MODES", "ResampleOptions", "check_output_shape", "check_chunks"]
+
+#: Every boundary mode of scipy.ndimage, with its canonical name.
+MODES = {
+    "constant": "constant",
+    "grid-constant": "grid-constant",
+    "nearest": "nearest",
+    "reflect": "reflect",
+    "grid-mirror": "reflect",
+    "mirror": "mirror",
+    "wrap": "wrap",
+    "grid-wrap": "grid-wrap",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ResampleOptions:
+    """How one resampling pass interpolates: spline ``order`` (0-5), boundary ``mode``,
+    fill value ``cval`` and whether the input is converted to spline coefficients first
+    (``prefilter``, as in scipy.ndimage).
+
+    Examples
+    --------
+    >>> ResampleOptions(order=1, mode="grid-mirror").mode
+    'reflect'
+    >>> ResampleOptions(order=7)
+    Traceback (most recent call last):
+    ...
+    ValueError: order=7 must be an integer from 0 to 5
+    """
+
+    order: int = 3
+    mode: str = "constant"
+    cval: float = 0.0
+    prefilter: bool = True
+
+    def __post_init__(self):
+        order = self.order
+        if isinstance(order, bool | np.bool_) or not isinstance(order, numbers.Integral):
+            raise ValueError(f"order={order!r} must be an integer from 0 to 5")
+        if not 0 <= int(order) <= 5:
+            raise ValueError(f"order={order!r} must be an integer from 0 to 5")
+        object.__setattr__(self, "order", int(order))
+        if not isinstance(self.mode, str) or self.mode not in MODES:
+            raise ValueError(f"mode={self.mode!r} is not one of {sorted(MODES)}")
+        object.__setattr__(self, "mode", MODES[self.mode])
+        cval = self.cval
+        if isinstance(cval, bool | np.bool_) or not isinstance(cval, numbers.Real):
+            raise ValueError(f"cval={cval!r} must be a real number")
+        if not math.isfinite(float(cval)):
+            raise ValueError(f"cval={cval!r} must be finite")
+        object.__setattr__(self, "cval", float(cval))
+        if not isinstance(self.prefilter, bool | np.bool_):
+            raise ValueError(f"prefilter={self.prefilter!r} must be True or False")
+        object.__setattr__(self, "prefilter", bool(self.prefilter))
+
+    @property
+    def needs_coefficients(self) -> bool:
+        """True when the input must be converted to spline coefficients."""
+        return self.prefilter and self.order > 1
+
+    @property
+    def pad(self) -> int:
+        """Samples scipy adds per side before prefiltering (12 for nearest/grid-constant)."""
+        if self.needs_coefficients and self.mode in ("nearest", "grid-constant"):
+            return 12
+        return 0
+
+
+def check_output_shape(shape, ndim: int | None = None, name: str = "output_shape") -> tuple:
+    """Validate an output shape: positive integers, ``ndim`` entries when given."""
+    if np.ndim(shape) == 0:
+        raise ValueError(f"{name}={shape!r} must be a sequence of positive integers")
+    out = []
+    for v in shape:
+        if isinstance(v, bool | np.bool_) or not isinstance(v, numbers.Integral) or v < 1:
+            raise ValueError(f"{name}={tuple(shape)!r} must hold positive integers")
+        out.append(int(v))
+    if ndim is not None and len(out) != ndim:
+        raise ValueError(f"{name}={tuple(out)!r} must have {ndim} entries")
+    if not out:
+        raise ValueError(f"{name} must not be empty")
+    return tuple(out)
+
+
+def check_chunks(chunks, shape: tuple, name: str = "output_chunks") -> tuple[tuple[int, ...], ...]:
+    """Normalise a chunk specification for ``shape`` into dask's tuple-of-tuples form.
+
+    Accepts an int (same size on every axis), a tuple of ints (size per axis) or explicit
+    block sizes per axis. Raises ValueError naming ``name`` otherwise.
+    """
+    ndim = len(shape)
+    if np.ndim(chunks) == 0:
+        chunks = (chunks,) * ndim
+    chunks = tuple(chunks)
+    if len(chunks) != ndim:
+        raise ValueError(f"{name}={chunks!r} must have {ndim} entries")
+    out = []
+    for axis, (c, n) in enumerate(zip(chunks, shape, strict=True)):
+        if isinstance(c, numbers.Integral) and not isinstance(c, bool):
+            if c < 1:
+                raise ValueError(f"{name}[{axis}]={c!r} must be a positive integer")
+            c = min(int(c), n)
+            sizes = [c] * (n // c) + ([n % c] if n % c else [])
+            out.append(tuple(sizes))
+        else:
+            sizes = tuple(int(s) for s in c)
+            if sum(sizes) != n or any(s < 1 for s in sizes):
+                raise ValueError(f"{name}[{axis}]={c!r} does not split an axis of {n} samples")
+            out.append(sizes)
+    return tuple(out)
