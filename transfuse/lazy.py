@@ -222,8 +222,7 @@ class LazyImage:
                     "offset is ignored: matrix has an offset column (as in scipy)", stacklevel=2
                 )
             offset = 0.0
-        transform = Affine(matrix, offset)
-        transform.resolve_ndim(self.ndim)
+        transform = Affine(matrix, offset, ndim=self.ndim)
         if getattr(arr, "ndim", 2) == 1 and transform.free_symbols == frozenset():
             diag = np.asarray(arr, dtype=np.float64)
             if np.any(diag == 0):

@@ -115,17 +115,20 @@ class CPUExecutor:
             str(p.dtype),
             p.input_shape,
         )
+        cmap = p.coordinate_map
         dsk = {}
         for idx, fp in p.footprints.items():
             if fp.axes is None:
-                dsk[(name, *idx)] = (resample_chunk, job, fp, [])
+                dsk[(name, *idx)] = (resample_chunk, job, fp, [], 0)
                 continue
             infos = [
                 _axis_info(p.coefficient_chunks[a], opts.pad, w.chunks)
                 for a, w in enumerate(fp.axes)
             ]
+            extras = list(cmap.extra_keys(idx))
             deps = [(coef.name, *k) for k in fp.dependencies]
-            dsk[(name, *idx)] = (resample_chunk, job, fp, infos, *deps)
-        graph = HighLevelGraph.from_collections(name, dsk, dependencies=[coef])
+            dsk[(name, *idx)] = (resample_chunk, job, fp, infos, len(extras), *extras, *deps)
+        collections = [coef, *cmap.collections]
+        graph = HighLevelGraph.from_collections(name, dsk, dependencies=collections)
         meta = np.empty((0,) * len(p.output_shape), dtype=p.dtype)
         return da.Array(graph, name, p.output_chunks, meta=meta)

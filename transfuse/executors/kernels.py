@@ -31,7 +31,7 @@ def cast_like_scipy(values, dtype):
     return values.astype(dtype, copy=False)
 
 
-def resample_chunk(job, footprint, layouts_info, *pieces, ndi=ndimage):
+def resample_chunk(job, footprint, layouts_info, n_extras, *args, ndi=ndimage):
     """One output chunk.
 
     Parameters
@@ -42,9 +42,13 @@ def resample_chunk(job, footprint, layouts_info, *pieces, ndi=ndimage):
         This chunk's box and coefficient window.
     layouts_info : list of (starts, sizes) per axis
         Domain start and size of the coefficient chunks in ``pieces`` along each axis.
-    *pieces : ndarray
-        The coefficient chunks, row-major over the footprint's chunk grid.
+    n_extras : int
+        How many of ``args`` come first and belong to the coordinate map (e.g. a chunk of a
+        coordinate array); they are passed to ``coordinate_map.coordinates``.
+    *args : ndarray
+        The extras, then the coefficient chunks, row-major over the footprint's chunk grid.
     """
+    extras, pieces = args[:n_extras], args[n_extras:]
     shape = tuple(e - s for s, e in footprint.box)
     opts = job.options
     if footprint.axes is None:
@@ -52,7 +56,7 @@ def resample_chunk(job, footprint, layouts_info, *pieces, ndi=ndimage):
     counts = [len(w.chunks) for w in footprint.axes]
     block = assemble(pieces, counts)
     layouts = [AxisLayout(*info) for info in layouts_info]
-    coords = job.coordinate_map.coordinates(footprint.box)
+    coords = job.coordinate_map.coordinates(footprint.box, *extras)
     outside = None
     window_index = []
     has_cval_taps = False

@@ -1,11 +1,16 @@
 """Pull maps in physical form: what an executor evaluates per output chunk.
 
-A map turns output sample indices into input coordinates. Two operations are needed:
+A map turns output sample indices into input coordinates. The protocol every map follows
+(affine maps here; non-linear maps elsewhere):
 
-* ``coordinates(box)`` — the coordinates of every point of an output box, computed in
-  exactly the arithmetic order scipy.ndimage uses, so that chunked results match it;
-* ``ranges(boxes)`` — per input axis, the exact min and max of those same float values over
-  each box, used by the planner for footprints.
+* ``coordinates(box, *extras)`` — the coordinates of every point of an output box, shape
+  ``(ndim_in, *box_shape)``; affine maps use exactly scipy.ndimage's arithmetic order so
+  that chunked results match it bit for bit;
+* ``ranges(boxes)`` — per box and input axis, a sound ``[min, max]`` of those coordinates
+  (exact for affine maps), used by the planner for footprints;
+* ``extra_keys(block_index)`` and ``collections`` — dask keys a chunk's task must receive
+  as ``extras`` (e.g. a chunk of a coordinate array) and the dask collections they come from;
+* ``token`` — everything that changes the coordinates, for dask keys.
 """
 
 from __future__ import annotations
@@ -85,6 +90,15 @@ class AffineMap:
         for extra in (self.zoom, self.shift):
             parts.append(None if extra is None else extra.tobytes())
         return tuple(parts)
+
+    @property
+    def collections(self) -> tuple:
+        """Affine maps read no dask collection besides the input."""
+        return ()
+
+    def extra_keys(self, block_index) -> list:
+        """Affine maps need no extra inputs."""
+        return []
 
     def _axis_values(self, axis: int, o):
         """scipy's zoom_shift arithmetic for one axis."""

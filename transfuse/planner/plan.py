@@ -121,7 +121,9 @@ def _numeric_map(fused: FusedStep, ndim: int) -> AffineMap:
             f"e.g. .bind({names.split(', ')[0]}=...)"
         )
     if not fused.transform.is_affine:
-        raise NotImplementedError(f"{type(fused.transform).__name__} is not affine")
+        from .maps import compile_map  # non-linear chains (displacements, expressions, ...)
+
+        return compile_map(fused.transform, ndim)
     if len(fused.steps) == 1 and fused.last.zoom_shift is not None:
         zoom, shift = fused.last.zoom_shift
         return AffineMap.from_zoom_shift(zoom, shift, ndim)

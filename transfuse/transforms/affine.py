@@ -430,8 +430,12 @@ class Affine(AffineTransform):
     linear: tuple = ()
     offset: tuple = ()
 
-    def __init__(self, matrix, offset=0.0):
-        linear, offset = split_affine_matrix(matrix, offset, name="matrix")
+    def __init__(self, matrix, offset=0.0, ndim=None):
+        if ndim is not None and (
+            isinstance(ndim, bool) or not isinstance(ndim, int | np.integer) or ndim < 1
+        ):
+            raise ValueError(f"ndim={ndim!r} must be a positive integer")
+        linear, offset = split_affine_matrix(matrix, offset, ndim=ndim, name="matrix")
         object.__setattr__(self, "linear", linear)
         object.__setattr__(self, "offset", offset)
 
