@@ -178,8 +178,6 @@ class LazyImage:
         if not isinstance(transform, Transform):
             raise ValueError(f"transform={transform!r} is not a transfuse Transform")
         transform.resolve_ndim(self.ndim)
-        if not transform.is_affine:
-            raise ValueError(f"transform={transform!r}: only affine transforms are supported")
         return self._step(
             transform,
             output_shape,

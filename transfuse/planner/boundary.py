@@ -67,11 +67,16 @@ def fold_coordinates(c, n: int, mode: str, pad: int = 0, order: int = 5):
         outside = (c < 0) | (c > n - 1)
         c[outside] = 0.0
         return c, outside
-    if mode == "nearest":
-        return np.clip(c, -pad, n - 1 + pad), None
-    if mode == "grid-constant":
+    if mode in ("nearest", "grid-constant"):
+        # scipy leaves these coordinates alone; taps outside the (padded) array are clamped
+        # (nearest) or read cval. Beyond `reach` every tap does so: move such points back by
+        # whole samples (exact in floating point, so the spline weights are unchanged).
         reach = pad + order + 2.0
-        return np.clip(c, -reach, n - 1 + reach), None
+        far_hi = c > n - 1 + reach
+        c[far_hi] -= np.floor(c[far_hi] - (n - 1 + reach))
+        far_lo = c < -reach
+        c[far_lo] += np.floor(-reach - c[far_lo])
+        return c, None
     if n <= 1:
         return np.zeros_like(c), None
     lo = c < 0
@@ -129,11 +134,8 @@ def fold_interval(a: float, b: float, n: int, mode: str, pad: int, order: int):
         if b < 0 or a > n - 1:
             return None
         return max(a, 0.0), min(b, float(n - 1))
-    if mode == "nearest":
-        lo, hi = -pad, n - 1 + pad
-        return min(max(a, lo), hi), max(min(b, hi), lo)
-    if mode == "grid-constant":
-        reach = pad + order + 2.0
+    if mode in ("nearest", "grid-constant"):
+        reach = pad + order + 3.0  # fold_coordinates keeps points within reach + 1
         return min(max(a, -reach), n - 1 + reach), max(min(b, n - 1 + reach), -reach)
     if n <= 1:
         return 0.0, 0.0

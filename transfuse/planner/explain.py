@@ -38,9 +38,13 @@ def explain(plan) -> str:
             lines.append(f"  pass {k}: {nsteps} step(s) fused -> one resample")
             lines.append(f"    transform: {p.fused.transform!r}")
             form = p.coordinate_map.form
-            lines.append(f"    fused matrix ({form}):")
-            for row in str(p.coordinate_map.matrix).splitlines():
-                lines.append("      " + row)
+            matrix = p.coordinate_map.matrix
+            if matrix is None:
+                lines.append(f"    fused map: {p.coordinate_map!r}")
+            else:
+                lines.append(f"    fused matrix ({form}):")
+                for row in str(matrix).splitlines():
+                    lines.append("      " + row)
             lines.append(
                 f"    output: shape={p.output_shape} dtype={p.dtype} "
                 f"chunks={_chunks_text(p.output_chunks)}"

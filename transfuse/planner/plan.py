@@ -112,7 +112,7 @@ def fuse_affine_runs(graph: nx.DiGraph) -> nx.DiGraph:
     return out
 
 
-def _numeric_map(fused: FusedStep, ndim: int) -> AffineMap:
+def _numeric_map(fused: FusedStep, ndim: int, output_chunks=None):
     free = fused.transform.free_symbols
     if free:
         names = ", ".join(sorted(str(s) for s in free))
@@ -123,7 +123,7 @@ def _numeric_map(fused: FusedStep, ndim: int) -> AffineMap:
     if not fused.transform.is_affine:
         from .maps import compile_map  # non-linear chains (displacements, expressions, ...)
 
-        return compile_map(fused.transform, ndim)
+        return compile_map(fused.transform, ndim, output_chunks)
     if len(fused.steps) == 1 and fused.last.zoom_shift is not None:
         zoom, shift = fused.last.zoom_shift
         return AffineMap.from_zoom_shift(zoom, shift, ndim)
@@ -145,13 +145,16 @@ def lower(graph: nx.DiGraph) -> list[Pass]:
     passes = []
     for fused in nodes[1:]:
         last = fused.last
-        cmap = _numeric_map(fused, len(shape))
         out_shape = last.output_shape
         requested = last.output_chunks
-        out_chunks = check_chunks(
-            requested if requested is not None else _default_chunks(out_shape, chunks),
-            out_shape,
-        )
+        cmap = _numeric_map(fused, len(shape), requested)
+        if getattr(cmap, "output_chunks", None) is not None:
+            out_chunks = cmap.output_chunks  # the map's own chunking (coordinate arrays)
+        else:
+            out_chunks = check_chunks(
+                requested if requested is not None else _default_chunks(out_shape, chunks),
+                out_shape,
+            )
         opts = fused.options
         coef_chunks = coefficient_chunks(chunks, opts.pad)
         fps = footprints(cmap, out_chunks, shape, coef_chunks, opts)

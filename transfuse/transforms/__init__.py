@@ -13,12 +13,15 @@ from .affine import (
     split_affine_matrix,
 )
 from .base import Compose, Transform
+from .nonlinear import CoordinateMap, NonlinearTransform
 from .params import symbols
 
 __all__ = [
     "Affine",
     "AffineTransform",
     "Compose",
+    "CoordinateMap",
+    "NonlinearTransform",
     "Flip",
     "Identity",
     "Permute",

@@ -126,7 +126,8 @@ class Transform:
         return self._substitute(subs)
 
     def _substitute(self, subs: dict) -> Transform:
-        changes = {name: _subs(value, subs) for name, value in self.params().items()}
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        changes = {name: _subs(value, subs) for name, value in fields.items()}
         return self._rebuild(**changes)
 
     # -- recipes (the encoding lives in transfuse.io.recipes) ------------------------------
