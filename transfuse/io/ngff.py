@@ -1,0 +1,574 @@
+"""OME-NGFF ``coordinateTransformations``: read them as transfuse transforms, write them back.
+
+NGFF transformations point **forward**: from the ``input`` coordinate system (for an image, its
+array indices) to the ``output`` one (e.g. physical space). transfuse transforms **pull**: from
+output coordinates to input coordinates. :func:`from_ngff` therefore returns the *inverse* of the
+NGFF forward map, which is exactly what resamples the input array onto the index grid of the
+output coordinate system (sample ``k`` of the result lies at output coordinate ``k``):
+an NGFF ``scale`` ``s`` reads as ``Scale(1/s)``, a ``translation`` ``t`` as ``Translate(-t)``.
+:func:`to_ngff` does the converse. Coordinates keep the axis order of the coordinate systems
+(NGFF parameters are indexed like array axes, so no axis reversal happens here).
+
+Supported: the 0.4/0.5 lists (``identity``, ``scale``, ``translation`` applied in order) and the
+0.6 types ``identity``, ``scale``, ``translation``, ``mapAxis``, ``affine``, ``rotation``,
+``sequence``, ``inverseOf``, ``bijection``, ``byDimension`` (of matrix transforms), plus
+``displacements`` / ``coordinates`` when transfuse provides the nodes for them. See
+``docs/formats.md``.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .. import transforms as _transforms
+from ..transforms import Affine, Compose, Identity, Permute, Scale, Transform, Translate
+from .itk import FormatError
+
+__all__ = ["FormatError", "from_ngff", "to_ngff"]
+
+_VERSIONS_04 = ("0.4", "0.5")
+_FIELD_NODES = {"displacements": "DisplacementField", "coordinates": "CoordinateMap"}
+
+
+# -- reading -----------------------------------------------------------------------------------
+class _Context:
+    """What a conversion needs besides the transformation itself."""
+
+    def __init__(self, coordinate_systems, arrays):
+        self.systems = _systems(coordinate_systems)
+        self.arrays = arrays
+
+    def axes(self, ref, where, role):
+        """Axis names of the coordinate system ``ref`` names, or None when unknown."""
+        name = ref.get("name") if isinstance(ref, dict) else ref
+        if isinstance(name, str) and name in self.systems:
+            return self.systems[name]
+        return None
+
+    def array(self, node, where):
+        path = node["path"]
+        if self.arrays is None:
+            raise FormatError(
+                f"{where}: parameters are stored in the array at path {path!r}; pass arrays= "
+                "(a mapping or a callable from path to array) to read them"
+            )
+        try:
+            value = self.arrays(path) if callable(self.arrays) else self.arrays[path]
+        except (KeyError, LookupError) as exc:
+            raise FormatError(f"{where}: no array at path {path!r}") from exc
+        return np.asarray(value)
+
+
+def _systems(coordinate_systems) -> dict:
+    if coordinate_systems is None:
+        return {}
+    if isinstance(coordinate_systems, dict):
+        items = coordinate_systems.items()
+    else:
+        items = []
+        for i, cs in enumerate(coordinate_systems):
+            if not isinstance(cs, dict) or "name" not in cs or "axes" not in cs:
+                raise FormatError(f"coordinate_systems[{i}] needs 'name' and 'axes'")
+            items.append((cs["name"], cs["axes"]))
+    out = {}
+    for name, axes in items:
+        out[name] = tuple(a["name"] if isinstance(a, dict) else a for a in axes)
+    return out
+
+
+def _numbers(value, where, field, ndim=1):
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise FormatError(f"{where}: {field}={value!r} is not an array of numbers") from None
+    if arr.ndim != ndim or arr.size == 0:
+        shape = "a list of numbers" if ndim == 1 else "a list of rows"
+        raise FormatError(f"{where}: {field} must be {shape}, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise FormatError(f"{where}: {field}={value!r} holds a non-finite number")
+    return arr
+
+
+def _param(node, key, where, ctx, ndim=1):
+    """An inline parameter, or the array at ``path`` (which wins, as the spec says)."""
+    if "path" in node and (ctx.arrays is not None or key not in node):
+        return _numbers(ctx.array(node, where), where, f"array at {node['path']!r}", ndim)
+    if key not in node:
+        raise FormatError(f"{where}: a {node['type']} needs the field {key!r} (or 'path')")
+    return _numbers(node[key], where, key, ndim)
+
+
+def _check_dims(node, n, where, ctx):
+    for role in ("input", "output"):
+        axes = ctx.axes(node.get(role), where, role) if role in node else None
+        if axes is not None and len(axes) != n:
+            raise FormatError(
+                f"{where}: {node['type']} is {n}-D but its {role} coordinate system "
+                f"{node[role]!r} has {len(axes)} axes"
+            )
+
+
+def _map_axis(node, where, ctx) -> np.ndarray:
+    """``mapAxis`` as integers: output axis ``i`` takes input axis ``m[i]``."""
+    value = node.get("mapAxis")
+    if isinstance(value, dict):  # older draft: {output axis name: input axis name}
+        ins = ctx.axes(node.get("input"), where, "input")
+        outs = ctx.axes(node.get("output"), where, "output")
+        if ins is None or outs is None:
+            raise FormatError(
+                f"{where}: mapAxis by axis names needs the input and output coordinate systems "
+                "(pass coordinate_systems=)"
+            )
+        try:
+            return np.array([ins.index(value[name]) for name in outs])
+        except (KeyError, ValueError) as exc:
+            raise FormatError(f"{where}: mapAxis={value!r} does not match the axes") from exc
+    if not isinstance(value, list | tuple) or not all(
+        isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value
+    ):
+        raise FormatError(f"{where}: mapAxis={value!r} must be a list of integers")
+    return np.array(value, dtype=int)
+
+
+def _rect(node, where, ctx, n_in=None) -> np.ndarray:
+    """The forward map of a matrix-type transformation as an ``(M, N+1)`` array."""
+    kind = node["type"]
+    if kind == "identity":
+        if n_in is None:
+            raise FormatError(f"{where}: the dimension of this identity is unknown")
+        return np.eye(n_in, n_in + 1)
+    if kind == "scale":
+        s = _param(node, "scale", where, ctx)
+        return np.hstack([np.diag(s), np.zeros((len(s), 1))])
+    if kind == "translation":
+        t = _param(node, "translation", where, ctx)
+        return np.hstack([np.eye(len(t)), t[:, None]])
+    if kind == "mapAxis":
+        m = _map_axis(node, where, ctx)
+        n = n_in if n_in is not None else len(m)
+        if np.any(m < 0) or np.any(m >= n):
+            raise FormatError(f"{where}: mapAxis={m.tolist()} refers to an axis outside 0..{n - 1}")
+        out = np.zeros((len(m), n + 1))
+        out[np.arange(len(m)), m] = 1.0
+        return out
+    if kind == "rotation":
+        r = _rotation(node, where, ctx)
+        return np.hstack([r, np.zeros((len(r), 1))])
+    if kind == "affine":
+        return _affine_rows(node, where, ctx, n_in)
+    raise FormatError(f"{where}: {kind!r} is not a matrix transformation")
+
+
+def _rotation(node, where, ctx):
+    r = _param(node, "rotation", where, ctx, ndim=2)
+    n = r.shape[0]
+    if r.shape != (n, n):
+        raise FormatError(f"{where}: rotation must be N x N, got shape {r.shape}")
+    if not np.allclose(r @ r.T, np.eye(n), atol=1e-9) or np.linalg.det(r) < 0:
+        raise FormatError(f"{where}: rotation={r.tolist()} is not orthonormal with determinant 1")
+    return r
+
+
+def _affine_rows(node, where, ctx, n_in=None):
+    value = node.get("affine")
+    if "path" not in node and value is not None and np.ndim(value) == 1:
+        # an early 0.5-dev draft stored the rows flat: M*(N+1) numbers
+        flat = _numbers(value, where, "affine")
+        n = n_in if n_in is not None else int(round((np.sqrt(4 * len(flat) + 1) - 1) / 2))
+        if n < 1 or len(flat) % (n + 1):
+            raise FormatError(
+                f"{where}: a flat affine of {len(flat)} numbers has no N x (N+1) form"
+            )
+        a = flat.reshape(-1, n + 1)
+    else:
+        a = _param(node, "affine", where, ctx, ndim=2)
+    rows, cols = a.shape
+    if rows == cols and rows > 1 and np.array_equal(a[-1], np.eye(cols)[-1]):
+        a = a[:-1]  # a full homogeneous matrix: drop the [0 ... 0 1] row
+    if n_in is not None and a.shape[1] != n_in + 1:
+        raise FormatError(f"{where}: affine has {a.shape[1]} columns, expected {n_in + 1}")
+    return a
+
+
+def _square(rect, where, kind):
+    m, cols = rect.shape
+    if cols != m + 1:
+        raise FormatError(
+            f"{where}: this {kind} maps {cols - 1}-D to {m}-D points; only invertible maps "
+            "between spaces of equal dimension can become a transfuse transform"
+        )
+    out = np.eye(m + 1)
+    out[:m] = rect
+    return out
+
+
+def _matrix_pair(node, where, ctx):
+    """(forward, pull) transforms of a matrix-type node."""
+    kind = node["type"]
+    if kind == "identity":
+        n = _known_ndim(node, ctx)
+        return Identity(n), Identity(n)
+    if kind == "scale":
+        s = _param(node, "scale", where, ctx)
+        if np.any(s == 0):
+            raise FormatError(f"{where}: scale={s.tolist()} has a zero and cannot be inverted")
+        _check_dims(node, len(s), where, ctx)
+        return Scale(tuple(s)), Scale(tuple(1.0 / s))
+    if kind == "translation":
+        t = _param(node, "translation", where, ctx)
+        _check_dims(node, len(t), where, ctx)
+        return Translate(tuple(t)), Translate(tuple(-t))
+    if kind == "mapAxis":
+        m = _map_axis(node, where, ctx)
+        if sorted(m.tolist()) != list(range(len(m))):
+            raise FormatError(
+                f"{where}: mapAxis={m.tolist()} is not a permutation (projections cannot be "
+                "inverted)"
+            )
+        _check_dims(node, len(m), where, ctx)
+        return Permute(tuple(int(i) for i in np.argsort(m))), Permute(tuple(int(i) for i in m))
+    if kind == "rotation":
+        r = _rotation(node, where, ctx)
+        _check_dims(node, len(r), where, ctx)
+        return _from_linear(r), _from_linear(r.T)
+    # affine
+    fwd = _square(_affine_rows(node, where, ctx, _known_ndim(node, ctx)), where, kind)
+    _check_dims(node, len(fwd) - 1, where, ctx)
+    return _from_homogeneous(fwd), _from_homogeneous(_invert(fwd, where))
+
+
+def _from_linear(linear):
+    """``Affine`` of an ``(n, n)`` linear map, handed over as ``(n, n+1)`` rows: the one
+    matrix form that cannot be read as homogeneous by mistake."""
+    return Affine(np.hstack([linear, np.zeros((len(linear), 1))]))
+
+
+def _from_homogeneous(matrix):
+    """``Affine`` of an ``(n+1, n+1)`` homogeneous matrix (its bottom row is dropped)."""
+    return Affine(np.array(matrix[:-1]))
+
+
+def _invert(matrix, where):
+    n = len(matrix) - 1
+    if np.linalg.cond(matrix[:n, :n]) > 1e14:
+        raise FormatError(f"{where}: the matrix {matrix[:n].tolist()} is singular")
+    return np.linalg.inv(matrix)
+
+
+def _known_ndim(node, ctx):
+    for role in ("input", "output"):
+        axes = ctx.axes(node.get(role), "", role)
+        if axes is not None:
+            return len(axes)
+    return None
+
+
+def _by_dimension(node, where, ctx):
+    ins = ctx.axes(node.get("input"), where, "input")
+    outs = ctx.axes(node.get("output"), where, "output")
+    children = []
+    for i, child in enumerate(_list(node, "transformations", where)):
+        cw = f"{where}.transformations[{i}]"
+        if not isinstance(child, dict):
+            raise FormatError(f"{cw}: must be an object")
+        inner = child.get("transformation", child)
+        in_axes = _first(child, inner, ("input_axes", "inputAxes"), cw)
+        out_axes = _first(child, inner, ("output_axes", "outputAxes"), cw)
+        children.append((cw, inner, in_axes, out_axes))
+    n_out = len(outs) if outs is not None else _span(c[3] for c in children)
+    n_in = len(ins) if ins is not None else n_out
+    rect = np.zeros((n_out, n_in + 1))
+    covered = np.zeros(n_out, dtype=int)
+    for cw, inner, in_axes, out_axes in children:
+        in_idx = _axis_indices(in_axes, ins, n_in, cw, "input_axes")
+        out_idx = _axis_indices(out_axes, outs, n_out, cw, "output_axes")
+        part = _rect(_typed(inner, cw), cw, ctx, n_in=len(in_idx))
+        if part.shape != (len(out_idx), len(in_idx) + 1):
+            raise FormatError(f"{cw}: parameters do not fit input_axes and output_axes")
+        rect[np.ix_(out_idx, in_idx)] = part[:, :-1]
+        rect[out_idx, -1] = part[:, -1]
+        covered[out_idx] += 1
+    if np.any(covered != 1):
+        bad = np.flatnonzero(covered != 1).tolist()
+        raise FormatError(f"{where}: output axes {bad} must each be set by exactly one child")
+    fwd = _square(rect, where, "byDimension")
+    return _from_homogeneous(fwd), _from_homogeneous(_invert(fwd, where))
+
+
+def _first(child, inner, keys, where):
+    for holder in (child, inner):
+        for key in keys:
+            if key in holder:
+                return holder[key]
+    raise FormatError(f"{where}: needs {keys[0]!r}")
+
+
+def _span(axis_lists):
+    idx = [a for axes in axis_lists for a in axes if isinstance(a, int)]
+    return max(idx) + 1 if idx else 0
+
+
+def _axis_indices(axes, names, n, where, field):
+    if not isinstance(axes, list) or not axes:
+        raise FormatError(f"{where}: {field} must be a non-empty list")
+    out = []
+    for a in axes:
+        if isinstance(a, str):
+            if names is None or a not in names:
+                raise FormatError(f"{where}: {field}: axis {a!r} is not in the coordinate system")
+            out.append(names.index(a))
+        elif isinstance(a, int) and not isinstance(a, bool) and 0 <= a < n:
+            out.append(a)
+        else:
+            raise FormatError(f"{where}: {field}: {a!r} is not an axis of a {n}-D space")
+    return out
+
+
+def _field(node, where, ctx):
+    kind = node["type"]
+    cls = getattr(_transforms, _FIELD_NODES[kind], None)
+    if cls is None or not hasattr(cls, "from_ngff"):
+        raise FormatError(
+            f"{where}: {kind} transformations need transfuse.transforms."
+            f"{_FIELD_NODES[kind]}.from_ngff, which this version of transfuse does not provide"
+        )
+    if "path" not in node:
+        raise FormatError(f"{where}: a {kind} transformation needs 'path'")
+    return cls.from_ngff(node, ctx.arrays)
+
+
+def _list(node, key, where):
+    value = node.get(key)
+    if not isinstance(value, list) or not value:
+        raise FormatError(f"{where}: {key} must be a non-empty list of transformations")
+    return value
+
+
+def _typed(node, where):
+    if not isinstance(node, dict) or not isinstance(node.get("type"), str):
+        raise FormatError(f"{where}: a transformation must be an object with a string 'type'")
+    return node
+
+
+def _compose(parts, where):
+    if len(parts) == 1:
+        return parts[0]
+    try:
+        return Compose(tuple(parts))
+    except ValueError as exc:
+        raise FormatError(f"{where}: {exc}") from exc
+
+
+def _convert(node, where, ctx, pull: bool) -> Transform:
+    """The pull transform of ``node`` (``pull=True``) or its forward map as a transform."""
+    kind = _typed(node, where)["type"]
+    if kind in ("identity", "scale", "translation", "mapAxis", "rotation", "affine"):
+        forward, backward = _matrix_pair(node, where, ctx)
+        return backward if pull else forward
+    if kind == "sequence":
+        items = _list(node, "transformations", where)
+        parts = [
+            _convert(child, f"{where}.transformations[{i}]", ctx, pull)
+            for i, child in enumerate(items)
+        ]
+        # forward applies items[0] first, so forward = f_last @ ... @ f_0;
+        # the pull map undoes them in reverse: pull = p_0 @ p_1 @ ... @ p_last
+        return _compose(parts if pull else parts[::-1], where)
+    if kind == "inverseOf":
+        if "transformation" not in node:
+            raise FormatError(f"{where}: inverseOf needs 'transformation'")
+        return _convert(node["transformation"], f"{where}.transformation", ctx, not pull)
+    if kind == "bijection":
+        key = "inverse" if pull else "forward"
+        if key not in node:
+            raise FormatError(f"{where}: bijection needs 'forward' and 'inverse'")
+        return _convert(node[key], f"{where}.{key}", ctx, False)
+    if kind == "byDimension":
+        forward, backward = _by_dimension(node, where, ctx)
+        return backward if pull else forward
+    if kind in _FIELD_NODES:
+        node_ = _field(node, where, ctx)
+        if not pull:
+            return node_
+        try:
+            return node_.inverse()
+        except (NotImplementedError, ValueError) as exc:
+            raise FormatError(
+                f"{where}: a forward {kind} transformation has no closed-form inverse; store "
+                "it inside 'inverseOf' or a 'bijection' to give the pull direction"
+            ) from exc
+    raise FormatError(f"{where}: unknown transformation type {kind!r}")
+
+
+def from_ngff(transformations, coordinate_systems=None, *, arrays=None) -> Transform:
+    """The pull transform that an NGFF ``coordinateTransformations`` entry describes.
+
+    Parameters
+    ----------
+    transformations : dict or list of dict
+        One transformation object (0.6), or a list of them applied in order (the
+        ``coordinateTransformations`` list of a 0.4/0.5 ``datasets`` entry, e.g. a ``scale``
+        then a ``translation``).
+    coordinate_systems : list of dict or dict, optional
+        The ``coordinateSystems`` (objects with ``name`` and ``axes``) that ``input`` and
+        ``output`` refer to; needed by ``mapAxis`` written with axis names and by
+        ``byDimension``, and used to check dimensions.
+    arrays : mapping or callable, optional
+        Resolves a ``path`` to an array, for parameters stored in zarr arrays.
+
+    Returns
+    -------
+    Transform
+        The map from output coordinates to input coordinates (the inverse of the NGFF forward
+        map). Resampling the input array with it gives the image on the output coordinate
+        system's unit grid; compose it with ``Translate(origin) @ Scale(spacing)`` (on the
+        right) for another output grid. Matrix types come back as ``Scale``, ``Translate``,
+        ``Permute``, ``Identity`` or ``Affine``; a list or a ``sequence`` as a ``Compose``.
+
+    Raises
+    ------
+    FormatError
+        (a ``ValueError``) for malformed metadata, non-invertible forward maps, or types this
+        version cannot read; the message gives the position, e.g.
+        ``transformations[1].scale``.
+
+    Examples
+    --------
+    A 0.4 dataset with 0.5 µm pixels offset by 10 µm on the last axis:
+
+    >>> from transfuse.io.ngff import from_ngff
+    >>> T = from_ngff([{"type": "scale", "scale": [0.5, 0.5]},
+    ...                {"type": "translation", "translation": [0.0, 10.0]}])
+    >>> T.matrix()
+    array([[  2.,   0.,   0.],
+           [  0.,   2., -20.],
+           [  0.,   0.,   1.]])
+    >>> T([[0.0, 10.0]])  # physical (0, 10) is array index (0, 0)
+    array([[0., 0.]])
+    """
+    ctx = _Context(coordinate_systems, arrays)
+    if isinstance(transformations, dict):
+        return _convert(transformations, "transformation", ctx, pull=True)
+    if not isinstance(transformations, list | tuple) or not transformations:
+        raise FormatError("transformations must be a transformation object or a non-empty list")
+    parts = [
+        _convert(node, f"transformations[{i}]", ctx, pull=True)
+        for i, node in enumerate(transformations)
+    ]
+    return _compose(parts, "transformations")
+
+
+# -- writing -----------------------------------------------------------------------------------
+def _node_of(pull: np.ndarray) -> dict:
+    """The NGFF forward node of one affine pull matrix, as plain as it can be."""
+    n = len(pull) - 1
+    lin, off = pull[:n, :n], pull[:n, n]
+    no_offset = not np.any(off)
+    if np.array_equal(lin, np.eye(n)):
+        if no_offset:
+            return {"type": "identity"}
+        return {"type": "translation", "translation": _floats(-off)}
+    if no_offset and np.array_equal(lin, np.diag(np.diag(lin))) and np.all(np.diag(lin)):
+        return {"type": "scale", "scale": _floats(1.0 / np.diag(lin))}
+    if no_offset and np.all((lin == 0) | (lin == 1)) and np.all(lin.sum(0) == 1):
+        if np.all(lin.sum(1) == 1):
+            return {"type": "mapAxis", "mapAxis": [int(i) for i in np.argmax(lin, axis=0)]}
+    if no_offset and np.allclose(lin @ lin.T, np.eye(n), atol=1e-12) and np.linalg.det(lin) > 0:
+        return {"type": "rotation", "rotation": [_floats(r) for r in lin.T]}
+    fwd = _invert(pull, "to_ngff")
+    return {"type": "affine", "affine": [_floats(r) for r in fwd[:n]]}
+
+
+def _floats(values):
+    return [float(v) + 0.0 for v in values]
+
+
+def to_ngff(
+    transform: Transform,
+    *,
+    version: str = "0.6",
+    form: str = "sequence",
+    input=None,
+    output=None,
+    ndim: int | None = None,
+):
+    """NGFF ``coordinateTransformations`` metadata for an affine pull transform.
+
+    The NGFF forward map is the inverse of ``transform``: written this way, :func:`from_ngff`
+    reads back the same transform (up to rounding of ``1/x``).
+
+    Parameters
+    ----------
+    transform : Transform
+        Affine, with numeric parameters; maps output coordinates to input coordinates.
+    version : {"0.6", "0.5", "0.4"}
+        ``"0.4"``/``"0.5"`` give the list form (a ``scale``, then a ``translation`` when it is
+        not zero); the forward map must then be a per-axis scale plus a shift.
+        ``"0.6"`` gives one transformation object.
+    form : {"sequence", "affine"}
+        For 0.6: one node per part of the composition (each as plain a type as fits:
+        identity, translation, scale, mapAxis, rotation, else affine), wrapped in a
+        ``sequence`` when there are several; or one fused ``affine`` (``M x (N+1)`` rows).
+    input, output : str, optional
+        Coordinate-system names stored on the outer 0.6 object (a ``sequence`` should have
+        them).
+    ndim : int, optional
+        Needed only when the transform does not fix its dimension.
+
+    Returns
+    -------
+    list of dict (0.4/0.5) or dict (0.6)
+
+    Examples
+    --------
+    >>> from transfuse import Scale, Translate
+    >>> from transfuse.io.ngff import to_ngff
+    >>> T = Scale((2.0, 2.0)) @ Translate((0.0, -10.0))
+    >>> to_ngff(T, version="0.4")
+    [{'type': 'scale', 'scale': [0.5, 0.5]}, {'type': 'translation', 'translation': [0.0, 10.0]}]
+    >>> to_ngff(T, input="array", output="physical")["transformations"]
+    [{'type': 'scale', 'scale': [0.5, 0.5]}, {'type': 'translation', 'translation': [0.0, 10.0]}]
+    """
+    if not isinstance(transform, Transform) or not transform.is_affine:
+        raise ValueError(f"to_ngff: {transform!r} is not an affine transform")
+    if transform.free_symbols:
+        names = sorted(map(str, transform.free_symbols))
+        raise ValueError(f"to_ngff: free symbols {names} must be bound first")
+    n = transform.resolve_ndim(ndim)
+    if version in _VERSIONS_04:
+        return _to_04(np.asarray(transform.matrix(n), dtype=np.float64), version)
+    if version != "0.6":
+        raise ValueError(f"to_ngff: version={version!r} must be '0.4', '0.5' or '0.6'")
+    if form == "affine":
+        fwd = _invert(np.asarray(transform.matrix(n), dtype=np.float64), "to_ngff")
+        out = {"type": "affine", "affine": [_floats(r) for r in fwd[:n]]}
+    elif form == "sequence":
+        nodes = [_node_of(np.asarray(p.matrix(n), dtype=np.float64)) for p in transform.parts]
+        if len(nodes) == 1:
+            out = nodes[0]
+        else:
+            out = {"type": "sequence", "transformations": nodes}
+    else:
+        raise ValueError(f"to_ngff: form={form!r} must be 'sequence' or 'affine'")
+    if input is not None:
+        out["input"] = input
+    if output is not None:
+        out["output"] = output
+    return out
+
+
+def _to_04(pull, version):
+    n = len(pull) - 1
+    lin, off = pull[:n, :n], pull[:n, n]
+    d = np.diag(lin)
+    if not np.array_equal(lin, np.diag(d)) or not np.all(d):
+        raise ValueError(
+            f"to_ngff: version {version} can only store a per-axis scale and a translation; "
+            f"this transform's linear part is {lin.tolist()} (use version='0.6')"
+        )
+    out = [{"type": "scale", "scale": _floats(1.0 / d)}]
+    if np.any(off):
+        out.append({"type": "translation", "translation": _floats(-off / d)})
+    return out
