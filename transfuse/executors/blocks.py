@@ -65,3 +65,29 @@ def assemble(pieces, counts):
         sl = tuple(slice(offsets[a][i], offsets[a][i + 1]) for a, i in enumerate(idx))
         out[sl] = grid[idx]
     return out
+
+
+def assemble_region(pieces, counts, layouts, ranges):
+    """Like :func:`assemble` followed by slicing the contiguous domain ``ranges``
+    (``[(lo, hi), ...]``, inclusive), but copying only what lies inside the region."""
+    ndim = len(counts)
+    shape = [hi - lo + 1 for lo, hi in ranges]
+    out = None
+    for idx, piece in zip(itertools.product(*(range(c) for c in counts)), pieces, strict=True):
+        src, dst = [], []
+        for a in range(ndim):
+            start = int(layouts[a].starts[idx[a]])
+            size = int(layouts[a].sizes[idx[a]])
+            lo, hi = ranges[a]
+            s, e = max(lo, start), min(hi + 1, start + size)
+            if s >= e:
+                break
+            src.append(slice(s - start, e - start))
+            dst.append(slice(s - lo, e - lo))
+        else:
+            if len(pieces) == 1:
+                return piece[tuple(src)]
+            if out is None:
+                out = np.empty(shape, dtype=piece.dtype)
+            out[tuple(dst)] = piece[tuple(src)]
+    return out

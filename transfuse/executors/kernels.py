@@ -10,7 +10,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..planner.boundary import CVAL, fold_coordinates, tap_source_index
-from .blocks import AxisLayout, assemble
+from .blocks import AxisLayout, assemble, assemble_region
 
 __all__ = ["cast_like_scipy", "resample_chunk"]
 
@@ -54,42 +54,17 @@ def resample_chunk(job, footprint, layouts_info, n_extras, *args, ndi=ndimage):
     if footprint.axes is None:
         return np.full(shape, cast_like_scipy(np.array(opts.cval), job.dtype), dtype=job.dtype)
     counts = [len(w.chunks) for w in footprint.axes]
-    block = assemble(pieces, counts)
     layouts = [AxisLayout(*info) for info in layouts_info]
     coords = job.coordinate_map.coordinates(footprint.box, *extras)
-    outside = None
-    window_index = []
-    has_cval_taps = False
-    for h, (n, w, lay) in enumerate(zip(job.input_shape, footprint.axes, layouts, strict=True)):
-        if not footprint.direct:
-            coords[h], mask = fold_coordinates(coords[h], n, opts.mode, opts.pad, opts.order)
-            if mask is not None:
-                outside = mask if outside is None else (outside | mask)
-        sl = lay.slice_for(w.lo, w.hi) if footprint.direct else None
-        if sl is None:
-            src = tap_source_index(np.arange(w.lo, w.hi + 1), n, opts.mode, opts.pad)
-            has_cval_taps |= bool((src == CVAL).any())
-            window_index.append((src, lay.positions(src)))
-        else:
-            window_index.append(sl)
-        coords[h] -= w.lo
-    if outside is not None and outside.any():
+    if footprint.direct:
+        # every coordinate inside the array, every tap inside the coefficient array: no
+        # folding, no masking, and the window is one contiguous region
+        window = assemble_region(pieces, counts, layouts, [(w.lo, w.hi) for w in footprint.axes])
         for h, w in enumerate(footprint.axes):
-            coords[h][outside] = w.first - w.lo
-    if all(isinstance(i, slice) for i in window_index):
-        window = block[tuple(window_index)]
+            coords[h] -= w.lo
+        outside = None
     else:
-        pos = [np.arange(i.start, i.stop) if isinstance(i, slice) else i[1] for i in window_index]
-        window = block[np.ix_(*pos)]
-        if has_cval_taps:
-            window = window.astype(np.float64)
-            for axis, i in enumerate(window_index):
-                if not isinstance(i, slice):
-                    m = i[0] == CVAL
-                    if m.any():
-                        sl = [slice(None)] * window.ndim
-                        sl[axis] = m
-                        window[tuple(sl)] = opts.cval
+        window, outside = _folded_window(job, footprint, coords, assemble(pieces, counts), layouts)
     direct_dtype = job.dtype if np.dtype(job.dtype).kind == "f" else np.float64
     out = ndi.map_coordinates(
         window, coords, order=opts.order, mode="nearest", prefilter=False, output=direct_dtype
@@ -97,6 +72,37 @@ def resample_chunk(job, footprint, layouts_info, n_extras, *args, ndi=ndimage):
     if outside is not None and outside.any():
         out[outside] = opts.cval
     return cast_like_scipy(out, job.dtype)
+
+
+def _folded_window(job, footprint, coords, block, layouts):
+    """Apply the mode's coordinate rule in place and gather the window tap by tap."""
+    opts = job.options
+    outside = None
+    positions = []
+    cval_masks = []
+    for h, (n, w, lay) in enumerate(zip(job.input_shape, footprint.axes, layouts, strict=True)):
+        coords[h], mask = fold_coordinates(coords[h], n, opts.mode, opts.pad, opts.order)
+        if mask is not None:
+            outside = mask if outside is None else (outside | mask)
+        src = tap_source_index(np.arange(w.lo, w.hi + 1), n, opts.mode, opts.pad)
+        positions.append(lay.positions(src))
+        cval_masks.append(src == CVAL)
+        coords[h] -= w.lo
+    if outside is not None:
+        if outside.any():
+            for h, w in enumerate(footprint.axes):
+                coords[h][outside] = w.first - w.lo
+        else:
+            outside = None
+    window = block[np.ix_(*positions)]
+    if any(m.any() for m in cval_masks):
+        window = window.astype(np.float64)
+        for axis, m in enumerate(cval_masks):
+            if m.any():
+                sl = [slice(None)] * window.ndim
+                sl[axis] = m
+                window[tuple(sl)] = opts.cval
+    return window, outside
 
 
 def prefilter_chunk(spec, layouts_info, counts, *pieces):
