@@ -262,33 +262,69 @@ def test_by_dimension_invalid_example():
         from_ngff(node, CS_2D)
 
 
-def test_coordinates_bijection_example_needs_field_nodes():
-    node = {
-        "type": "bijection",
-        "forward": {"type": "coordinates", "path": "forward_coordinates"},
-        "inverse": {"type": "coordinates", "path": "inverse_coordinates"},
-        "input": {"name": "src"},
-        "output": {"name": "tgt"},
-    }
-    if hasattr(tt, "CoordinateMap"):
-        pytest.skip("CoordinateMap exists; covered by the field-node test")
+BIJECTION = {
+    "type": "bijection",
+    "forward": {"type": "coordinates", "path": "forward_coordinates"},
+    "inverse": {"type": "coordinates", "path": "inverse_coordinates"},
+    "input": {"name": "src"},
+    "output": {"name": "tgt"},
+}
+HAS_COORDINATE_MAP = hasattr(tt, "CoordinateMap")
+HAS_DISPLACEMENT_FIELD = hasattr(tt, "DisplacementField")
+
+
+@pytest.mark.skipif(HAS_COORDINATE_MAP, reason="transfuse has CoordinateMap")
+def test_coordinates_without_the_node():
     with pytest.raises(FormatError, match=r"transformation\.inverse: .*CoordinateMap") as info:
-        from_ngff(node)
+        from_ngff(BIJECTION)
     assert not isinstance(info.value, NotImplementedError)
 
 
-@pytest.mark.skipif(hasattr(tt, "DisplacementField"), reason="DisplacementField exists")
-def test_displacements_without_field_nodes():
+@pytest.mark.skipif(not HAS_COORDINATE_MAP, reason="transfuse has no CoordinateMap yet")
+def test_coordinates_bijection_example():
+    fwd = RNG.uniform(0, 5, size=(4, 5, 2))  # grid (y, x), vector axis last
+    inv = RNG.uniform(0, 5, size=(6, 7, 2))
+    arrays = {"forward_coordinates": fwd, "inverse_coordinates": inv}
+    T = from_ngff(BIJECTION, arrays=arrays)
+    # the pull map is the 'inverse' field: at target grid point (i, j) read source inv[i, j]
+    assert isinstance(T, tt.CoordinateMap)
+    np.testing.assert_array_equal(T.coords, np.moveaxis(inv, -1, 0))
+    assert (
+        from_ngff({"type": "inverseOf", "transformation": BIJECTION}, arrays=arrays).coords[1, 3, 4]
+        == fwd[3, 4, 1]
+    )
+    # vector axis first, as in the spec's displacement_field example
+    arrays = {"inverse_coordinates": np.moveaxis(inv, -1, 0)}
+    first = from_ngff(BIJECTION, arrays=arrays, vector_axis=0)
+    np.testing.assert_array_equal(first.coords, T.coords)
+
+
+@pytest.mark.skipif(not HAS_COORDINATE_MAP, reason="transfuse has no CoordinateMap yet")
+def test_coordinates_1d_example():
+    # the spec's 1-D example: the array [-9, 9, 0] gives x = -9, 9, 0 at i = 0, 1, 2
+    node = {"type": "coordinates", "path": "i2xCoordinates", "interpolation": "nearest"}
+    arrays = {"i2xCoordinates": np.array([[-9.0], [9.0], [0.0]])}
+    T = from_ngff({"type": "inverseOf", "transformation": node}, arrays=arrays)
+    np.testing.assert_array_equal(T.coords, [[-9.0, 9.0, 0.0]])
+    # a bare forward field points input -> output and has no closed-form pull map
+    with pytest.raises(FormatError, match="inverseOf"):
+        from_ngff(node, arrays=arrays)
+    with pytest.raises(FormatError, match="pass arrays="):
+        from_ngff({"type": "inverseOf", "transformation": node})
+    with pytest.raises(FormatError, match="N\\+1 dimensions"):
+        from_ngff({"type": "inverseOf", "transformation": node}, arrays={"i2xCoordinates": [1.0]})
+
+
+@pytest.mark.skipif(HAS_DISPLACEMENT_FIELD, reason="transfuse has DisplacementField")
+def test_displacements_without_the_node():
     node = {"type": "inverseOf", "transformation": {"type": "displacements", "path": "d"}}
     with pytest.raises(FormatError, match="DisplacementField"):
-        from_ngff(node)
+        from_ngff(node, arrays={"d": np.zeros((3, 1))})
 
 
-@pytest.mark.skipif(
-    not hasattr(tt, "DisplacementField"), reason="transfuse has no DisplacementField yet"
-)
-def test_displacements_with_field_nodes():  # pragma: no cover - runs once the node exists
-    field = np.zeros((4, 5, 2))
+@pytest.mark.skipif(not HAS_DISPLACEMENT_FIELD, reason="transfuse has no DisplacementField yet")
+def test_displacements_with_the_node():  # pragma: no cover - runs once the node exists
+    field = RNG.normal(size=(4, 5, 2))
     node = {"type": "inverseOf", "transformation": {"type": "displacements", "path": "d"}}
     T = from_ngff(node, arrays={"d": field})
     assert isinstance(T, tt.DisplacementField)

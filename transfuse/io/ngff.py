@@ -11,9 +11,10 @@ an NGFF ``scale`` ``s`` reads as ``Scale(1/s)``, a ``translation`` ``t`` as ``Tr
 
 Supported: the 0.4/0.5 lists (``identity``, ``scale``, ``translation`` applied in order) and the
 0.6 types ``identity``, ``scale``, ``translation``, ``mapAxis``, ``affine``, ``rotation``,
-``sequence``, ``inverseOf``, ``bijection``, ``byDimension`` (of matrix transforms), plus
-``displacements`` / ``coordinates`` when transfuse provides the nodes for them. See
-``docs/formats.md``.
+``sequence``, ``inverseOf``, ``bijection``, ``byDimension`` (of matrix transforms), and
+``coordinates`` / ``displacements`` fields in the pull direction (inside ``inverseOf`` or as a
+bijection's ``inverse``) as ``CoordinateMap`` / ``DisplacementField`` nodes when transfuse has
+them. See ``docs/formats.md``.
 """
 
 from __future__ import annotations
@@ -36,9 +37,10 @@ _FIELD_NODES = {"displacements": "DisplacementField", "coordinates": "Coordinate
 class _Context:
     """What a conversion needs besides the transformation itself."""
 
-    def __init__(self, coordinate_systems, arrays):
+    def __init__(self, coordinate_systems, arrays, vector_axis):
         self.systems = _systems(coordinate_systems)
         self.arrays = arrays
+        self.vector_axis = vector_axis
 
     def axes(self, ref, where, role):
         """Axis names of the coordinate system ``ref`` names, or None when unknown."""
@@ -327,16 +329,25 @@ def _axis_indices(axes, names, n, where, field):
 
 
 def _field(node, where, ctx):
+    """The node of a ``coordinates`` / ``displacements`` field, as a map from the points it is
+    indexed by (the unit grid of that space) to the vectors it stores."""
     kind = node["type"]
     cls = getattr(_transforms, _FIELD_NODES[kind], None)
-    if cls is None or not hasattr(cls, "from_ngff"):
+    if cls is None:
         raise FormatError(
-            f"{where}: {kind} transformations need transfuse.transforms."
-            f"{_FIELD_NODES[kind]}.from_ngff, which this version of transfuse does not provide"
+            f"{where}: {kind} transformations need transfuse.transforms.{_FIELD_NODES[kind]}, "
+            "which this version of transfuse does not provide"
         )
     if "path" not in node:
         raise FormatError(f"{where}: a {kind} transformation needs 'path'")
-    return cls.from_ngff(node, ctx.arrays)
+    field = ctx.array(node, where)
+    if field.ndim < 2:
+        raise FormatError(f"{where}: the {kind} array must have N+1 dimensions, got {field.shape}")
+    vectors = np.moveaxis(field, ctx.vector_axis, 0)  # -> (M, *grid), map_coordinates layout
+    try:
+        return cls(vectors)
+    except (TypeError, ValueError) as exc:
+        raise FormatError(f"{where}: the array at {node['path']!r}: {exc}") from exc
 
 
 def _list(node, key, where):
@@ -402,7 +413,9 @@ def _convert(node, where, ctx, pull: bool) -> Transform:
     raise FormatError(f"{where}: unknown transformation type {kind!r}")
 
 
-def from_ngff(transformations, coordinate_systems=None, *, arrays=None) -> Transform:
+def from_ngff(
+    transformations, coordinate_systems=None, *, arrays=None, vector_axis: int = -1
+) -> Transform:
     """The pull transform that an NGFF ``coordinateTransformations`` entry describes.
 
     Parameters
@@ -416,7 +429,12 @@ def from_ngff(transformations, coordinate_systems=None, *, arrays=None) -> Trans
         ``output`` refer to; needed by ``mapAxis`` written with axis names and by
         ``byDimension``, and used to check dimensions.
     arrays : mapping or callable, optional
-        Resolves a ``path`` to an array, for parameters stored in zarr arrays.
+        Resolves a ``path`` to an array, for parameters stored in zarr arrays and for
+        ``coordinates`` / ``displacements`` fields.
+    vector_axis : int
+        The axis of a field array that holds the vector components (the spec recommends the
+        last one). The other axes are taken as the unit grid of the space the field is indexed
+        by; the field's own coordinate transformations are not read.
 
     Returns
     -------
@@ -448,7 +466,7 @@ def from_ngff(transformations, coordinate_systems=None, *, arrays=None) -> Trans
     >>> T([[0.0, 10.0]])  # physical (0, 10) is array index (0, 0)
     array([[0., 0.]])
     """
-    ctx = _Context(coordinate_systems, arrays)
+    ctx = _Context(coordinate_systems, arrays, vector_axis)
     if isinstance(transformations, dict):
         return _convert(transformations, "transformation", ctx, pull=True)
     if not isinstance(transformations, list | tuple) or not transformations:
