@@ -115,7 +115,7 @@ def main():
         rows.append(("(c) dask_image x3 sequential", tc))
     plan = fused().plan()
     ntasks_a = len(fused().to_dask().__dask_graph__())
-    print(f"\n| run | median s | (a) faster by |\n|---|---|---|")
+    print("\n| run | median s | (a) faster by |\n|---|---|---|")
     for name, t in rows:
         print(f"| {name} | {t:.3f} | {t / ta:.2f}x |")
     nout = int(np.prod([len(c) for c in fused().to_dask().chunks]))

@@ -293,7 +293,7 @@ class LazyImage:
             offset[a] = offset_plane[i]
             for j, b in enumerate(axes):
                 matrix[a, b] = rot[i, j]
-        transform = Affine(matrix, offset)
+        transform = Affine(matrix, offset, ndim=self.ndim)
         label = f"rotate({angle:g}, axes={tuple(axes)}, reshape={reshape})"
         return self._step(
             transform,
