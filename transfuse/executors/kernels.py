@@ -56,44 +56,90 @@ def resample_chunk(job, footprint, layouts_info, n_extras, *args, ndi=ndimage):
     counts = [len(w.chunks) for w in footprint.axes]
     layouts = [AxisLayout(*info) for info in layouts_info]
     coords = job.coordinate_map.coordinates(footprint.box, *extras)
+    window_mode = "nearest"  # taps never leave the window: any mode will do
     if footprint.direct:
         # every coordinate inside the array, every tap inside the coefficient array: no
         # folding, no masking, and the window is one contiguous region
         window = assemble_region(pieces, counts, layouts, [(w.lo, w.hi) for w in footprint.axes])
         for h, w in enumerate(footprint.axes):
-            coords[h] -= w.lo
+            _to_window_frame(coords, h, w.lo, opts.pad)
         outside = None
     else:
-        window, outside = _folded_window(job, footprint, coords, assemble(pieces, counts), layouts)
+        window, outside, window_mode = _folded_window(
+            job, footprint, coords, assemble(pieces, counts), layouts
+        )
     direct_dtype = job.dtype if np.dtype(job.dtype).kind == "f" else np.float64
     out = ndi.map_coordinates(
-        window, coords, order=opts.order, mode="nearest", prefilter=False, output=direct_dtype
+        window,
+        coords,
+        order=opts.order,
+        mode=window_mode,
+        cval=opts.cval,
+        prefilter=False,
+        output=direct_dtype,
     )
     if outside is not None and outside.any():
         out[outside] = opts.cval
     return cast_like_scipy(out, job.dtype)
 
 
+def _to_window_frame(coords, h, start, pad):
+    """Shift axis ``h`` of the coordinates into a window starting at domain index ``start``,
+    rounding as scipy does: it adds the pre-padding first, then the shift is exact as long
+    as the window does not start left of the padded array."""
+    if pad:
+        coords[h] += pad
+    coords[h] -= start + pad
+
+
+#: Modes whose taps left of the array resolve from the left edge alone (so a window that
+#: starts at the array's first sample can let scipy resolve them), and the scipy mode that
+#: does it on the window. grid-wrap reads the far end; reflect folds coordinates twice.
+_LEFT_EDGE_MODE = {
+    "nearest": "nearest",
+    "grid-constant": "grid-constant",
+    "mirror": "mirror",
+    "constant": "mirror",
+    "wrap": "mirror",
+}
+
+
 def _folded_window(job, footprint, coords, block, layouts):
-    """Apply the mode's coordinate rule in place and gather the window tap by tap."""
+    """Apply the mode's coordinate rule in place and gather the window tap by tap.
+
+    Returns the window, the mask of points that read ``cval`` (constant mode) and the mode
+    to interpolate the window with.
+    """
     opts = job.options
+    pad = opts.pad
     outside = None
     positions = []
     cval_masks = []
+    window_mode = "nearest"
+    starts = []
     for h, (n, w, lay) in enumerate(zip(job.input_shape, footprint.axes, layouts, strict=True)):
-        coords[h], mask = fold_coordinates(coords[h], n, opts.mode, opts.pad, opts.order)
+        coords[h], mask = fold_coordinates(coords[h], n, opts.mode, pad, opts.order)
         if mask is not None:
             outside = mask if outside is None else (outside | mask)
-        src = tap_source_index(np.arange(w.lo, w.hi + 1), n, opts.mode, opts.pad)
+        start, stop = w.lo, w.hi
+        if start < -pad and opts.mode in _LEFT_EDGE_MODE:
+            # Shifting coordinates right of 0 would round them; start the window at the
+            # array's first sample instead and let scipy resolve the taps left of it.
+            window_mode = _LEFT_EDGE_MODE[opts.mode]
+            if window_mode == "mirror":
+                stop = max(stop, -start - 2 * pad)
+            start = -pad
+            stop = max(stop, start)
+        src = tap_source_index(np.arange(start, stop + 1), n, opts.mode, pad)
         positions.append(lay.positions(src))
         cval_masks.append(src == CVAL)
-        coords[h] -= w.lo
-    if outside is not None:
-        if outside.any():
-            for h, w in enumerate(footprint.axes):
-                coords[h][outside] = w.first - w.lo
-        else:
-            outside = None
+        starts.append(start)
+        _to_window_frame(coords, h, start, pad)
+    if outside is not None and outside.any():
+        for h, w in enumerate(footprint.axes):
+            coords[h][outside] = w.first - starts[h]  # constant mode: no pre-padding
+    else:
+        outside = None
     window = block[np.ix_(*positions)]
     if any(m.any() for m in cval_masks):
         window = window.astype(np.float64)
@@ -102,7 +148,7 @@ def _folded_window(job, footprint, coords, block, layouts):
                 sl = [slice(None)] * window.ndim
                 sl[axis] = m
                 window[tuple(sl)] = opts.cval
-    return window, outside
+    return window, outside, window_mode
 
 
 def prefilter_chunk(spec, layouts_info, counts, *pieces):
