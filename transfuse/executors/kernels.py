@@ -52,6 +52,8 @@ def resample_chunk(job, footprint, layouts_info, n_extras, *args, ndi=ndimage):
     shape = tuple(e - s for s, e in footprint.box)
     opts = job.options
     if footprint.axes is None:
+        if opts.mode == "grid-constant" and opts.order > 0:
+            return _all_cval_taps(job, footprint, extras, ndi)
         return np.full(shape, cast_like_scipy(np.array(opts.cval), job.dtype), dtype=job.dtype)
     counts = [len(w.chunks) for w in footprint.axes]
     layouts = [AxisLayout(*info) for info in layouts_info]
@@ -62,34 +64,76 @@ def resample_chunk(job, footprint, layouts_info, n_extras, *args, ndi=ndimage):
         # folding, no masking, and the window is one contiguous region
         window = assemble_region(pieces, counts, layouts, [(w.lo, w.hi) for w in footprint.axes])
         for h, w in enumerate(footprint.axes):
-            _to_window_frame(coords, h, w.lo, opts.pad)
-        outside = None
+            _to_window_frame(coords, h, w.lo, opts.pad, opts.order)
+        outside, split = None, []
     else:
-        window, outside, window_mode = _folded_window(
+        window, outside, window_mode, split = _folded_window(
             job, footprint, coords, assemble(pieces, counts), layouts
         )
     direct_dtype = job.dtype if np.dtype(job.dtype).kind == "f" else np.float64
-    out = ndi.map_coordinates(
-        window,
-        coords,
-        order=opts.order,
-        mode=window_mode,
-        cval=opts.cval,
-        prefilter=False,
-        output=direct_dtype,
-    )
+    kw = dict(order=opts.order, mode=window_mode, cval=opts.cval, prefilter=False)
+    if split:
+        out = _map_split(window, coords, split, direct_dtype, kw, ndi)
+    else:
+        out = ndi.map_coordinates(window, coords, output=direct_dtype, **kw)
     if outside is not None and outside.any():
         out[outside] = opts.cval
     return cast_like_scipy(out, job.dtype)
 
 
-def _to_window_frame(coords, h, start, pad):
+def _to_window_frame(coords, h, start, pad, order):
     """Shift axis ``h`` of the coordinates into a window starting at domain index ``start``,
     rounding as scipy does: it adds the pre-padding first, then the shift is exact as long
-    as the window does not start left of the padded array."""
-    if pad:
+    as the window does not start left of the padded array. Order 0 picks its sample in the
+    global frame (``floor(c + 0.5)``, scipy's expression), so the window index is an exact
+    integer whatever the shift."""
+    if order == 0:
+        np.floor(coords[h] + 0.5, out=coords[h])  # order 0 has no pre-padding
+    elif pad:
         coords[h] += pad
     coords[h] -= start + pad
+
+
+def _all_cval_taps(job, footprint, extras, ndi):
+    """A ``grid-constant`` chunk whose every tap reads ``cval``: scipy still weighs the taps,
+    ``sum(cval * w)``, which can differ from ``cval`` in the last bit. Interpolate a window
+    of ``cval`` at each point's fractional position (scipy's own ``x - floor(x)``, so the
+    weights are scipy's)."""
+    opts = job.options
+    coords = job.coordinate_map.coordinates(footprint.box, *extras)
+    if opts.pad:
+        coords += opts.pad
+    half = 0.0 if opts.order % 2 else 0.5
+    coords -= np.floor(coords + half)
+    window = np.full((1,) * coords.shape[0], opts.cval)
+    out = ndi.map_coordinates(
+        window, coords, order=opts.order, mode="grid-constant", cval=opts.cval, prefilter=False
+    )
+    return cast_like_scipy(out, job.dtype)
+
+
+def _map_split(window, coords, split, dtype, kw, ndi):
+    """``map_coordinates`` for order 1 where some folded coordinates lie in ``[-1, 0)``
+    (``reflect``/``grid-wrap``) and the window starts at domain -1: shifting a coordinate
+    ``c >= 0`` by +1 would round it. Points left of 0 on a split axis use the window as it
+    is (``c + 1`` is scipy's own ``c - floor(c)``); the others use it from domain index 0
+    (no shift). ``split`` lists ``(axis, left_mask, window_start)``; those axes of
+    ``coords`` are still in the global frame."""
+    out = np.empty(coords.shape[1:], dtype=dtype)
+    key = np.zeros(coords.shape[1:], dtype=np.int64)
+    for bit, (_, left, _) in enumerate(split):
+        key |= left.astype(np.int64) << bit
+    for k in np.unique(key):
+        sel = key == k
+        sub = [slice(None)] * window.ndim
+        pts = [c[sel] for c in coords]
+        for bit, (h, _, start) in enumerate(split):
+            if (k >> bit) & 1:
+                pts[h] = pts[h] - start
+            else:
+                sub[h] = slice(-start, None)
+        out[sel] = ndi.map_coordinates(window[tuple(sub)], np.array(pts), output=dtype, **kw)
+    return out
 
 
 #: Modes whose taps left of the array resolve from the left edge alone (so a window that
@@ -107,8 +151,8 @@ _LEFT_EDGE_MODE = {
 def _folded_window(job, footprint, coords, block, layouts):
     """Apply the mode's coordinate rule in place and gather the window tap by tap.
 
-    Returns the window, the mask of points that read ``cval`` (constant mode) and the mode
-    to interpolate the window with.
+    Returns the window, the mask of points that read ``cval`` (constant mode), the mode
+    to interpolate the window with and the axes :func:`_map_split` must handle.
     """
     opts = job.options
     pad = opts.pad
@@ -117,6 +161,7 @@ def _folded_window(job, footprint, coords, block, layouts):
     cval_masks = []
     window_mode = "nearest"
     starts = []
+    split = []
     for h, (n, w, lay) in enumerate(zip(job.input_shape, footprint.axes, layouts, strict=True)):
         coords[h], mask = fold_coordinates(coords[h], n, opts.mode, pad, opts.order)
         if mask is not None:
@@ -134,7 +179,11 @@ def _folded_window(job, footprint, coords, block, layouts):
         positions.append(lay.positions(src))
         cval_masks.append(src == CVAL)
         starts.append(start)
-        _to_window_frame(coords, h, start, pad)
+        if start < 0 and opts.order == 1 and opts.mode in ("reflect", "grid-wrap"):
+            # folded coordinates lie in [-1, n) and the window starts at -1 (pad is 0)
+            split.append((h, coords[h] < 0, start))
+            continue
+        _to_window_frame(coords, h, start, pad, opts.order)
     if outside is not None and outside.any():
         for h, w in enumerate(footprint.axes):
             coords[h][outside] = w.first - starts[h]  # constant mode: no pre-padding
@@ -148,7 +197,7 @@ def _folded_window(job, footprint, coords, block, layouts):
                 sl = [slice(None)] * window.ndim
                 sl[axis] = m
                 window[tuple(sl)] = opts.cval
-    return window, outside, window_mode
+    return window, outside, window_mode, split
 
 
 def prefilter_chunk(spec, layouts_info, counts, *pieces):

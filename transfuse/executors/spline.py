@@ -46,8 +46,24 @@ def filter_axis_whole(n: int, pad: int, depth: int, nchunks: int) -> bool:
     return nchunks == 1 or n + 2 * pad <= 4 * max(depth, 1)
 
 
+def padded_cval(cval, dtype):
+    """The value of scipy's ``grid-constant`` pre-padding: ``np.pad(x, 12, constant_values=cval)``
+    stores ``cval`` in the input's dtype (uint8 input, ``cval=1.5`` pads with 1).
+
+    Examples
+    --------
+    >>> padded_cval(1.5, np.uint8), padded_cval(1.5, np.float64)
+    (1.0, 1.5)
+    """
+    cell = np.empty((), dtype=dtype)
+    cell[...] = np.asarray(cval, dtype=np.float64)  # the assignment np.pad makes
+    return float(cell)
+
+
 def _gather(block, layouts, indices_per_axis, cval):
-    """Read ``block`` at input indices given per axis (CVAL: a padded ``cval`` sample)."""
+    """Read ``block`` at input indices given per axis (CVAL: a padded ``cval`` sample, stored
+    in the block's dtype as scipy's pre-padding does)."""
+    cval = padded_cval(cval, block.dtype)
     pos = [lay.positions(idx) for lay, idx in zip(layouts, indices_per_axis, strict=True)]
     out = block[np.ix_(*pos)].astype(np.float64)
     for axis, idx in enumerate(indices_per_axis):
