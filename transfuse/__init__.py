@@ -1,9 +1,34 @@
 """transfuse: compose n-dimensional geometric transforms lazily and resample once."""
 
+from .io import read_transform, write_transform
 from .lazy import LazyImage, lazy
 from .planner import MODES, Plan, ResampleOptions, plan
 from .transforms import *  # noqa: F403
 from .transforms import __all__ as _transforms_all
 
 __version__ = "0.1.0"
-__all__ = [*_transforms_all, "LazyImage", "MODES", "Plan", "ResampleOptions", "lazy", "plan"]
+__all__ = [
+    *_transforms_all,
+    "LazyImage",
+    "MODES",
+    "Pipeline",
+    "Plan",
+    "RecipeError",
+    "ResampleOptions",
+    "dumps",
+    "lazy",
+    "loads",
+    "plan",
+    "read_transform",
+    "write_transform",
+]
+
+_FROM_IO = {"loads", "dumps", "Pipeline", "RecipeError", "from_ngff", "to_ngff"}
+
+
+def __getattr__(name):
+    if name in _FROM_IO:  # recipe machinery is imported on first use
+        from . import io
+
+        return getattr(io, name)
+    raise AttributeError(f"module 'transfuse' has no attribute {name!r}")

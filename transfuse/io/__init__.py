@@ -1,0 +1,104 @@
+"""Reading and writing transforms: JSON recipes, ITK transform files, OME-NGFF.
+
+:func:`read_transform` / :func:`write_transform` choose the format by extension:
+
+* ``.json`` — a transfuse recipe (a transform or a whole pipeline), see ``docs/recipes.md``;
+* ``.tfm`` / ``.txt`` — an ITK text transform file, see ``docs/formats.md``.
+
+OME-NGFF ``coordinateTransformations`` are JSON metadata inside a zarr store rather than
+files of their own: use :func:`from_ngff` / :func:`to_ngff` on the metadata.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["read_transform", "write_transform"]
+
+_ITK_SUFFIXES = (".tfm", ".txt")
+
+
+def _suffix(path) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".json", *_ITK_SUFFIXES):
+        raise ValueError(
+            f"path={str(path)!r}: unknown transform file type {suffix!r} "
+            "(use .json for recipes, .tfm or .txt for ITK)"
+        )
+    return suffix
+
+
+def read_transform(path, spacing=None, origin=None, direction=None):
+    """Read a transform (or a pipeline recipe) from ``path``, by extension.
+
+    Parameters
+    ----------
+    path : str or Path
+    spacing, origin, direction : optional
+        For ITK files: the image grid in ITK's (x, y, z) order, used to express the
+        physical-space transform in index space (default: spacing 1, origin 0, identity
+        direction). Not allowed for recipes, which are already in index space.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, transfuse
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "shift.json"
+    >>> transfuse.write_transform(transfuse.Translate((1.0, 2.0)), path)
+    >>> transfuse.read_transform(path)
+    Translate(vector=(1, 2))
+    """
+    suffix = _suffix(path)
+    if suffix == ".json":
+        if any(v is not None for v in (spacing, origin, direction)):
+            raise ValueError("spacing/origin/direction apply to ITK files, not to recipes")
+        from .recipes import read_recipe
+
+        return read_recipe(path)
+    from .itk import read_itk
+
+    return read_itk(path, spacing=spacing, origin=origin, direction=direction)
+
+
+def write_transform(transform, path, spacing=None, origin=None, direction=None) -> None:
+    """Write ``transform`` (or a pipeline recipe) to ``path``, by extension (see
+    :func:`read_transform`)."""
+    suffix = _suffix(path)
+    if suffix == ".json":
+        if any(v is not None for v in (spacing, origin, direction)):
+            raise ValueError("spacing/origin/direction apply to ITK files, not to recipes")
+        from .recipes import write_recipe
+
+        write_recipe(transform, path)
+        return
+    from .itk import write_itk
+
+    write_itk(transform, path, spacing=spacing, origin=origin, direction=direction)
+
+
+def __getattr__(name):
+    # the format modules are imported on first use
+    if name in ("from_ngff", "to_ngff"):
+        from . import ngff
+
+        return getattr(ngff, name)
+    if name in ("read_itk", "write_itk"):
+        from . import itk
+
+        return getattr(itk, name)
+    if name in (
+        "loads",
+        "dumps",
+        "read_recipe",
+        "write_recipe",
+        "Pipeline",
+        "to_dict",
+        "from_dict",
+    ):
+        from . import recipes
+
+        return getattr(recipes, name)
+    if name in ("RecipeError", "FormatError"):
+        from . import errors
+
+        return getattr(errors, name)
+    raise AttributeError(name)
