@@ -38,7 +38,9 @@ def _axis_info(chunks, pad, ids):
     return ([int(bounds[i]) for i in ids], [int(chunks[i]) for i in ids])
 
 
-def spline_coefficients(array: da.Array, options: ResampleOptions, depth: int | None = None):
+def spline_coefficients(
+    array: da.Array, options: ResampleOptions, depth: int | None = None, pad: int | None = None
+):
     """B-spline coefficients of ``array`` as scipy computes them (float64), chunked like the
     input, with scipy's 12-sample pre-padding added to the end chunks where the mode has it.
 
@@ -49,8 +51,14 @@ def spline_coefficients(array: da.Array, options: ResampleOptions, depth: int | 
         ``order`` (2-5), ``mode`` and ``cval`` decide the filter's boundary handling.
     depth : int, optional
         Halo per side; by default :func:`~transfuse.executors.spline.halo_depth` (1e-10).
+    pad : int, optional
+        Pre-padding per side; by default ``options.pad`` (what interpolation needs). ``pad=0``
+        gives exactly ``scipy.ndimage.spline_filter(array, order, mode=mode)``.
     """
-    order, mode, pad = options.order, options.mode, options.pad
+    order, mode = options.order, options.mode
+    pad = options.pad if pad is None else int(pad)
+    if pad < 0:
+        raise ValueError(f"pad={pad!r} must be a non-negative integer")
     depth = halo_depth(order) if depth is None else int(depth)
     if depth < 0:
         raise ValueError(f"depth={depth!r} must be a non-negative integer")
