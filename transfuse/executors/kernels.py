@@ -68,7 +68,7 @@ def resample_chunk(job, footprint, layouts_info, n_extras, *args, ndi=ndimage):
         outside, split = None, []
     else:
         window, outside, window_mode, split = _folded_window(
-            job, footprint, coords, assemble(pieces, counts), layouts
+            job, footprint, coords, pieces, counts, layouts
         )
     direct_dtype = job.dtype if np.dtype(job.dtype).kind == "f" else np.float64
     kw = dict(order=opts.order, mode=window_mode, cval=opts.cval, prefilter=False)
@@ -148,7 +148,7 @@ _LEFT_EDGE_MODE = {
 }
 
 
-def _folded_window(job, footprint, coords, block, layouts):
+def _folded_window(job, footprint, coords, pieces, counts, layouts):
     """Apply the mode's coordinate rule in place and gather the window tap by tap.
 
     Returns the window, the mask of points that read ``cval`` (constant mode), the mode
@@ -157,12 +157,12 @@ def _folded_window(job, footprint, coords, block, layouts):
     opts = job.options
     pad = opts.pad
     outside = None
-    positions = []
     cval_masks = []
     window_mode = "nearest"
     starts = []
     split = []
-    for h, (n, w, lay) in enumerate(zip(job.input_shape, footprint.axes, layouts, strict=True)):
+    sources = []
+    for h, (n, w) in enumerate(zip(job.input_shape, footprint.axes, strict=True)):
         coords[h], mask = fold_coordinates(coords[h], n, opts.mode, pad, opts.order)
         if mask is not None:
             outside = mask if outside is None else (outside | mask)
@@ -176,7 +176,7 @@ def _folded_window(job, footprint, coords, block, layouts):
             start = -pad
             stop = max(stop, start)
         src = tap_source_index(np.arange(start, stop + 1), n, opts.mode, pad)
-        positions.append(lay.positions(src))
+        sources.append(src)
         cval_masks.append(src == CVAL)
         starts.append(start)
         if start < 0 and opts.order == 1 and opts.mode in ("reflect", "grid-wrap"):
@@ -189,7 +189,12 @@ def _folded_window(job, footprint, coords, block, layouts):
             coords[h][outside] = w.first - starts[h]  # constant mode: no pre-padding
     else:
         outside = None
-    window = block[np.ix_(*positions)]
+    if all(src.size == 1 or np.all(np.diff(src) == 1) for src in sources):
+        # taps read one contiguous region: copy only that (no fold seam, no cval)
+        window = assemble_region(pieces, counts, layouts, [(s[0], s[-1]) for s in sources])
+    else:
+        positions = [lay.positions(src) for lay, src in zip(layouts, sources, strict=True)]
+        window = assemble(pieces, counts)[np.ix_(*positions)]
     if any(m.any() for m in cval_masks):
         window = window.astype(np.float64)
         for axis, m in enumerate(cval_masks):
