@@ -348,7 +348,9 @@ class LazyImage:
         label = f"zoom({np.asarray(zoom).tolist()}{', grid_mode=True' if grid_mode else ''})"
         if grid_mode:
             transform = Affine(ratio, offset=0.5 * ratio - 0.5)
-            return self._step(transform, out_shape, opts, output_chunks, output, label)
+            return self._step(
+                transform, out_shape, opts, output_chunks, output, label, (ratio, None, True)
+            )
         transform = Affine(ratio)
         return self._step(transform, out_shape, opts, output_chunks, output, label, (ratio, None))
 

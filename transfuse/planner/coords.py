@@ -41,6 +41,7 @@ class AffineMap:
     form: str = "matrix"
     zoom: np.ndarray | None = None
     shift: np.ndarray | None = None
+    grid: bool = False
 
     @classmethod
     def from_matrix(cls, matrix: np.ndarray) -> AffineMap:
@@ -52,17 +53,19 @@ class AffineMap:
         )
 
     @classmethod
-    def from_zoom_shift(cls, zoom=None, shift=None, ndim=None) -> AffineMap:
-        """scipy's separable form ``c = (o + shift) * zoom`` (either part optional)."""
+    def from_zoom_shift(cls, zoom=None, shift=None, ndim=None, grid=False) -> AffineMap:
+        """scipy's separable form ``c = (o + shift) * zoom`` (either part optional); with
+        ``grid``, scipy's grid-mode zoom ``c = ((o + shift) + 0.5) * zoom - 0.5``."""
         ndim = len(zoom) if zoom is not None else len(shift)
         z = np.ones(ndim) if zoom is None else np.asarray(zoom, dtype=np.float64)
         s = np.zeros(ndim) if shift is None else np.asarray(shift, dtype=np.float64)
         return cls(
             np.diag(z),
-            s * z,
+            (s + 0.5) * z - 0.5 if grid else s * z,
             form="zoom_shift",
             zoom=None if zoom is None else z,
             shift=None if shift is None else s,
+            grid=bool(grid),
         )
 
     @property
@@ -86,7 +89,7 @@ class AffineMap:
     @property
     def token(self) -> tuple:
         """Everything that changes the coordinates, for dask keys."""
-        parts = [self.form, self.linear.tobytes(), self.offset.tobytes()]
+        parts = [self.form, self.grid, self.linear.tobytes(), self.offset.tobytes()]
         for extra in (self.zoom, self.shift):
             parts.append(None if extra is None else extra.tobytes())
         return tuple(parts)
@@ -106,7 +109,10 @@ class AffineMap:
         if self.shift is not None:
             c = c + self.shift[axis]
         if self.zoom is not None:
-            c = c * self.zoom[axis]
+            if self.grid:
+                c = (c + 0.5) * self.zoom[axis] - 0.5
+            else:
+                c = c * self.zoom[axis]
         return c
 
     def coordinates(self, box) -> np.ndarray:

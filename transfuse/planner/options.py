@@ -100,8 +100,10 @@ def check_chunks(chunks, shape: tuple, name: str = "output_chunks") -> tuple[tup
     block sizes per axis. Raises ValueError naming ``name`` otherwise.
     """
     ndim = len(shape)
-    if np.ndim(chunks) == 0:
+    if isinstance(chunks, numbers.Integral) and not isinstance(chunks, bool):
         chunks = (chunks,) * ndim
+    elif not isinstance(chunks, tuple | list):
+        raise ValueError(f"{name}={chunks!r} must be an int or a sequence per axis")
     chunks = tuple(chunks)
     if len(chunks) != ndim:
         raise ValueError(f"{name}={chunks!r} must have {ndim} entries")

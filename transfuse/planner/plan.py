@@ -125,8 +125,8 @@ def _numeric_map(fused: FusedStep, ndim: int, output_chunks=None):
 
         return compile_map(fused.transform, ndim, output_chunks)
     if len(fused.steps) == 1 and fused.last.zoom_shift is not None:
-        zoom, shift = fused.last.zoom_shift
-        return AffineMap.from_zoom_shift(zoom, shift, ndim)
+        zoom, shift, *grid = fused.last.zoom_shift
+        return AffineMap.from_zoom_shift(zoom, shift, ndim, grid=bool(grid and grid[0]))
     matrix = fused.transform.matrix(ndim)
     if not np.all(np.isfinite(matrix)):
         raise ValueError("the composed matrix is not finite")
