@@ -8,6 +8,7 @@ footprint. Keys are tokens of every parameter that changes the result.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 
 import dask.array as da
@@ -33,9 +34,34 @@ class ResampleJob:
     dtype: np.dtype
 
 
-def _axis_info(chunks, pad, ids):
+@functools.lru_cache(maxsize=65536)
+def _axis_info(chunks: tuple, pad: int, ids: tuple):
+    """Domain starts and sizes of the chunks ``ids`` of one axis (cached: many tasks share)."""
     bounds = chunk_bounds(chunks, pad)
     return ([int(bounds[i]) for i in ids], [int(chunks[i]) for i in ids])
+
+
+def _filter_axis_plan(n, chunks, coef_chunks, pad, depth, whole, mode):
+    """Per chunk of one axis: its domain span, the input chunks its filter window reads and
+    where they sit (the filter is separable, so axes are planned independently)."""
+    in_bounds = chunk_bounds(chunks, 0)
+    coef_bounds = chunk_bounds(coef_chunks, pad)
+    out = []
+    for i in range(len(coef_chunks)):
+        span = (int(coef_bounds[i]), int(coef_bounds[i + 1]))
+        axis_spec = {
+            "shape": (n,),
+            "pad": pad,
+            "depth": depth,
+            "whole": (whole,),
+            "span": (span,),
+            "mode": mode,
+        }
+        src = filter_indices(axis_spec)[0]
+        src = src[src >= 0]
+        ids = tuple(sorted(set((np.searchsorted(in_bounds, src, side="right") - 1).tolist())))
+        out.append((span, ids, _axis_info(tuple(chunks), 0, ids)))
+    return out
 
 
 def spline_coefficients(
@@ -70,13 +96,14 @@ def spline_coefficients(
     name = "spline-coefficients-" + tokenize(
         array.name, order, mode, pad, options.cval if pad else 0, depth, whole, chunks
     )
-    in_bounds = [chunk_bounds(c, 0) for c in chunks]
-    coef_bounds = [chunk_bounds(c, pad) for c in coef_chunks]
+    source = array.name
+    per_axis = [
+        _filter_axis_plan(n, c, cc, pad, depth, w, mode)
+        for n, c, cc, w in zip(shape, chunks, coef_chunks, whole, strict=True)
+    ]
     dsk = {}
     for idx in itertools.product(*(range(len(c)) for c in coef_chunks)):
-        span = tuple(
-            (int(coef_bounds[a][i]), int(coef_bounds[a][i + 1])) for a, i in enumerate(idx)
-        )
+        axes = [per_axis[a][i] for a, i in enumerate(idx)]
         spec = {
             "shape": shape,
             "order": order,
@@ -85,14 +112,11 @@ def spline_coefficients(
             "cval": options.cval,
             "depth": depth,
             "whole": whole,
-            "span": span,
+            "span": tuple(a[0] for a in axes),
         }
-        ids = []
-        for a, src in enumerate(filter_indices(spec)):
-            src = src[src >= 0]
-            ids.append(sorted(set((np.searchsorted(in_bounds[a], src, side="right") - 1).tolist())))
-        layouts = [_axis_info(chunks[a], 0, ids[a]) for a in range(len(shape))]
-        deps = [(array.name, *k) for k in itertools.product(*ids)]
+        ids = [a[1] for a in axes]
+        deps = [(source, *k) for k in itertools.product(*ids)]
+        layouts = [a[2] for a in axes]
         dsk[(name, *idx)] = (prefilter_chunk, spec, layouts, [len(i) for i in ids], *deps)
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=[array])
     return da.Array(graph, name, coef_chunks, dtype=np.float64, meta=np.empty((0,) * len(shape)))
@@ -124,17 +148,18 @@ class CPUExecutor:
             p.input_shape,
         )
         cmap = p.coordinate_map
+        coef_name = coef.name
         dsk = {}
         for idx, fp in p.footprints.items():
             if fp.axes is None:
                 dsk[(name, *idx)] = (resample_chunk, job, fp, [], 0)
                 continue
             infos = [
-                _axis_info(p.coefficient_chunks[a], opts.pad, w.chunks)
+                _axis_info(p.coefficient_chunks[a], opts.pad, tuple(w.chunks))
                 for a, w in enumerate(fp.axes)
             ]
             extras = list(cmap.extra_keys(idx))
-            deps = [(coef.name, *k) for k in fp.dependencies]
+            deps = [(coef_name, *k) for k in fp.dependencies]
             dsk[(name, *idx)] = (resample_chunk, job, fp, infos, len(extras), *extras, *deps)
         collections = [coef, *cmap.collections]
         graph = HighLevelGraph.from_collections(name, dsk, dependencies=collections)
