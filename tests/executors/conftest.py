@@ -17,7 +17,7 @@ _COMMON = dict(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
-settings.register_profile("ci", max_examples=40, **_COMMON)
+settings.register_profile("ci", max_examples=200, **_COMMON)
 settings.register_profile("large", max_examples=2000, **_COMMON)
 settings.register_profile("dev", max_examples=10, **_COMMON)
 

@@ -52,7 +52,9 @@ def resample_chunk(job, footprint, layouts_info, n_extras, *args, ndi=ndimage):
     shape = tuple(e - s for s, e in footprint.box)
     opts = job.options
     if footprint.axes is None:
-        if opts.mode == "grid-constant" and opts.order > 0:
+        # (maps that read extra inputs get none for such chunks: cval, within an ulp)
+        needs_extras = bool(getattr(job.coordinate_map, "collections", ()))
+        if opts.mode == "grid-constant" and opts.order > 0 and (extras or not needs_extras):
             return _all_cval_taps(job, footprint, extras, ndi)
         return np.full(shape, cast_like_scipy(np.array(opts.cval), job.dtype), dtype=job.dtype)
     counts = [len(w.chunks) for w in footprint.axes]
