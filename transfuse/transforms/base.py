@@ -45,12 +45,23 @@ def unify_ndim(parts, what: str = "transforms") -> int | None:
     return ndim
 
 
+def _canonical_expr(expr) -> str:
+    """sympy's srepr, except that symbols list their assumptions in sorted order (srepr keeps
+    the order they were given in, which would give equal symbols different keys)."""
+    if isinstance(expr, sympy.Symbol):
+        assumptions = ",".join(f"{k}={v}" for k, v in sorted(expr.assumptions0.items()))
+        return f"{type(expr).__name__}({expr.name!r},{assumptions})"
+    if not expr.args:
+        return sympy.srepr(expr)
+    return f"{type(expr).__name__}(" + ",".join(_canonical_expr(a) for a in expr.args) + ")"
+
+
 def _canonical(value):
     """A text form of a parameter that differs whenever the value differs (bit for bit)."""
     if isinstance(value, float):
         return value.hex()
     if isinstance(value, sympy.Basic):
-        return sympy.srepr(value)
+        return _canonical_expr(value)
     if isinstance(value, tuple):
         return "(" + ",".join(_canonical(v) for v in value) + ")"
     if isinstance(value, Transform):
