@@ -13,7 +13,14 @@ from .affine import (
     split_affine_matrix,
 )
 from .base import Compose, Transform
-from .nonlinear import CoordinateMap, NonlinearTransform
+from .nonlinear import (
+    CoordinateMap,
+    DisplacementField,
+    ExprMap,
+    FunctionMap,
+    InverseExprMap,
+    NonlinearTransform,
+)
 from .params import symbols
 
 __all__ = [
@@ -21,6 +28,10 @@ __all__ = [
     "AffineTransform",
     "Compose",
     "CoordinateMap",
+    "DisplacementField",
+    "ExprMap",
+    "FunctionMap",
+    "InverseExprMap",
     "NonlinearTransform",
     "Flip",
     "Identity",
