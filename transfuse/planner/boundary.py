@@ -13,6 +13,8 @@ where ``pad`` is 12 for prefiltered ``nearest``/``grid-constant`` and 0 otherwis
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 __all__ = [
@@ -139,6 +141,8 @@ def fold_interval(a: float, b: float, n: int, mode: str, pad: int, order: int):
         return min(max(a, -reach), n - 1 + reach), max(min(b, n - 1 + reach), -reach)
     if n <= 1:
         return 0.0, 0.0
+    if 0 <= a and b <= n - 1:
+        return a, b  # nothing to fold (the common case: interior chunks)
     period = _FOLD_PERIOD[mode](n)
     if b - a >= 2 * period:
         a, b = -2.0 * period, 2.0 * period  # every piece of the fold appears in here
@@ -156,8 +160,8 @@ def tap_range(a: float, b: float, order: int) -> tuple[int, int]:
     """First and last spline tap (integer sample index) used for coordinates in ``[a, b]``."""
     half = order // 2
     if order % 2:
-        return int(np.floor(a)) - half, int(np.floor(b)) - half + order
-    return int(np.floor(a + 0.5)) - half, int(np.floor(b + 0.5)) - half + order
+        return math.floor(a) - half, math.floor(b) - half + order
+    return math.floor(a + 0.5) - half, math.floor(b + 0.5) - half + order
 
 
 def _reflect_whole(i, length):
