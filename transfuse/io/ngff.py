@@ -403,13 +403,12 @@ def _convert(node, where, ctx, pull: bool) -> Transform:
         node_ = _field(node, where, ctx)
         if not pull:
             return node_
-        try:
-            return node_.inverse()
-        except (NotImplementedError, ValueError) as exc:
-            raise FormatError(
-                f"{where}: a forward {kind} transformation has no closed-form inverse; store "
-                "it inside 'inverseOf' or a 'bijection' to give the pull direction"
-            ) from exc
+        # A field only has an approximate, iterative inverse: reading must stay exact, so
+        # the file has to say which direction it stores.
+        raise FormatError(
+            f"{where}: a forward {kind} transformation has no exact inverse; store it "
+            "inside 'inverseOf' or a 'bijection' to give the pull direction"
+        )
     raise FormatError(f"{where}: unknown transformation type {kind!r}")
 
 
