@@ -497,3 +497,13 @@ def test_interval_arithmetic_encloses_every_value(expr, lo, width):
         vals = f(pts)[:, 0]
     vals = vals[np.isfinite(vals)]
     assert np.all(vals >= b_lo[0]) and np.all(vals <= b_hi[0]), (expr, b_lo, b_hi)
+
+
+def test_chain_map_pickles():
+    import pickle
+
+    cmap = compile_map(mixed_chain(), 2)
+    box = ((0, 5), (2, 9))
+    again = pickle.loads(pickle.dumps(cmap))
+    np.testing.assert_array_equal(again.coordinates(box), cmap.coordinates(box))
+    assert again.token == cmap.token

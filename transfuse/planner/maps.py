@@ -420,6 +420,13 @@ class ExprStage(NodeStage):
     def bounded(self):
         return self._bounded
 
+    def __getstate__(self):  # the compiled function is rebuilt after unpickling
+        return {k: v for k, v in self.__dict__.items() if k != "function"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.function = self.node._c_function
+
     def apply(self, p):
         return np.stack(self.function(*p))
 
