@@ -249,3 +249,14 @@ class TestBadInput:
     def test_bad_output_chunks(self):
         with pytest.raises(ValueError, match="output_chunks"):
             tf.lazy(self.x).shift(1, output_chunks=(0, 3))
+
+
+@pytest.mark.parametrize("grid", [(40,), (3, 4, 5)])
+def test_coordinate_map_output_rank_may_differ_from_input(grid):
+    x = _rng(9).random((11, 13))
+    coords = _rng(10).uniform(-2, 14, (2, *grid))
+    got = tf.lazy(x, chunks=4).transform(tf.CoordinateMap(coords), order=3, mode="reflect")
+    assert got.shape == grid
+    np.testing.assert_allclose(
+        got.compute(), ndi.map_coordinates(x, coords, order=3, mode="reflect"), atol=1e-10
+    )

@@ -116,9 +116,18 @@ class LazyImage:
     def _step(
         self, transform, output_shape, options, output_chunks, output, label, zoom_shift=None
     ) -> LazyImage:
-        output_shape = check_output_shape(
-            self.shape if output_shape is None else output_shape, self.ndim
-        )
+        own_shape = getattr(transform, "output_shape", None)
+        if own_shape is not None:  # maps defined on their own output grid (CoordinateMap)
+            if output_shape is not None and tuple(output_shape) != tuple(own_shape):
+                raise ValueError(
+                    f"output_shape={tuple(output_shape)} differs from the transform's own "
+                    f"output grid {tuple(own_shape)}"
+                )
+            output_shape = check_output_shape(own_shape)
+        else:
+            output_shape = check_output_shape(
+                self.shape if output_shape is None else output_shape, self.ndim
+            )
         if output_chunks is not None:
             check_chunks(output_chunks, output_shape)
         step = Step(

@@ -32,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import itertools
-import math
 import numbers
 import warnings
 
@@ -419,7 +418,6 @@ def map_coordinates(input, coordinates, order=3, mode="constant", cval=0.0, pref
         ResampleOptions(order=order, mode=mode, cval=_real_cval(cval), prefilter=prefilter)
         if 0 in out_shape:
             return back(da.empty(out_shape, dtype=out_dtype))
-        coords, restore = _as_image_grid(coords, arr.ndim)
         cmap = CoordinateMap(coords)
 
         def build(part, cv, dtype):
@@ -429,26 +427,7 @@ def map_coordinates(input, coordinates, order=3, mode="constant", cval=0.0, pref
                 .to_dask()
             )
 
-        return back(restore(_by_parts(build, arr, cval, out_dtype)))
-
-
-def _as_image_grid(coords, ndim: int):
-    """Reshape ``coords`` so that its output grid has ``ndim`` axes (what a resampling step
-    produces); returns the coordinates and the function that restores the output shape."""
-    shape = tuple(coords.shape[1:])
-    k = len(shape)
-    if k == ndim:
-        return coords, _same
-    if k < ndim:
-        extra = ndim - k
-        expanded = coords[(Ellipsis, *([None] * extra))]
-        return expanded, lambda y: y[(Ellipsis, *([0] * extra))]
-    # more output axes than input axes: merge the leading ones
-    merged = (coords.shape[0], math.prod(shape[: k - ndim + 1]), *shape[k - ndim + 1 :])
-    return coords.reshape(merged), lambda y: y.reshape(shape)
-
-
-# -- spline filters --------------------------------------------------------------------------
+        return back(_by_parts(build, arr, cval, out_dtype))
 
 
 def _check_depth(depth, order: int) -> int:
