@@ -51,6 +51,20 @@ def lazy(array, chunks=None) -> LazyImage:
     return LazyImage(source, arr)
 
 
+def _per_axis(value, ndim: int, name: str, positive: bool = False) -> np.ndarray:
+    """One number for every axis, or one per axis, as float64; finite (and > 0)."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name}={value!r} must be one number or one per axis") from exc
+    if arr.ndim == 0:
+        arr = np.full(ndim, float(arr))
+    kind = "positive" if positive else "finite"
+    if arr.shape != (ndim,) or not np.all(np.isfinite(arr)) or (positive and np.any(arr <= 0)):
+        raise ValueError(f"{name}={value!r} must be one {kind} number or one per axis")
+    return arr
+
+
 def _options(order, mode, cval, prefilter):
     return ResampleOptions(order=order, mode=mode, cval=cval, prefilter=prefilter)
 
@@ -333,17 +347,7 @@ class LazyImage:
         >>> transfuse.lazy(np.ones((4, 6))).zoom(2).shape
         (8, 12)
         """
-        factors = (
-            np.broadcast_to(np.asarray(zoom, dtype=np.float64), (self.ndim,))
-            if np.ndim(zoom) == 0
-            else np.asarray(zoom, dtype=np.float64)
-        )
-        if (
-            factors.shape != (self.ndim,)
-            or not np.all(np.isfinite(factors))
-            or np.any(factors <= 0)
-        ):
-            raise ValueError(f"zoom={zoom!r} must be one positive number or one per axis")
+        factors = _per_axis(zoom, self.ndim, "zoom", positive=True)
         out_shape = tuple(int(round(n * z)) for n, z in zip(self.shape, factors, strict=True))
         check_output_shape(out_shape, self.ndim, name="round(shape * zoom)")
         opts = _options(order, mode, cval, prefilter)
@@ -381,13 +385,7 @@ class LazyImage:
         >>> transfuse.lazy(np.arange(5.0)).shift(2, order=0).compute()
         array([0., 0., 0., 1., 2.])
         """
-        vec = (
-            np.broadcast_to(np.asarray(shift, dtype=np.float64), (self.ndim,))
-            if np.ndim(shift) == 0
-            else np.asarray(shift, dtype=np.float64)
-        )
-        if vec.shape != (self.ndim,) or not np.all(np.isfinite(vec)):
-            raise ValueError(f"shift={shift!r} must be one finite number or one per axis")
+        vec = _per_axis(shift, self.ndim, "shift")
         transform = Translate(tuple(-vec))
         return self._step(
             transform,
