@@ -535,7 +535,9 @@ class ChainMap:
             stages = stages[1:]
         for stage in stages:
             p = stage.apply(p)
-        if not np.all(np.isfinite(p)):
+        # affine and field stages map finite points to finite points; others may not
+        checked = any(type(st) in (ExprStage, NodeStage) for st in self.stages)
+        if checked and not np.all(np.isfinite(p)):
             raise ValueError(
                 f"the fused map {self!r} gives non-finite coordinates in the output box "
                 f"{tuple(box)} (e.g. sqrt or log outside its domain, or a division by zero)"
