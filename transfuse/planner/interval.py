@@ -265,7 +265,10 @@ def _eval_uncached(e, env, cache):
         if ex.is_Integer:
             return _int_pow(b, int(ex))
         if ex.is_Number and ex.is_real:
-            return _real_pow(b, float(ex))
+            e_val = float(ex)
+            if e_val.is_integer() and abs(e_val) < 2**31:  # x**2.0: defined for x < 0 too
+                return _int_pow(b, int(e_val))
+            return _real_pow(b, e_val)
         return _eval(sympy.exp(ex * sympy.log(base), evaluate=False), env, cache)
     func = e.func
     if func in _MONOTONE_UP or func in _DOMAIN:
