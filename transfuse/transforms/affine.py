@@ -45,16 +45,19 @@ class AffineTransform(Transform):
 
     is_affine = True
 
-    def _entries(self, ndim: int) -> list[list]:
+    def _entries(self, ndim: int, exact: bool = False) -> list[list]:
         raise NotImplementedError
 
-    def matrix(self, ndim: int | None = None):
+    def matrix(self, ndim: int | None = None, exact: bool = False):
         """The homogeneous ``(n+1, n+1)`` pull matrix.
 
         Parameters
         ----------
         ndim : int, optional
             The dimension, needed only when the parameters do not fix it.
+        exact : bool
+            Return a sympy Matrix even when every parameter is a number (angles then give
+            exact trigonometric values, e.g. ``sqrt(3)/2`` for 30°).
 
         Returns
         -------
@@ -62,7 +65,7 @@ class AffineTransform(Transform):
             float64 when every parameter is a number, an exact sympy Matrix otherwise.
         """
         ndim = self.resolve_ndim(ndim)
-        return symbolic_or_numeric(self._entries(ndim), symbolic=False)
+        return symbolic_or_numeric(self._entries(ndim, exact), symbolic=exact)
 
     def __call__(self, points):
         """Map points of shape ``(..., ndim)`` (output space) to input space."""
@@ -113,7 +116,7 @@ class Identity(AffineTransform):
         if self.ndim is not None and (not isinstance(self.ndim, int) or self.ndim < 1):
             raise ValueError(f"ndim={self.ndim!r} must be a positive integer")
 
-    def _entries(self, ndim):
+    def _entries(self, ndim, exact=False):
         return _identity_entries(ndim)
 
     def inverse(self):
@@ -140,7 +143,7 @@ class Translate(AffineTransform):
     def ndim(self):
         return len(self.vector)
 
-    def _entries(self, ndim):
+    def _entries(self, ndim, exact=False):
         e = _identity_entries(ndim)
         for i, v in enumerate(self.vector):
             e[i][ndim] = v
@@ -179,7 +182,7 @@ class Scale(AffineTransform):
             return list(self.factors)
         return [self.factors] * ndim
 
-    def _entries(self, ndim):
+    def _entries(self, ndim, exact=False):
         e = _identity_entries(ndim)
         for i, f in enumerate(self._factor_list(ndim)):
             e[i][i] = f
@@ -250,18 +253,20 @@ class Rotate(AffineTransform):
             raise ValueError(f"axes={axes!r}: negative axes need ndim or center to be given")
         object.__setattr__(self, "axes", axes)
 
-    def _cos_sin(self):
+    def _cos_sin(self, exact=False):
         a = self.angle
-        if is_symbolic(a):
+        if exact or is_symbolic(a):
+            if not is_symbolic(a):
+                a = sympy.Integer(int(a)) if float(a).is_integer() else sympy.Float(a)
             rad = sympy.pi * a / 180
             return sympy.cos(rad), sympy.sin(rad)
         return float(special.cosdg(a)), float(special.sindg(a))
 
-    def _entries(self, ndim):
+    def _entries(self, ndim, exact=False):
         i, j = _check_axes_fit(self.axes, ndim, "axes")
         if ndim < 2 or i == j:
             raise ValueError(f"Rotate needs two distinct axes of an ndim >= 2 space, got {ndim}")
-        c, s = self._cos_sin()
+        c, s = self._cos_sin(exact)
         e = _identity_entries(ndim)
         e[i][i], e[i][j], e[j][i], e[j][j] = c, -s, s, c
         if self.center is not None:
@@ -300,7 +305,7 @@ class Shear(AffineTransform):
             raise ValueError(f"axes={axes!r}: negative axes need ndim to be given")
         object.__setattr__(self, "axes", axes)
 
-    def _entries(self, ndim):
+    def _entries(self, ndim, exact=False):
         i, j = _check_axes_fit(self.axes, ndim, "axes")
         e = _identity_entries(ndim)
         e[i][j] = self.factor
@@ -451,7 +456,7 @@ class Affine(AffineTransform):
     def ndim(self):
         return len(self.linear)
 
-    def _entries(self, ndim):
+    def _entries(self, ndim, exact=False):
         n = ndim
         e = [list(row) + [self.offset[i]] for i, row in enumerate(self.linear)]
         e.append([0.0] * n + [1.0])
@@ -496,7 +501,7 @@ class Flip(AffineTransform):
             raise ValueError(f"axes={axes!r}: negative axes need ndim to be given")
         object.__setattr__(self, "axes", axes)
 
-    def _entries(self, ndim):
+    def _entries(self, ndim, exact=False):
         axes = _check_axes_fit(self.axes, ndim, "axes")
         e = _identity_entries(ndim)
         for ax, ctr in zip(axes, self.center, strict=True):
@@ -532,7 +537,7 @@ class Permute(AffineTransform):
     def ndim(self):
         return len(self.order)
 
-    def _entries(self, ndim):
+    def _entries(self, ndim, exact=False):
         e = [[0.0] * (ndim + 1) for _ in range(ndim + 1)]
         for j, src in enumerate(self.order):
             e[src][j] = 1.0

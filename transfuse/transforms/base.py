@@ -164,7 +164,7 @@ class Transform:
         """The transform ``T⁻¹`` with ``T @ T⁻¹`` the identity."""
         raise NotImplementedError(f"{type(self).__name__} has no inverse")
 
-    def matrix(self, ndim: int | None = None):
+    def matrix(self, ndim: int | None = None, exact: bool = False):
         """The homogeneous ``(n+1, n+1)`` matrix (numpy, or exact sympy when symbolic)."""
         raise TypeError(f"{type(self).__name__} is not affine and has no matrix")
 
@@ -275,13 +275,14 @@ class Compose(Transform):
     def inverse(self):
         return Compose(tuple(p.inverse() for p in reversed(self.transforms)))
 
-    def matrix(self, ndim=None):
+    def matrix(self, ndim=None, exact=False):
         ndim = self.resolve_ndim(ndim)
-        mats = [p.matrix(ndim) for p in self.transforms]
-        if any(isinstance(m, sympy.MatrixBase) for m in mats):
-            out = sympy.Matrix(mats[0])
+        exact = exact or bool(self.free_symbols)
+        mats = [p.matrix(ndim, exact=exact) for p in self.transforms]
+        if exact:
+            out = mats[0]
             for m in mats[1:]:
-                out = out * sympy.Matrix(m)
+                out = out * m
             return out.applyfunc(sympy.simplify)
         out = mats[0]
         for m in mats[1:]:
