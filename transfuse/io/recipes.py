@@ -18,25 +18,59 @@ Examples
 True
 """
 
-from __future__ import annotations
-
 import dataclasses
-import hashlib
 import json
 import math
 import os
 import re
-from collections.abc import Callable
 from importlib import resources
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
-import sympy
 
 from ..planner.options import ResampleOptions, check_chunks, check_output_shape
-from ..transforms import affine, base, nonlinear
+from ..transforms import base
 from .errors import RecipeError
-from .expressions import MAX_INT_BITS, MAX_SYMBOL_NAME, Budget, decode_expr, encode_expr
+from .expressions import MAX_INT_BITS
+from .recipe_arrays import ARRAY
+from .recipe_fields import (
+    AXES,
+    AXIS,
+    BOOL,
+    EXPR,
+    INT,
+    MATRIX,
+    NAME,
+    NDIM,
+    NUMBER,
+    SCALAR,
+    SCALAR_OR_VECTOR,
+    STRING,
+    VECTOR,
+    Field,
+    _kind_of,
+    _Reader,
+    _Writer,
+)
+from .recipe_limits import (
+    INLINE_ELEMENTS,
+    MAX_DEPTH,
+    MAX_EXTENT,
+    MAX_INLINE_ELEMENTS,
+    MAX_NDIM,
+    MAX_NODES,
+    MAX_NPY_BYTES,
+    MAX_TEXT_BYTES,
+    MAX_TOTAL_EXPR_NODES,
+)
+from .recipe_nodes import (
+    TRANSFORM,
+    TRANSFORMS,
+    _decode_node,
+    _encode_node,
+    register_node,
+    registered_types,
+)
 
 __all__ = [
     "FORMAT",
@@ -82,30 +116,6 @@ __all__ = [
 
 FORMAT = "recipe"
 VERSION = 1
-#: Largest recipe text (bytes of a file, or characters of a string).
-MAX_TEXT_BYTES = 10 * 2**20
-#: Deepest nesting of JSON objects and arrays.
-MAX_DEPTH = 64
-#: Most transform nodes in one recipe.
-MAX_NODES = 10_000
-#: Most expression nodes in one recipe (all expressions together).
-MAX_TOTAL_EXPR_NODES = 100_000
-#: :func:`write_recipe` writes arrays with more elements than this to ``.npy`` files.
-INLINE_ELEMENTS = 4_096
-#: Most elements of an array written inline (in the JSON text).
-MAX_INLINE_ELEMENTS = 2**20
-#: Largest ``.npy`` file a recipe may refer to (its array data, in bytes).
-MAX_NPY_BYTES = 2**32
-#: Largest number of dimensions of a stored array, of an ``ndim`` field and of an axis index.
-MAX_NDIM = 32
-#: Largest single extent in ``output_shape`` or ``output_chunks``.
-MAX_EXTENT = 2**48
-
-_DTYPES = frozenset(
-    ["|b1", "|i1", "|u1"]
-    + [f"{order}{kind}{size}" for order in "<>" for kind in "iu" for size in (2, 4, 8)]
-    + [f"{order}f{size}" for order in "<>" for size in (2, 4, 8)]
-)
 
 
 # -- the pipeline ----------------------------------------------------------------------------
@@ -214,479 +224,6 @@ def _chunks(value):
         else:
             out.append(tuple(_chunk_size(v, f"output_chunks[{i}]") for v in c))
     return tuple(out)
-
-
-# -- reading and writing contexts ----------------------------------------------------------
-class _Writer:
-    """State of one encoding: budgets, and the arrays bound for ``.npy`` files."""
-
-    def __init__(self, inline_limit: int | None = None, stem: str = "recipe"):
-        self.inline_limit = inline_limit  # None: everything inline (no directory)
-        self.stem = stem
-        self.files: dict[str, np.ndarray] = {}
-        self.nodes = Budget(MAX_NODES, "transform nodes")
-        self.exprs = Budget(MAX_TOTAL_EXPR_NODES, "expression nodes")
-
-
-class _Reader:
-    """State of one decoding: budgets and the directory ``.npy`` references resolve in."""
-
-    def __init__(self, base_dir=None):
-        self.base_dir = None if base_dir is None else Path(base_dir)
-        self.nodes = Budget(MAX_NODES, "transform nodes")
-        self.exprs = Budget(MAX_TOTAL_EXPR_NODES, "expression nodes")
-
-
-def _kind_of(value) -> str:
-    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
-    names.update({int: "an integer", float: "a number", type(None): "null"})
-    return names.get(type(value), type(value).__name__)
-
-
-# -- field kinds -----------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class Field:
-    """How one field of a node is written and read.
-
-    ``encode(value, writer, path) -> JSON`` and ``decode(json, reader, path) -> value``;
-    ``label`` names the kind in messages. Use the ready kinds (``SCALAR``, ``VECTOR``,
-    ``ARRAY``, ...), :meth:`optional` and :meth:`many` rather than making new ones.
-    """
-
-    label: str
-    encode: Callable
-    decode: Callable
-
-    def optional(self) -> Field:
-        """The same kind, or null for None."""
-
-        def enc(v, w, p):
-            return None if v is None else self.encode(v, w, p)
-
-        def dec(j, r, p):
-            return None if j is None else self.decode(j, r, p)
-
-        return Field(f"{self.label} or null", enc, dec)
-
-    def many(self, min_items: int = 0) -> Field:
-        """A list of this kind, read back as a tuple."""
-
-        def enc(v, w, p):
-            if not isinstance(v, tuple | list):
-                raise RecipeError(f"cannot write {type(v).__name__} as a list", p)
-            return [self.encode(x, w, f"{p}[{i}]") for i, x in enumerate(v)]
-
-        def dec(j, r, p):
-            if type(j) is not list or len(j) < min_items:
-                raise RecipeError(f"must be a list of {self.label}, got {_kind_of(j)}", p)
-            return tuple(self.decode(x, r, f"{p}[{i}]") for i, x in enumerate(j))
-
-        return Field(f"list of {self.label}", enc, dec)
-
-
-def _refuse(what, v, p):
-    raise RecipeError(f"cannot write {type(v).__name__} {v!r:.60} as {what}", p)
-
-
-def _enc_scalar(v, w, p):
-    if isinstance(v, sympy.Basic):
-        return _enc_expr(v, w, p)
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        _refuse("a number", v, p)
-    if isinstance(v, float) and not math.isfinite(v):
-        raise RecipeError(f"non-finite number {v} cannot be written", p)
-    return float(v) if isinstance(v, float) else int(v)
-
-
-def _dec_scalar(j, r, p):
-    if type(j) in (int, float):
-        return j
-    if type(j) is dict and "expr" in j:
-        return _dec_expr(j, r, p)
-    raise RecipeError(f"must be a number or {{'expr': ...}}, got {_kind_of(j)}", p)
-
-
-def _enc_expr(v, w, p):
-    if not isinstance(v, sympy.Expr):
-        _refuse("an expression", v, p)
-    return {"expr": encode_expr(v, f"{p}.expr", w.exprs)}
-
-
-def _dec_expr(j, r, p):
-    if type(j) is not dict or set(j) != {"expr"}:
-        raise RecipeError("an expression must be {'expr': tree}", p)
-    return decode_expr(j["expr"], f"{p}.expr", r.exprs)
-
-
-def _int_field(label, low, high):
-    def enc(v, w, p):
-        if isinstance(v, bool) or not isinstance(v, int | np.integer):
-            _refuse("an integer", v, p)
-        return int(v)
-
-    def dec(j, r, p):
-        if type(j) is not int or not low <= j <= high:
-            raise RecipeError(f"must be {label}, got {j!r:.40}", p)
-        return j
-
-    return Field(label, enc, dec)
-
-
-def _typed_field(label, kind, limit=None):
-    def enc(v, w, p):
-        if type(v) is not kind:
-            _refuse(label, v, p)
-        return v
-
-    def dec(j, r, p):
-        if type(j) is not kind or (limit is not None and len(j) > limit):
-            raise RecipeError(f"must be {label}, got {_kind_of(j)}", p)
-        return j
-
-    return Field(label, enc, dec)
-
-
-def _enc_scalar_or_vector(v, w, p):
-    return VECTOR.encode(v, w, p) if isinstance(v, tuple | list) else SCALAR.encode(v, w, p)
-
-
-def _dec_scalar_or_vector(j, r, p):
-    return VECTOR.decode(j, r, p) if type(j) is list else SCALAR.decode(j, r, p)
-
-
-def _dec_number(j, r, p):
-    if type(j) not in (int, float):
-        raise RecipeError(f"must be a number, got {_kind_of(j)}", p)
-    return j
-
-
-SCALAR = Field("a number or {'expr': ...}", _enc_scalar, _dec_scalar)
-NUMBER = Field("a number", _enc_scalar, _dec_number)
-VECTOR = SCALAR.many(min_items=1)
-MATRIX = VECTOR.many(min_items=1)
-SCALAR_OR_VECTOR = Field(
-    "a number, an expression or a list", _enc_scalar_or_vector, _dec_scalar_or_vector
-)
-EXPR = Field("{'expr': ...}", _enc_expr, _dec_expr)
-INT = _int_field("an integer", -(2**63), 2**63 - 1)
-NDIM = _int_field(f"an integer from 1 to {MAX_NDIM}", 1, MAX_NDIM)
-AXIS = _int_field(f"an axis from -{MAX_NDIM} to {MAX_NDIM - 1}", -MAX_NDIM, MAX_NDIM - 1)
-AXES = AXIS.many()
-STRING = _typed_field("a string", str, limit=256)
-
-
-def _enc_name(v, w, p):
-    if type(v) is not str or not v.isidentifier() or len(v) > MAX_SYMBOL_NAME:
-        _refuse("a name", v, p)
-    return v
-
-
-def _dec_name(j, r, p):
-    if type(j) is not str or not j.isidentifier() or len(j) > MAX_SYMBOL_NAME:
-        raise RecipeError(f"must be an identifier of at most {MAX_SYMBOL_NAME} characters", p)
-    return j
-
-
-NAME = Field("a name", _enc_name, _dec_name)
-BOOL = _typed_field("true or false", bool)
-
-
-def _enc_transform(v, w, p):
-    if not isinstance(v, base.Transform):
-        _refuse("a transform", v, p)
-    return _encode_node(v, w, p)
-
-
-TRANSFORM = Field("a transform node", _enc_transform, lambda j, r, p: _decode_node(j, r, p))
-TRANSFORMS = TRANSFORM.many(min_items=1)
-
-
-# -- arrays ------------------------------------------------------------------------------------
-def _enc_array(a, w, p):
-    if hasattr(a, "dask"):
-        raise RecipeError("a dask array cannot be written into a recipe; compute it first", p)
-    if not isinstance(a, np.ndarray):
-        _refuse("an array", a, p)
-    if a.dtype.str not in _DTYPES or a.ndim > MAX_NDIM:
-        raise RecipeError(
-            f"cannot write an array of dtype {a.dtype} and {a.ndim} dimensions; allowed are "
-            f"bool, (u)int8-64 and float16-64 with at most {MAX_NDIM} dimensions",
-            p,
-        )
-    head = {"dtype": a.dtype.str, "shape": list(a.shape)}
-    finite = a.dtype.kind != "f" or bool(np.isfinite(a).all())
-    if w.inline_limit is not None and (a.size > w.inline_limit or not finite):
-        digest = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
-        digest.update(np.ascontiguousarray(a).tobytes())
-        name = f"{w.stem}.{digest.hexdigest()[:16]}.npy"
-        if a.nbytes > MAX_NPY_BYTES:
-            raise RecipeError(f"array of {a.nbytes} bytes exceeds {MAX_NPY_BYTES}", p)
-        w.files[name] = a
-        return {"array": {**head, "npy": name}}
-    if not finite:
-        raise RecipeError(
-            "array holds NaN or infinity, which JSON cannot; write_recipe() stores it as .npy", p
-        )
-    if a.size > MAX_INLINE_ELEMENTS:
-        raise RecipeError(
-            f"array of {a.size} elements exceeds {MAX_INLINE_ELEMENTS} inline; "
-            "write_recipe() stores it as .npy",
-            p,
-        )
-    return {"array": {**head, "data": a.ravel().tolist()}}
-
-
-def _dec_array(j, r, p):
-    if type(j) is not dict or set(j) != {"array"} or type(j["array"]) is not dict:
-        raise RecipeError("an array must be {'array': {dtype, shape, data or npy}}", p)
-    spec, p = j["array"], f"{p}.array"
-    keys = set(spec)
-    if keys not in ({"dtype", "shape", "data"}, {"dtype", "shape", "npy"}):
-        raise RecipeError(f"needs dtype, shape and one of data or npy, got {sorted(keys)}", p)
-    dtype = spec["dtype"]
-    if type(dtype) is not str or dtype not in _DTYPES:
-        raise RecipeError(f"dtype {dtype!r:.40} is not one of {sorted(_DTYPES)}", f"{p}.dtype")
-    shape = spec["shape"]
-    if (
-        type(shape) is not list
-        or len(shape) > MAX_NDIM
-        or not all(type(n) is int and 0 <= n <= MAX_EXTENT for n in shape)
-    ):
-        raise RecipeError(f"must be a list of at most {MAX_NDIM} sizes", f"{p}.shape")
-    size = math.prod(shape)
-    if "npy" in spec:
-        return _read_npy(spec["npy"], np.dtype(dtype), tuple(shape), r, f"{p}.npy")
-    return _inline_array(spec["data"], np.dtype(dtype), tuple(shape), size, f"{p}.data")
-
-
-def _inline_array(data, dtype, shape, size, p):
-    if size > MAX_INLINE_ELEMENTS:
-        raise RecipeError(f"{size} elements exceed {MAX_INLINE_ELEMENTS} inline", p)
-    if type(data) is not list or len(data) != size:
-        raise RecipeError(f"must be a flat list of {size} values", p)
-    allowed = {"b": {bool}, "i": {int}, "u": {int}, "f": {int, float}}[dtype.kind]
-    if not {type(v) for v in data} <= allowed:
-        raise RecipeError(f"values must all be {' or '.join(t.__name__ for t in allowed)}", p)
-    try:
-        with np.errstate(over="ignore", invalid="ignore"):
-            out = np.array(data, dtype=dtype).reshape(shape)
-    except (OverflowError, ValueError) as exc:
-        raise RecipeError(f"values do not fit dtype {dtype}: {exc}", p) from exc
-    if dtype.kind == "f" and not np.isfinite(out).all():
-        raise RecipeError(f"values overflow dtype {dtype}", p)
-    return out
-
-
-def _npy_file(ref, r, p) -> Path:
-    if type(ref) is not str or not ref.endswith(".npy") or len(ref) > 255:
-        raise RecipeError("must be a relative path ending in .npy", p)
-    parts = ref.split("/")
-    if (
-        any(c in ref for c in "\\:\x00")
-        or PurePosixPath(ref).is_absolute()
-        or any(part in ("", "..") for part in parts)
-    ):
-        raise RecipeError(f"{ref!r:.80} must stay inside the recipe's directory", p)
-    if r.base_dir is None:
-        raise RecipeError(f"refers to file {ref!r}; read the recipe with read_recipe()", p)
-    root = r.base_dir.resolve()
-    full = (root / ref).resolve()
-    if not full.is_relative_to(root):
-        raise RecipeError(f"{ref!r:.80} leads outside the recipe's directory", p)
-    if not full.is_file():
-        raise RecipeError(f"file {ref!r} not found next to the recipe", p)
-    return full
-
-
-def _read_npy(ref, dtype, shape, r, p):
-    full = _npy_file(ref, r, p)
-    try:
-        with open(full, "rb") as fh:
-            version = np.lib.format.read_magic(fh)
-            read_header = {
-                (1, 0): np.lib.format.read_array_header_1_0,
-                (2, 0): np.lib.format.read_array_header_2_0,
-            }.get(version)
-            if read_header is None:
-                raise ValueError(f"unsupported .npy version {version}")
-            file_shape, _, file_dtype = read_header(fh)
-        if file_dtype != dtype or tuple(file_shape) != shape:
-            raise ValueError(f"holds {file_dtype}{file_shape}, the recipe says {dtype}{shape}")
-        if math.prod(shape) * dtype.itemsize > MAX_NPY_BYTES:
-            raise ValueError(f"is larger than {MAX_NPY_BYTES} bytes")
-        out = np.load(full, allow_pickle=False)
-    except RecipeError:
-        raise
-    except Exception as exc:  # a malformed or truncated file
-        raise RecipeError(f"bad .npy file {ref!r}: {exc}", p) from exc
-    if out.dtype != dtype or out.shape != shape:
-        raise RecipeError(f".npy file {ref!r} does not hold {dtype}{shape}", p)
-    return out
-
-
-ARRAY = Field("an array {'array': ...}", _enc_array, _dec_array)
-
-
-# -- node registry ---------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class _Codec:
-    name: str
-    cls: type
-    fields: dict
-    required: tuple
-    build: Callable | None
-    values: Callable | None
-
-
-_BY_NAME: dict[str, _Codec] = {}
-_BY_CLASS: dict[type, _Codec] = {}
-
-
-def register_node(cls, fields, *, name=None, required=(), build=None, values=None):
-    """Teach recipes a transform type.
-
-    Parameters
-    ----------
-    cls : type
-        The :class:`~transfuse.transforms.base.Transform` subclass (exact type; subclasses
-        register separately).
-    fields : dict
-        Field name -> :class:`Field` kind (``SCALAR``, ``VECTOR``, ``SCALAR_OR_VECTOR``,
-        ``MATRIX``, ``EXPR``, ``EXPR.many()``, ``INT``, ``NDIM``, ``AXES``, ``STRING``,
-        ``BOOL``, ``ARRAY``, ``TRANSFORM``, ``TRANSFORMS``, any of them ``.optional()``).
-    name : str, optional
-        The ``type`` written in recipes; ``cls.__name__`` by default.
-    required : tuple of str
-        Fields a recipe must give; the others default to the class's defaults.
-    build : callable, optional
-        ``build(**fields) -> Transform``; ``cls(**fields)`` by default. Whatever it raises
-        becomes a :class:`RecipeError`.
-    values : callable, optional
-        ``values(node) -> dict`` of the fields to write; ``getattr`` of each by default.
-
-    Examples
-    --------
-    >>> import dataclasses
-    >>> from transfuse.transforms.base import Transform
-    >>> @dataclasses.dataclass(frozen=True, repr=False)
-    ... class Nudge(Transform):
-    ...     step: float = 1.0
-    >>> register_node(Nudge, {"step": SCALAR}, required=("step",))
-    >>> loads(dumps(Nudge(0.25))) == Nudge(0.25)
-    True
-    """
-    name = name or cls.__name__
-    unknown = sorted(set(required) - set(fields))
-    if unknown:
-        raise ValueError(f"required fields {unknown} are not among the fields")
-    codec = _Codec(name, cls, dict(fields), tuple(required), build, values)
-    _BY_NAME[name] = codec
-    _BY_CLASS[cls] = codec
-
-
-def registered_types() -> tuple[str, ...]:
-    """The node ``type`` names recipes know, sorted.
-
-    Examples
-    --------
-    >>> "Rotate" in registered_types()
-    True
-    """
-    return tuple(sorted(_BY_NAME))
-
-
-def _encode_node(node, w, p):
-    codec = _BY_CLASS.get(type(node))
-    if codec is None:
-        raise RecipeError(
-            f"no recipe encoder for {type(node).__name__}; register one with register_node()", p
-        )
-    w.nodes.spend(p)
-    values = codec.values(node) if codec.values else {f: getattr(node, f) for f in codec.fields}
-    out = {"type": codec.name}
-    for field, kind in codec.fields.items():
-        out[field] = kind.encode(values[field], w, f"{p}.{field}")
-    return out
-
-
-def _decode_node(j, r, p):
-    if type(j) is not dict or type(j.get("type")) is not str:
-        raise RecipeError(f"a node must be an object with a string 'type', got {_kind_of(j)}", p)
-    codec = _BY_NAME.get(j["type"])
-    if codec is None:
-        raise RecipeError(
-            f"unknown node type {j['type']!r:.60}; known are {', '.join(registered_types())}", p
-        )
-    r.nodes.spend(p)
-    unknown = sorted(set(j) - set(codec.fields) - {"type"})
-    if unknown:
-        raise RecipeError(f"unknown fields {unknown} for {codec.name}", p)
-    missing = [f for f in codec.required if f not in j]
-    if missing:
-        raise RecipeError(f"{codec.name} needs the fields {missing}", p)
-    kwargs = {f: kind.decode(j[f], r, f"{p}.{f}") for f, kind in codec.fields.items() if f in j}
-    try:
-        return (codec.build or codec.cls)(**kwargs)
-    except Exception as exc:  # the constructor's own validation, whatever it raises
-        raise RecipeError(f"invalid {codec.name}: {exc}", p) from exc
-
-
-def _build_affine(linear, offset):
-    if len(offset) != len(linear) or any(len(row) != len(linear) for row in linear):
-        raise ValueError("linear must be n x n and offset must have n entries")
-    rows = [[*row, offset[i]] for i, row in enumerate(linear)]
-    symbolic = any(isinstance(v, sympy.Basic) for row in rows for v in row)
-    return affine.Affine(np.array(rows, dtype=object if symbolic else np.float64))
-
-
-def _register_builtins():
-    ndim = NDIM.optional()
-    register_node(base.Compose, {"transforms": TRANSFORMS}, required=("transforms",))
-    register_node(affine.Identity, {"ndim": ndim})
-    register_node(affine.Translate, {"vector": VECTOR}, required=("vector",))
-    register_node(affine.Scale, {"factors": SCALAR_OR_VECTOR}, required=("factors",))
-    register_node(
-        affine.Rotate,
-        {"angle": SCALAR, "axes": AXES, "center": VECTOR.optional(), "ndim": ndim},
-        required=("angle",),
-    )
-    register_node(
-        affine.Shear, {"factor": SCALAR, "axes": AXES, "ndim": ndim}, required=("factor",)
-    )
-    register_node(
-        affine.Affine,
-        {"linear": MATRIX, "offset": VECTOR},
-        required=("linear", "offset"),
-        build=_build_affine,
-    )
-    register_node(affine.Flip, {"axes": AXES, "center": VECTOR, "ndim": ndim}, required=("axes",))
-    register_node(affine.Permute, {"order": AXES}, required=("order",))
-    register_node(nonlinear.CoordinateMap, {"coords": ARRAY}, required=("coords",))
-    register_node(
-        nonlinear.DisplacementField,
-        {
-            "field": ARRAY,
-            "spacing": VECTOR,
-            "origin": VECTOR,
-            "order": INT,
-            "mode": STRING,
-            "cval": NUMBER,
-        },
-        required=("field",),
-    )
-    register_node(
-        nonlinear.ExprMap,
-        {"expressions": EXPR.many(1), "coords": EXPR.many(1), "parameters": NAME.many().optional()},
-        required=("expressions", "coords"),
-    )
-    register_node(
-        nonlinear.InverseExprMap,
-        {"forward": TRANSFORM, "tol": NUMBER, "max_iter": INT},
-        required=("forward",),
-    )
-
-
-_register_builtins()
 
 
 # -- pipelines ---------------------------------------------------------------------------------

@@ -1,0 +1,117 @@
+"""The base of the non-linear transforms and the helpers they share (array parameters,
+per-axis values, formatting)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+
+import numpy as np
+import sympy
+
+from ..base import Transform
+from ..params import as_scalar, as_vector
+
+
+def array_token(array) -> str:
+    """A content token of a numpy array, or the graph name of a dask array."""
+    name = getattr(array, "name", None)
+    if name is not None and hasattr(array, "dask"):
+        return f"dask:{name}"
+    arr = np.ascontiguousarray(array)
+    digest = hashlib.sha256(arr.view(np.uint8).reshape(-1).tobytes()).hexdigest()
+    return f"ndarray:{arr.dtype.str}:{arr.shape}:{digest}"
+
+
+def _is_dask(array) -> bool:
+    return hasattr(array, "dask") and hasattr(array, "chunks")
+
+
+def freeze_array(array, name: str, *, min_ndim: int = 1):
+    """A read-only float64 copy of a numpy array, or a dask array unchanged (as float64).
+
+    Raises ValueError naming ``name`` for non-real dtypes, too few dimensions, or (numpy)
+    NaN/inf entries.
+    """
+    if _is_dask(array):
+        if np.dtype(array.dtype).kind not in "biuf":
+            raise ValueError(f"{name} must hold real numbers, got dtype {array.dtype}")
+        if array.ndim < min_ndim:
+            raise ValueError(f"{name} must have at least {min_ndim} dimensions, got {array.ndim}")
+        return array.astype(np.float64) if array.dtype != np.float64 else array
+    try:
+        arr = np.array(array, dtype=np.float64, copy=True)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be an array of real numbers") from exc
+    if arr.ndim < min_ndim:
+        raise ValueError(f"{name} must have at least {min_ndim} dimensions, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    arr.setflags(write=False)
+    return arr
+
+
+def _points_last(points, ndim: int, owner: str) -> np.ndarray:
+    points = np.asarray(points, dtype=np.float64)
+    if points.ndim < 1 or points.shape[-1] != ndim:
+        raise ValueError(f"{owner}: points must have shape (..., {ndim}), got {points.shape}")
+    return points
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class NonlinearTransform(Transform):
+    """Base of transforms without a matrix. Equality and hashing go through :attr:`key`
+    (array parameters are compared by content token).
+
+    Subclasses evaluate themselves on coordinate arrays laid out like
+    :func:`scipy.ndimage.map_coordinates` takes them, ``(ndim, ...)``, in :meth:`apply`;
+    ``T(points)`` with points of shape ``(..., ndim)`` is the same map.
+    """
+
+    is_affine = False
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.key == other.key
+
+    def __hash__(self):
+        return hash(self.key)
+
+    @property
+    def free_symbols(self):
+        return frozenset()
+
+    def _substitute(self, subs):
+        return self
+
+    def apply(self, coords: np.ndarray) -> np.ndarray:
+        """Map coordinates of shape ``(ndim, ...)`` (output space) to input space."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be evaluated point by point")
+
+    def __call__(self, points):
+        """Map points of shape ``(..., ndim)`` (output space) to input space."""
+        ndim = self.resolve_ndim(None)
+        pts = _points_last(points, ndim, type(self).__name__)
+        return np.moveaxis(self.apply(np.moveaxis(pts, -1, 0)), 0, -1)
+
+    def __getstate__(self):
+        # compiled functions and samplers are rebuilt on demand (they may not pickle)
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_c_")}
+
+
+def _per_axis(value, name: str, ndim: int, positive: bool = False) -> tuple:
+    if isinstance(value, sympy.Basic) or np.ndim(value) == 0:
+        vec = (as_scalar(value, name),) * ndim
+    else:
+        vec = as_vector(value, name, length=ndim)
+    for v in vec:
+        if isinstance(v, sympy.Basic):
+            raise ValueError(f"{name}={value!r} must be numbers (not symbolic)")
+        if positive and not v > 0:
+            raise ValueError(f"{name}={value!r} must be positive")
+    return tuple(float(v) for v in vec)
+
+
+def _fmt(values) -> str:
+    if len(set(values)) == 1:
+        return f"{values[0]:g}"
+    return "(" + ", ".join(f"{v:g}" for v in values) + ")"
