@@ -318,7 +318,7 @@ class LazyImage:
                 matrix[a, b] = rot[i, j]
         transform = Affine(matrix, offset, ndim=self.ndim)
         label = f"rotate({angle:g}, axes={tuple(axes)}, reshape={reshape})"
-        return self._step(
+        step = self._step(
             transform,
             tuple(int(v) for v in out_shape),
             _options(order, mode, cval, prefilter),
@@ -326,6 +326,9 @@ class LazyImage:
             output,
             label,
         )
+        # like scipy, rotate plane by plane: no spline along the other axes
+        batch = tuple(a for a in range(self.ndim) if a not in axes)
+        return LazyImage(dataclasses.replace(step._expr, batch_axes=batch), self._array)
 
     def zoom(
         self,

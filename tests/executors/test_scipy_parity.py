@@ -424,13 +424,6 @@ def test_zoom_grid_mode_bit_exact():
 @given(data=st.data(), opts=options())
 def test_rotate_matches_scipy(data, opts):
     ndim = data.draw(st.integers(2, 3))
-    if ndim == 3:
-        # known deviation (test_rotate_3d_normal_axis): scipy rotates plane by plane,
-        # transfuse interpolates in 3-D; the same only where the spline reproduces samples
-        # at integer positions (not without prefilter, nor with scipy's short-axis reflect
-        # filter)
-        exact_knots = opts["prefilter"] and opts["mode"] not in ("reflect", "grid-mirror")
-        assume(opts["order"] <= 1 or exact_knots)
     shape = data.draw(shapes(ndim))
     chunks = data.draw(chunkings(shape))
     axes = tuple(data.draw(st.permutations(range(ndim)))[:2])
@@ -448,13 +441,12 @@ def test_rotate_matches_scipy(data, opts):
     assert_parity(compute(img), ref, x=x, cval=opts["cval"], order=opts["order"])
 
 
-@pytest.mark.xfail(strict=True, reason="3-D rotate is one 3-D affine, scipy's is per plane")
 @pytest.mark.parametrize(("prefilter", "mode"), [(False, "nearest"), (True, "reflect")])
 def test_rotate_3d_normal_axis(prefilter, mode):
-    """Where the spline does not reproduce the samples at integer positions (no prefilter;
-    scipy's ``reflect`` prefilter on short axes), interpolating along the axis normal to the
-    plane (transfuse) differs from not touching it (scipy.ndimage.rotate's loop over 2-D
-    planes): up to ~1e-2 at order 5."""
+    """Regression: scipy.ndimage.rotate loops over 2-D planes; interpolating along the axis
+    normal to the plane would differ where the spline does not reproduce the samples at
+    integer positions (no prefilter; scipy's ``reflect`` prefilter on short axes), by up to
+    ~1e-2 at order 5. transfuse rotates slice by slice too."""
     x = np.random.default_rng(0).standard_normal((4, 5, 3))
     kw = dict(axes=(0, 1), reshape=False, order=3, prefilter=prefilter, mode=mode)
     ref = ndi.rotate(x, 30.0, **kw)

@@ -16,7 +16,7 @@ import numpy as np
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
-from ..planner.footprint import chunk_bounds, coefficient_chunks
+from ..planner.footprint import axis_pads, chunk_bounds, coefficient_chunks
 from ..planner.options import ResampleOptions
 from .kernels import prefilter_chunk, resample_chunk
 from .spline import filter_axis_whole, filter_indices, halo_depth
@@ -32,6 +32,8 @@ class ResampleJob:
     input_shape: tuple[int, ...]
     options: ResampleOptions
     dtype: np.dtype
+    batch_axes: tuple[int, ...] = ()
+    plane_job: ResampleJob | None = None  # the job of one slice, when batch_axes
 
 
 @functools.lru_cache(maxsize=65536)
@@ -65,7 +67,11 @@ def _filter_axis_plan(n, chunks, coef_chunks, pad, depth, whole, mode):
 
 
 def spline_coefficients(
-    array: da.Array, options: ResampleOptions, depth: int | None = None, pad: int | None = None
+    array: da.Array,
+    options: ResampleOptions,
+    depth: int | None = None,
+    pad: int | None = None,
+    batch_axes: tuple[int, ...] = (),
 ):
     """B-spline coefficients of ``array`` as scipy computes them (float64), chunked like the
     input, with scipy's 12-sample pre-padding added to the end chunks where the mode has it.
@@ -80,6 +86,8 @@ def spline_coefficients(
     pad : int, optional
         Pre-padding per side; by default ``options.pad`` (what interpolation needs). ``pad=0``
         gives exactly ``scipy.ndimage.spline_filter(array, order, mode=mode)``.
+    batch_axes : tuple of int
+        Axes left unfiltered and unpadded (a pass working slice by slice along them).
     """
     order, mode = options.order, options.mode
     pad = options.pad if pad is None else int(pad)
@@ -89,17 +97,19 @@ def spline_coefficients(
     if depth < 0:
         raise ValueError(f"depth={depth!r} must be a non-negative integer")
     shape, chunks = array.shape, array.chunks
-    coef_chunks = coefficient_chunks(chunks, pad)
+    pads = axis_pads(pad, len(shape), batch_axes)
+    filtered = tuple(a not in batch_axes for a in range(len(shape)))
+    coef_chunks = coefficient_chunks(chunks, pads)
     whole = tuple(
         filter_axis_whole(n, pad, depth, len(c)) for n, c in zip(shape, chunks, strict=True)
     )
     name = "spline-coefficients-" + tokenize(
-        array.name, order, mode, pad, options.cval if pad else 0, depth, whole, chunks
+        array.name, order, mode, pad, options.cval if pad else 0, depth, whole, chunks, filtered
     )
     source = array.name
     per_axis = [
-        _filter_axis_plan(n, c, cc, pad, depth, w, mode)
-        for n, c, cc, w in zip(shape, chunks, coef_chunks, whole, strict=True)
+        _filter_axis_plan(n, c, cc, p, depth if f else 0, w and f, mode)
+        for n, c, cc, p, f, w in zip(shape, chunks, coef_chunks, pads, filtered, whole, strict=True)
     ]
     dsk = {}
     for idx in itertools.product(*(range(len(c)) for c in coef_chunks)):
@@ -113,6 +123,7 @@ def spline_coefficients(
             "depth": depth,
             "whole": whole,
             "span": tuple(a[0] for a in axes),
+            "filtered": filtered,
         }
         ids = [a[1] for a in axes]
         deps = [(source, *k) for k in itertools.product(*ids)]
@@ -136,8 +147,20 @@ class CPUExecutor:
 
     def _resample_pass(self, p, array):
         opts = p.options
-        coef = spline_coefficients(array, opts) if p.needs_prefilter else array
-        job = ResampleJob(p.coordinate_map, p.input_shape, opts, np.dtype(p.dtype))
+        coef = (
+            spline_coefficients(array, opts, batch_axes=p.batch_axes)
+            if p.needs_prefilter
+            else array
+        )
+        plane_job = None
+        if p.batch_axes:
+            planes = [a for a in range(len(p.input_shape)) if a not in p.batch_axes]
+            plane_job = ResampleJob(
+                p.plane_map, tuple(p.input_shape[a] for a in planes), opts, np.dtype(p.dtype)
+            )
+        job = ResampleJob(
+            p.coordinate_map, p.input_shape, opts, np.dtype(p.dtype), p.batch_axes, plane_job
+        )
         name = "resample-" + tokenize(
             coef.name,
             p.coordinate_map.token,
@@ -146,6 +169,7 @@ class CPUExecutor:
             p.output_chunks,
             str(p.dtype),
             p.input_shape,
+            p.batch_axes,
         )
         cmap = p.coordinate_map
         coef_name = coef.name
@@ -154,8 +178,9 @@ class CPUExecutor:
             if fp.axes is None:
                 dsk[(name, *idx)] = (resample_chunk, job, fp, [], 0)
                 continue
+            pads = p.pads
             infos = [
-                _axis_info(p.coefficient_chunks[a], opts.pad, tuple(w.chunks))
+                _axis_info(p.coefficient_chunks[a], pads[a], tuple(w.chunks))
                 for a, w in enumerate(fp.axes)
             ]
             extras = list(cmap.extra_keys(idx))

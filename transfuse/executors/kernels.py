@@ -6,6 +6,9 @@ no dask, no sympy.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
+
 import numpy as np
 from scipy import ndimage
 
@@ -57,6 +60,8 @@ def resample_chunk(job, footprint, layouts_info, n_extras, *args, ndi=ndimage):
         if opts.mode == "grid-constant" and opts.order > 0 and (extras or not needs_extras):
             return _all_cval_taps(job, footprint, extras, ndi)
         return np.full(shape, cast_like_scipy(np.array(opts.cval), job.dtype), dtype=job.dtype)
+    if job.batch_axes:
+        return _resample_slices(job, footprint, layouts_info, pieces, ndi)
     counts = [len(w.chunks) for w in footprint.axes]
     layouts = [AxisLayout(*info) for info in layouts_info]
     coords = job.coordinate_map.coordinates(footprint.box, *extras)
@@ -81,6 +86,44 @@ def resample_chunk(job, footprint, layouts_info, n_extras, *args, ndi=ndimage):
     if outside is not None and outside.any():
         out[outside] = opts.cval
     return cast_like_scipy(out, job.dtype)
+
+
+def _resample_slices(job, footprint, layouts_info, pieces, ndi):
+    """A chunk of a pass that works slice by slice along ``job.batch_axes`` (scipy's
+    ``rotate`` of an n-D image): each slice is resampled on its own with the plane job."""
+    batch = job.batch_axes
+    planes = [a for a in range(len(footprint.box)) if a not in batch]
+    plane_fp = dataclasses.replace(
+        footprint,
+        box=tuple(footprint.box[a] for a in planes),
+        axes=tuple(footprint.axes[a] for a in planes),
+    )
+    plane_infos = [layouts_info[a] for a in planes]
+    grid = list(itertools.product(*(range(len(w.chunks)) for w in footprint.axes)))
+    out = np.empty(tuple(e - s for s, e in footprint.box), dtype=job.dtype)
+    for index in itertools.product(*(range(*footprint.box[a]) for a in batch)):
+        # the chunk holding this slice along each batch axis, and the slice within it
+        which, offset = {}, {}
+        for a, v in zip(batch, index, strict=True):
+            starts, sizes = layouts_info[a]
+            k = next(
+                i for i, (s, n) in enumerate(zip(starts, sizes, strict=True)) if s <= v < s + n
+            )
+            which[a], offset[a] = k, v - starts[k]
+        sub = []
+        for pos, piece in zip(grid, pieces, strict=True):
+            if all(pos[a] == which[a] for a in batch):
+                sub.append(
+                    piece[
+                        tuple(offset[a] if a in batch else slice(None) for a in range(piece.ndim))
+                    ]
+                )
+        result = resample_chunk(job.plane_job, plane_fp, plane_infos, 0, *sub, ndi=ndi)
+        target = [slice(None)] * out.ndim
+        for a, v in zip(batch, index, strict=True):
+            target[a] = v - footprint.box[a][0]
+        out[tuple(target)] = result
+    return out
 
 
 def _to_window_frame(coords, h, start, pad, order):

@@ -75,12 +75,26 @@ def _gather(block, layouts, indices_per_axis, cval):
     return out
 
 
+def _axis_specs(spec):
+    """Per axis: (length, pre-padding, filtered?, whole?, span); the optional ``filtered``
+    entry of ``spec`` leaves some axes unfiltered (and unpadded)."""
+    n_axes = len(spec["shape"])
+    filtered = spec.get("filtered", (True,) * n_axes)
+    for n, f, whole, span in zip(spec["shape"], filtered, spec["whole"], spec["span"], strict=True):
+        yield n, spec["pad"] if f else 0, f, whole, span
+
+
 def filter_indices(spec) -> list[np.ndarray]:
     """Per axis, the input index read at each position of the chunk's filter window."""
     out = []
-    for n, whole, (s, e) in zip(spec["shape"], spec["whole"], spec["span"], strict=True):
-        pad, depth = spec["pad"], spec["depth"]
-        dom = np.arange(-pad, n + pad) if whole else np.arange(s - depth, e + depth)
+    depth = spec["depth"]
+    for n, pad, filtered, whole, (s, e) in _axis_specs(spec):
+        if not filtered:
+            dom = np.arange(s, e)
+        elif whole:
+            dom = np.arange(-pad, n + pad)
+        else:
+            dom = np.arange(s - depth, e + depth)
         out.append(filter_source_index(dom, n, spec["mode"], pad))
     return out
 
@@ -96,22 +110,27 @@ def prefilter_block(block, layouts, spec):
         Where input indices sit in ``block``, per axis.
     spec : dict
         ``shape`` (input), ``order``, ``mode``, ``pad``, ``cval``, ``depth``,
-        ``whole`` (bool per axis), ``span`` ((start, stop) domain range per axis).
+        ``whole`` (bool per axis), ``span`` ((start, stop) domain range per axis) and
+        optionally ``filtered`` (bool per axis; axes not filtered are copied as they are).
 
     Returns
     -------
     ndarray of float64, the coefficients for the domain range ``span``.
     """
-    order, mode, pad, depth = spec["order"], spec["mode"], spec["pad"], spec["depth"]
+    order, mode, depth = spec["order"], spec["mode"], spec["depth"]
     crops = []
-    for whole, (s, e) in zip(spec["whole"], spec["span"], strict=True):
-        crops.append(slice(s + pad, e + pad) if whole else slice(depth, depth + e - s))
+    axes = list(_axis_specs(spec))
+    for _, pad, filtered, whole, (s, e) in axes:
+        if not filtered:
+            crops.append(slice(0, e - s))
+        else:
+            crops.append(slice(s + pad, e + pad) if whole else slice(depth, depth + e - s))
     window = _gather(block, layouts, filter_indices(spec), spec["cval"])
     scipy_mode = {"reflect": "reflect", "grid-wrap": "grid-wrap", "nearest": "nearest"}.get(
         mode, "mirror"
     )
-    for axis, whole in enumerate(spec["whole"]):
-        if window.shape[axis] > 1:
+    for axis, (_, _, filtered, whole, _) in enumerate(axes):
+        if filtered and window.shape[axis] > 1:
             ndimage.spline_filter1d(
                 window, order, axis=axis, output=window, mode=scipy_mode if whole else "mirror"
             )

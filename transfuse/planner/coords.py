@@ -68,6 +68,16 @@ class AffineMap:
             grid=bool(grid),
         )
 
+    def restricted(self, axes) -> AffineMap:
+        """The map on ``axes`` only (for maps that are the identity on the others); the
+        float operations on those axes are unchanged, since the others only add exact
+        zeros."""
+        axes = list(axes)
+        return AffineMap(
+            np.ascontiguousarray(self.linear[np.ix_(axes, axes)]),
+            np.ascontiguousarray(self.offset[axes]),
+        )
+
     @property
     def ndim_in(self) -> int:
         return self.linear.shape[0]

@@ -49,6 +49,8 @@ def explain(plan) -> str:
                 f"    output: shape={p.output_shape} dtype={p.dtype} "
                 f"chunks={_chunks_text(p.output_chunks)}"
             )
+            if p.batch_axes:
+                lines.append(f"    slice by slice along axes {p.batch_axes} (no spline there)")
             o = p.options
             lines.append(
                 f"    interpolation: order={o.order} mode={o.mode} cval={o.cval:g} "

@@ -34,6 +34,10 @@ class Step:
     ``zoom_shift`` keeps scipy's separable arithmetic ``(o + shift) * zoom`` for steps that
     scipy computes that way (``zoom``, ``shift``, a 1-D ``affine_transform`` matrix); it is
     used when the step is resampled on its own.
+
+    ``batch_axes`` are axes along which the step works slice by slice (the map is the
+    identity there and no spline runs along them), as scipy.ndimage.rotate does with the
+    axes outside its plane.
     """
 
     child: Source | Step
@@ -44,6 +48,7 @@ class Step:
     dtype: np.dtype | None = None
     label: str = ""
     zoom_shift: tuple | None = None
+    batch_axes: tuple[int, ...] = ()
 
     @property
     def ndim(self) -> int:

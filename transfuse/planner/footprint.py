@@ -17,7 +17,15 @@ import numpy as np
 from .boundary import CVAL, fold_interval, tap_range, tap_source_index
 from .options import ResampleOptions
 
-__all__ = ["AxisWindow", "ChunkFootprint", "chunk_bounds", "coefficient_chunks", "footprints"]
+__all__ = [
+    "AxisWindow",
+    "ChunkFootprint",
+    "axis_pads",
+    "batched_footprints",
+    "chunk_bounds",
+    "coefficient_chunks",
+    "footprints",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,15 +66,20 @@ def chunk_bounds(chunks: tuple[int, ...], pad: int = 0) -> np.ndarray:
     return bounds
 
 
-def coefficient_chunks(chunks, pad: int):
-    """Chunks of the coefficient array: the input's, with ``pad`` added at both ends."""
-    if pad == 0:
-        return tuple(tuple(c) for c in chunks)
+def axis_pads(pad: int, ndim: int, batch_axes=()) -> tuple[int, ...]:
+    """Pre-padding per axis: ``pad`` on the axes that are interpolated, 0 on batch axes."""
+    return tuple(0 if a in batch_axes else pad for a in range(ndim))
+
+
+def coefficient_chunks(chunks, pad):
+    """Chunks of the coefficient array: the input's, with the pre-padding (an int, or one
+    per axis) added at both ends."""
+    pads = (pad,) * len(chunks) if np.ndim(pad) == 0 else tuple(pad)
     out = []
-    for c in chunks:
+    for c, p in zip(chunks, pads, strict=True):
         c = list(c)
-        c[0] += pad
-        c[-1] += pad
+        c[0] += p
+        c[-1] += p
         out.append(tuple(c))
     return tuple(out)
 
@@ -142,4 +155,48 @@ def footprints(
         result[idx] = ChunkFootprint(
             box, None if axes is None else tuple(axes), direct and axes is not None
         )
+    return result
+
+
+def batched_footprints(
+    coordinate_map,
+    output_chunks,
+    input_shape,
+    input_chunks,
+    coefficient_chunks,
+    options: ResampleOptions,
+    batch_axes: tuple[int, ...],
+) -> dict[tuple[int, ...], ChunkFootprint]:
+    """Footprints of a pass applied slice by slice along ``batch_axes`` (where the map is
+    the identity): the other axes' footprints, each batch axis reading exactly the output
+    chunk's own range (no spline support, no pre-padding).
+
+    ``coordinate_map`` is the map restricted to the other axes.
+    """
+    planes = [a for a in range(len(input_shape)) if a not in batch_axes]
+    inner = footprints(
+        coordinate_map,
+        tuple(output_chunks[a] for a in planes),
+        tuple(input_shape[a] for a in planes),
+        tuple(coefficient_chunks[a] for a in planes),
+        options,
+    )
+    out_bounds = [np.concatenate([[0], np.cumsum(c)]) for c in output_chunks]
+    in_bounds = [chunk_bounds(c) for c in input_chunks]
+    result = {}
+    for idx in itertools.product(*(range(len(c)) for c in output_chunks)):
+        fp = inner[tuple(idx[a] for a in planes)]
+        box = tuple((int(out_bounds[a][i]), int(out_bounds[a][i + 1])) for a, i in enumerate(idx))
+        if fp.axes is None:
+            result[idx] = ChunkFootprint(box, None, False)
+            continue
+        axes = []
+        plane_windows = iter(fp.axes)
+        for a, (s, e) in enumerate(box):
+            if a in batch_axes:
+                ids = _blocks_for(np.arange(s, e), in_bounds[a])
+                axes.append(AxisWindow(s, e - 1, ids, float(s), float(e - 1)))
+            else:
+                axes.append(next(plane_windows))
+        result[idx] = ChunkFootprint(box, tuple(axes), fp.direct)
     return result

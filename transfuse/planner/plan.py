@@ -22,7 +22,13 @@ import numpy as np
 from ..transforms import Compose, Transform
 from .coords import AffineMap
 from .expr import Source, Step
-from .footprint import ChunkFootprint, coefficient_chunks, footprints
+from .footprint import (
+    ChunkFootprint,
+    axis_pads,
+    batched_footprints,
+    coefficient_chunks,
+    footprints,
+)
 from .options import ResampleOptions, check_chunks
 
 __all__ = ["FusedStep", "Pass", "Plan", "expression_graph", "fuse_affine_runs", "lower", "plan"]
@@ -43,6 +49,12 @@ class FusedStep:
     def options(self) -> ResampleOptions:
         return self.steps[0].options
 
+    @property
+    def batch_axes(self) -> tuple[int, ...]:
+        """Axes the whole run works slice by slice along (shared by every step)."""
+        first = self.steps[0].batch_axes
+        return first if all(s.batch_axes == first for s in self.steps) else ()
+
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Pass:
@@ -59,6 +71,13 @@ class Pass:
     coefficient_chunks: tuple[tuple[int, ...], ...]
     footprints: dict[tuple[int, ...], ChunkFootprint]
     fused: FusedStep
+    batch_axes: tuple[int, ...] = ()
+    plane_map: AffineMap | None = None
+
+    @property
+    def pads(self) -> tuple[int, ...]:
+        """scipy's pre-padding per axis (none along batch axes)."""
+        return axis_pads(self.options.pad, len(self.input_shape), self.batch_axes)
 
     @property
     def needs_prefilter(self) -> bool:
@@ -137,6 +156,21 @@ def _default_chunks(shape, input_chunks):
     return tuple(max(c) for c in input_chunks) if len(input_chunks) == len(shape) else shape
 
 
+def _is_identity_on(cmap, axes) -> bool:
+    """True when an affine map leaves ``axes`` untouched (row and column of the identity,
+    zero offset), so that it can run slice by slice along them."""
+    if not axes or getattr(cmap, "matrix", None) is None or cmap.form != "matrix":
+        return False
+    m = cmap.matrix
+    n = m.shape[0] - 1
+    for a in axes:
+        unit = np.zeros(n + 1)
+        unit[a] = 1.0
+        if not (np.array_equal(m[a], unit) and np.array_equal(m[:, a], unit)):
+            return False
+    return True
+
+
 def lower(graph: nx.DiGraph) -> list[Pass]:
     """Turn fused steps into numeric passes with output geometry and footprints."""
     nodes = _chain(graph)
@@ -156,8 +190,14 @@ def lower(graph: nx.DiGraph) -> list[Pass]:
                 out_shape,
             )
         opts = fused.options
-        coef_chunks = coefficient_chunks(chunks, opts.pad)
-        fps = footprints(cmap, out_chunks, shape, coef_chunks, opts)
+        batch = fused.batch_axes if _is_identity_on(cmap, fused.batch_axes) else ()
+        coef_chunks = coefficient_chunks(chunks, axis_pads(opts.pad, len(shape), batch))
+        plane_map = None
+        if batch:
+            plane_map = cmap.restricted([a for a in range(len(shape)) if a not in batch])
+            fps = batched_footprints(plane_map, out_chunks, shape, chunks, coef_chunks, opts, batch)
+        else:
+            fps = footprints(cmap, out_chunks, shape, coef_chunks, opts)
         out_dtype = np.dtype(last.dtype) if last.dtype is not None else dtype
         passes.append(
             Pass(
@@ -172,6 +212,8 @@ def lower(graph: nx.DiGraph) -> list[Pass]:
                 coef_chunks,
                 fps,
                 fused,
+                batch,
+                plane_map,
             )
         )
         shape, chunks, dtype = out_shape, out_chunks, out_dtype
