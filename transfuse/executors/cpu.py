@@ -176,7 +176,9 @@ class CPUExecutor:
         dsk = {}
         for idx, fp in p.footprints.items():
             if fp.axes is None:
-                dsk[(name, *idx)] = (resample_chunk, job, fp, [], 0)
+                # grid-constant still weighs cval by each point's taps: it needs coordinates
+                extras = list(cmap.extra_keys(idx)) if opts.mode == "grid-constant" else []
+                dsk[(name, *idx)] = (resample_chunk, job, fp, [], len(extras), *extras)
                 continue
             pads = p.pads
             infos = [

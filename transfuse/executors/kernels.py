@@ -145,6 +145,12 @@ def _all_cval_taps(job, footprint, extras, ndi):
     of ``cval`` at each point's fractional position (scipy's own ``x - floor(x)``, so the
     weights are scipy's)."""
     opts = job.options
+    if job.batch_axes:  # slice by slice: the same plane result for every slice
+        planes = [a for a in range(len(footprint.box)) if a not in job.batch_axes]
+        plane_fp = dataclasses.replace(footprint, box=tuple(footprint.box[a] for a in planes))
+        plane = _all_cval_taps(job.plane_job, plane_fp, extras, ndi)
+        shape = tuple(e - s for s, e in footprint.box)
+        return np.broadcast_to(np.expand_dims(plane, job.batch_axes), shape).copy()
     coords = job.coordinate_map.coordinates(footprint.box, *extras)
     if opts.pad:
         coords += opts.pad
