@@ -13,6 +13,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..planner.boundary import CVAL, fold_coordinates, tap_source_index
+from . import compiled
 from .blocks import AxisLayout, assemble, assemble_region
 
 __all__ = ["cast_like_scipy", "resample_chunk"]
@@ -64,16 +65,23 @@ def resample_chunk(job, footprint, layouts_info, n_extras, *args, ndi=ndimage):
         return _resample_slices(job, footprint, layouts_info, pieces, ndi)
     counts = [len(w.chunks) for w in footprint.axes]
     layouts = [AxisLayout(*info) for info in layouts_info]
-    coords = job.coordinate_map.coordinates(footprint.box, *extras)
     window_mode = "nearest"  # taps never leave the window: any mode will do
     if footprint.direct:
         # every coordinate inside the array, every tap inside the coefficient array: no
         # folding, no masking, and the window is one contiguous region
         window = assemble_region(pieces, counts, layouts, [(w.lo, w.hi) for w in footprint.axes])
+        fast = _compiled_direct(job, footprint, window)
+        if fast is not None:
+            return fast
+        coords = job.coordinate_map.coordinates(footprint.box, *extras)
         for h, w in enumerate(footprint.axes):
             _to_window_frame(coords, h, w.lo, opts.pad, opts.order)
         outside, split = None, []
     else:
+        fast = _compiled_constant(job, footprint, pieces, counts, layouts)
+        if fast is not None:
+            return fast
+        coords = job.coordinate_map.coordinates(footprint.box, *extras)
         window, outside, window_mode, split = _folded_window(
             job, footprint, coords, pieces, counts, layouts
         )
@@ -86,6 +94,52 @@ def resample_chunk(job, footprint, layouts_info, n_extras, *args, ndi=ndimage):
     if outside is not None and outside.any():
         out[outside] = opts.cval
     return cast_like_scipy(out, job.dtype)
+
+
+def _compiled_direct(job, footprint, window):
+    """The compiled order-1 kernel for a direct chunk of a matrix map, when it applies."""
+    cmap = job.coordinate_map
+    if job.options.order != 1 or getattr(cmap, "form", None) != "matrix" or not compiled.AVAILABLE:
+        return None
+    out = compiled.affine_linear(
+        window,
+        cmap.linear,
+        cmap.offset,
+        footprint.box,
+        [w.lo for w in footprint.axes],
+        np.float64 if np.dtype(job.dtype).kind != "f" else job.dtype,
+    )
+    return None if out is None else cast_like_scipy(out, job.dtype)
+
+
+def _compiled_constant(job, footprint, pieces, counts, layouts):
+    """The compiled order-1 kernel for a ``constant``-mode chunk that reaches outside the
+    input: such points get cval; inside, taps past the edge read the mirrored samples."""
+    opts, cmap = job.options, job.coordinate_map
+    usable = opts.order == 1 and opts.mode == "constant" and compiled.AVAILABLE
+    if not usable or getattr(cmap, "form", None) != "matrix":
+        return None
+    sources = [
+        tap_source_index(np.arange(w.lo, w.hi + 1), n, "constant")
+        for n, w in zip(job.input_shape, footprint.axes, strict=True)
+    ]
+    if all(src.size == 1 or np.all(np.diff(src) == 1) for src in sources):
+        window = assemble_region(pieces, counts, layouts, [(s[0], s[-1]) for s in sources])
+    else:
+        positions = [lay.positions(src) for lay, src in zip(layouts, sources, strict=True)]
+        window = assemble(pieces, counts)[np.ix_(*positions)]
+    dtype = np.float64 if np.dtype(job.dtype).kind != "f" else job.dtype
+    out = compiled.affine_linear(
+        window,
+        cmap.linear,
+        cmap.offset,
+        footprint.box,
+        [w.lo for w in footprint.axes],
+        dtype,
+        outside=job.input_shape,
+        cval=opts.cval,
+    )
+    return None if out is None else cast_like_scipy(out, job.dtype)
 
 
 def _resample_slices(job, footprint, layouts_info, pieces, ndi):
