@@ -280,6 +280,16 @@ def _folded_window(job, footprint, coords, pieces, counts, layouts):
                 stop = max(stop, -start - 2 * pad)
             start = -pad
             stop = max(stop, start)
+        if stop > n - 1 + pad and opts.mode in _LEFT_EDGE_MODE and w.lo >= -pad:
+            # Likewise on the right (where shifting is exact anyway): end the window at the
+            # array's last sample, so that it is one contiguous region (one copy), and let
+            # scipy resolve the taps right of it; the window must hold their mirror images.
+            window_mode = _LEFT_EDGE_MODE[opts.mode]
+            far = tap_source_index(np.arange(n + pad, stop + 1), n, opts.mode, pad)
+            far = far[far != CVAL]
+            if far.size:
+                start = min(start, int(far.min()))
+            stop = max(n - 1 + pad, start)
         src = tap_source_index(np.arange(start, stop + 1), n, opts.mode, pad)
         sources.append(src)
         cval_masks.append(src == CVAL)
