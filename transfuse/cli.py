@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import os
 import signal
 import sys
 import threading
@@ -441,6 +442,9 @@ def _run(args) -> int:
         _show_traceback(args, exc.__cause__)
         _error(exc)
         return exc.code
+    except BrokenPipeError:  # the reader went away (`transfuse explain ... | head`)
+        sys.stdout = open(os.devnull, "w")  # keep the interpreter quiet as it flushes
+        return EXIT_OK
     except Exception as exc:  # a bug or an error nobody foresaw: still one line
         _show_traceback(args, exc)
         _error(f"unexpected {_describe_exc(exc)}")
