@@ -8,19 +8,9 @@ import numbers
 
 import numpy as np
 
-__all__ = ["MODES", "ResampleOptions", "check_output_shape", "check_chunks"]
+from ..transforms.params import MODES
 
-#: Every boundary mode of scipy.ndimage, with its canonical name.
-MODES = {
-    "constant": "constant",
-    "grid-constant": "grid-constant",
-    "nearest": "nearest",
-    "reflect": "reflect",
-    "grid-mirror": "reflect",
-    "mirror": "mirror",
-    "wrap": "wrap",
-    "grid-wrap": "grid-wrap",
-}
+__all__ = ["MODES", "ResampleOptions", "check_output_shape", "check_chunks"]
 
 
 @dataclasses.dataclass(frozen=True)

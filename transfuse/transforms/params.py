@@ -12,7 +12,20 @@ import numbers
 import numpy as np
 import sympy
 
-__all__ = ["symbols", "as_scalar", "as_vector", "is_symbolic", "free_symbols_of"]
+__all__ = ["MODES", "symbols", "as_scalar", "as_vector", "is_symbolic", "free_symbols_of"]
+
+#: Every boundary mode of scipy.ndimage, with its canonical name (``grid-mirror`` is
+#: ``reflect``). Transforms that sample data (displacement fields) and the planner share it.
+MODES = {
+    "constant": "constant",
+    "grid-constant": "grid-constant",
+    "nearest": "nearest",
+    "reflect": "reflect",
+    "grid-mirror": "reflect",
+    "mirror": "mirror",
+    "wrap": "wrap",
+    "grid-wrap": "grid-wrap",
+}
 
 
 def symbols(names: str, **assumptions):

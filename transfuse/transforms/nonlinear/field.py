@@ -13,21 +13,10 @@ import numpy as np
 import sympy
 from scipy import ndimage
 
-from ..params import as_scalar
+from ..params import MODES, as_scalar
 from .base import NonlinearTransform, _fmt, _is_dask, _per_axis, array_token, freeze_array
 
-#: scipy.ndimage's boundary modes and their canonical names. (The planner has the same table
-#: in ``planner.options``; transforms do not import the planner.)
-_MODES = {
-    "constant": "constant",
-    "grid-constant": "grid-constant",
-    "nearest": "nearest",
-    "reflect": "reflect",
-    "grid-mirror": "reflect",
-    "mirror": "mirror",
-    "wrap": "wrap",
-    "grid-wrap": "grid-wrap",
-}
+_MODES = MODES
 
 
 def _check_order(order) -> int:
