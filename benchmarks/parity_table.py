@@ -21,16 +21,7 @@ import scipy.ndimage as ndi
 
 import transfuse
 
-MODES = [
-    "constant",
-    "grid-constant",
-    "nearest",
-    "reflect",
-    "grid-mirror",
-    "mirror",
-    "wrap",
-    "grid-wrap",
-]
+MODES = list(transfuse.MODES)  # every scipy.ndimage mode name
 FAR = [1e3, -1e3, 1e4 + 0.25, -3e5 - 0.5, 1e6 + 0.3, -1e6 - 0.7]
 SHAPE_KINDS = ["short", "small", "long"]
 

@@ -11,18 +11,10 @@ import numpy as np
 import pytest
 import scipy.ndimage as ndi
 
+import transfuse
 from transfuse import ndinterp
 
-MODES = [
-    "constant",
-    "grid-constant",
-    "nearest",
-    "reflect",
-    "grid-mirror",
-    "mirror",
-    "wrap",
-    "grid-wrap",
-]
+MODES = list(transfuse.MODES)  # every scipy.ndimage mode name
 ORDERS = list(range(6))
 FUNCS = ["affine_transform", "map_coordinates", "rotate", "spline_filter", "spline_filter1d"]
 

@@ -29,16 +29,7 @@ import transfuse
 from transfuse import Affine, Flip, Permute, Rotate, Scale, Shear, Translate
 from transfuse.planner.options import ResampleOptions
 
-MODES = [
-    "constant",
-    "grid-constant",
-    "nearest",
-    "reflect",
-    "grid-mirror",
-    "mirror",
-    "wrap",
-    "grid-wrap",
-]
+MODES = list(transfuse.MODES)  # every scipy.ndimage mode name
 
 
 def _examples(factor: float) -> settings:
