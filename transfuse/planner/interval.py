@@ -35,7 +35,9 @@ class Unsupported(Exception):
     """The expression uses an operation without an interval rule."""
 
 
-def _widen(lo, hi, mag=None, ulps=4.0):
+def widen(lo, hi, mag=None, ulps=4.0):
+    """Widen ``[lo, hi]`` by ``ulps`` units of rounding of ``mag`` (default: the larger
+    bound), so that it still holds values computed with rounding; NaN bounds open up."""
     if mag is None:
         mag = np.maximum(np.abs(lo), np.abs(hi))
     mag = np.where(np.isfinite(mag), mag, 0.0)
@@ -47,7 +49,7 @@ def _widen(lo, hi, mag=None, ulps=4.0):
 
 def _const(v):
     v = float(v)
-    return _widen(np.float64(v), np.float64(v), ulps=1.0)
+    return widen(np.float64(v), np.float64(v), ulps=1.0)
 
 
 def _mul(a, b):
@@ -56,7 +58,7 @@ def _mul(a, b):
     p = [np.where(np.isnan(v), 0.0, v) for v in p]  # 0 * unbounded: the factor is exactly 0
     lo = np.minimum(np.minimum(p[0], p[1]), np.minimum(p[2], p[3]))
     hi = np.maximum(np.maximum(p[0], p[1]), np.maximum(p[2], p[3]))
-    return _widen(lo, hi)
+    return widen(lo, hi)
 
 
 def _recip(a):
@@ -66,13 +68,13 @@ def _recip(a):
     with np.errstate(divide="ignore"):
         rlo = np.where(pos | neg, 1.0 / hi, -np.inf)
         rhi = np.where(pos | neg, 1.0 / lo, np.inf)
-    return _widen(rlo, rhi)
+    return widen(rlo, rhi)
 
 
 def _monotone(fn, a, increasing=True, ulps=8.0):
     with np.errstate(all="ignore"):
         x, y = fn(a[0]), fn(a[1])
-    return _widen(x, y, ulps=ulps) if increasing else _widen(y, x, ulps=ulps)
+    return widen(x, y, ulps=ulps) if increasing else widen(y, x, ulps=ulps)
 
 
 def _int_pow(a, n: int):
@@ -84,11 +86,11 @@ def _int_pow(a, n: int):
     with np.errstate(over="ignore", invalid="ignore"):
         plo, phi = lo**n, hi**n
     if n % 2:
-        return _widen(plo, phi, ulps=2.0 * n)
+        return widen(plo, phi, ulps=2.0 * n)
     straddle = (lo < 0) & (hi > 0)
     out_lo = np.where(straddle, 0.0, np.minimum(plo, phi))
     out_hi = np.maximum(plo, phi)
-    return _widen(out_lo, out_hi, ulps=2.0 * n)
+    return widen(out_lo, out_hi, ulps=2.0 * n)
 
 
 def _real_pow(a, e: float):
@@ -97,8 +99,8 @@ def _real_pow(a, e: float):
     with np.errstate(all="ignore"):
         x, y = lo**e, hi**e
     if e > 0:
-        return _widen(x, y, ulps=8.0)
-    return _widen(y, x, ulps=8.0)
+        return widen(x, y, ulps=8.0)
+    return widen(y, x, ulps=8.0)
 
 
 def _sin(a, shift=0.0):
@@ -118,7 +120,7 @@ def _sin(a, shift=0.0):
         has_min = (-math.pi / 2 + two_pi * k) <= hi
     out_hi = np.where(wide | has_max, 1.0, out_hi)
     out_lo = np.where(wide | has_min, -1.0, out_lo)
-    lo_w, hi_w = _widen(out_lo, out_hi, ulps=8.0)
+    lo_w, hi_w = widen(out_lo, out_hi, ulps=8.0)
     # rounding of the shifted argument: a few ulp of |x| (sin is 1-Lipschitz)
     slack = 4 * EPS * np.maximum(np.abs(a[0]), np.abs(a[1]))
     slack = np.where(np.isfinite(slack), slack, 0.0)
@@ -134,7 +136,7 @@ def _tan(a):
         t_lo, t_hi = np.tan(lo), np.tan(hi)
     out_lo = np.where(same, t_lo, -np.inf)
     out_hi = np.where(same, t_hi, np.inf)
-    return _widen(out_lo, out_hi, ulps=8.0)
+    return widen(out_lo, out_hi, ulps=8.0)
 
 
 def _abs(a):
@@ -149,7 +151,7 @@ def _cosh(a):
     with np.errstate(over="ignore"):
         c_lo, c_hi = np.cosh(lo), np.cosh(hi)
     straddle = (lo < 0) & (hi > 0)
-    return _widen(np.where(straddle, 1.0, np.minimum(c_lo, c_hi)), np.maximum(c_lo, c_hi), None, 8)
+    return widen(np.where(straddle, 1.0, np.minimum(c_lo, c_hi)), np.maximum(c_lo, c_hi), None, 8)
 
 
 def _atan2(y, x):
@@ -163,7 +165,7 @@ def _atan2(y, x):
     c_hi = np.maximum.reduce(cands)
     lo = np.where(pos, c_lo, lo)
     hi = np.where(pos, c_hi, hi)
-    return _widen(lo, hi, ulps=8.0)
+    return widen(lo, hi, ulps=8.0)
 
 
 _MONOTONE_UP = {
@@ -253,7 +255,7 @@ def _eval_uncached(e, env, cache):
         lo = sum(a[0] for a in args)
         hi = sum(a[1] for a in args)
         mag = sum(np.maximum(np.abs(a[0]), np.abs(a[1])) for a in args)
-        return _widen(lo, hi, mag, ulps=2.0 * len(args))
+        return widen(lo, hi, mag, ulps=2.0 * len(args))
     if e.is_Mul:
         acc = args[0]
         for a in args[1:]:

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..transforms.nonlinear import DisplacementField, ExprMap, FunctionMap, NonlinearTransform
 from .coords import AffineMap
-from .interval import EPS, Unsupported, interval_eval
+from .interval import EPS, Unsupported, interval_eval, widen
 
 __all__ = [
     "AffineStage",
@@ -20,12 +20,6 @@ __all__ = [
     "MinMaxPyramid",
     "NodeStage",
 ]
-
-
-def _widen(lo, hi, mag, ulps=4.0):
-    mag = np.where(np.isfinite(mag), mag, 0.0)
-    w = ulps * EPS * mag + 1e-300
-    return lo - w, hi + w
 
 
 class AffineStage:
@@ -71,7 +65,7 @@ class AffineStage:
                 b = b + np.maximum(t1, t2)
                 m = m + np.maximum(np.abs(t1), np.abs(t2))
             out_lo[:, h], out_hi[:, h], mag[:, h] = a, b, m
-        return _widen(out_lo, out_hi, mag, ulps=2.0 * (lo.shape[1] + 1))
+        return widen(out_lo, out_hi, mag, ulps=2.0 * (lo.shape[1] + 1))
 
     def describe(self) -> str:
         rows = [
@@ -269,7 +263,7 @@ class FieldStage(NodeStage):
         w = 2 * taps * EPS * max(self.max_abs, abs(cval))
         out_lo, out_hi = lo + (u_lo - w), hi + (u_hi + w)
         mag = np.maximum(np.abs(lo), np.abs(hi)) + np.maximum(np.abs(u_lo), np.abs(u_hi))
-        return _widen(out_lo, out_hi, mag, ulps=2.0)
+        return widen(out_lo, out_hi, mag, ulps=2.0)
 
     def describe(self) -> str:
         node = self.node
