@@ -96,10 +96,11 @@ def resample_chunk(job, footprint, layouts_info, n_extras, *args, ndi=ndimage):
     return cast_like_scipy(out, job.dtype)
 
 
-def _compiled_direct(job, footprint, window):
-    """The compiled order-1 kernel for a direct chunk of a matrix map, when it applies."""
+def _compiled_linear(job, footprint, window, **constant):
+    """The compiled order-1 kernel for a matrix map, when it applies (else None)."""
     cmap = job.coordinate_map
-    if job.options.order != 1 or getattr(cmap, "form", None) != "matrix" or not compiled.AVAILABLE:
+    usable = job.options.order == 1 and compiled.AVAILABLE
+    if not usable or getattr(cmap, "form", None) != "matrix":
         return None
     out = compiled.affine_linear(
         window,
@@ -108,38 +109,37 @@ def _compiled_direct(job, footprint, window):
         footprint.box,
         [w.lo for w in footprint.axes],
         np.float64 if np.dtype(job.dtype).kind != "f" else job.dtype,
+        **constant,
     )
     return None if out is None else cast_like_scipy(out, job.dtype)
 
 
+def _compiled_direct(job, footprint, window):
+    """The compiled kernel for a direct chunk (every tap inside ``window``)."""
+    return _compiled_linear(job, footprint, window)
+
+
 def _compiled_constant(job, footprint, pieces, counts, layouts):
-    """The compiled order-1 kernel for a ``constant``-mode chunk that reaches outside the
-    input: such points get cval; inside, taps past the edge read the mirrored samples."""
-    opts, cmap = job.options, job.coordinate_map
-    usable = opts.order == 1 and opts.mode == "constant" and compiled.AVAILABLE
-    if not usable or getattr(cmap, "form", None) != "matrix":
+    """The compiled kernel for a ``constant``-mode chunk that reaches outside the input:
+    such points get cval; inside, taps past the edge read the mirrored samples."""
+    opts = job.options
+    if opts.mode != "constant" or opts.order != 1 or not compiled.AVAILABLE:
         return None
     sources = [
         tap_source_index(np.arange(w.lo, w.hi + 1), n, "constant")
         for n, w in zip(job.input_shape, footprint.axes, strict=True)
     ]
+    window = _gather_window(sources, pieces, counts, layouts)
+    return _compiled_linear(job, footprint, window, outside=job.input_shape, cval=opts.cval)
+
+
+def _gather_window(sources, pieces, counts, layouts):
+    """The window whose samples along each axis are the domain indices ``sources``: one
+    contiguous copy when they are consecutive, else gathered index by index."""
     if all(src.size == 1 or np.all(np.diff(src) == 1) for src in sources):
-        window = assemble_region(pieces, counts, layouts, [(s[0], s[-1]) for s in sources])
-    else:
-        positions = [lay.positions(src) for lay, src in zip(layouts, sources, strict=True)]
-        window = assemble(pieces, counts)[np.ix_(*positions)]
-    dtype = np.float64 if np.dtype(job.dtype).kind != "f" else job.dtype
-    out = compiled.affine_linear(
-        window,
-        cmap.linear,
-        cmap.offset,
-        footprint.box,
-        [w.lo for w in footprint.axes],
-        dtype,
-        outside=job.input_shape,
-        cval=opts.cval,
-    )
-    return None if out is None else cast_like_scipy(out, job.dtype)
+        return assemble_region(pieces, counts, layouts, [(s[0], s[-1]) for s in sources])
+    positions = [lay.positions(src) for lay, src in zip(layouts, sources, strict=True)]
+    return assemble(pieces, counts)[np.ix_(*positions)]
 
 
 def _resample_slices(job, footprint, layouts_info, pieces, ndi):
@@ -304,12 +304,7 @@ def _folded_window(job, footprint, coords, pieces, counts, layouts):
             coords[h][outside] = w.first - starts[h]  # constant mode: no pre-padding
     else:
         outside = None
-    if all(src.size == 1 or np.all(np.diff(src) == 1) for src in sources):
-        # taps read one contiguous region: copy only that (no fold seam, no cval)
-        window = assemble_region(pieces, counts, layouts, [(s[0], s[-1]) for s in sources])
-    else:
-        positions = [lay.positions(src) for lay, src in zip(layouts, sources, strict=True)]
-        window = assemble(pieces, counts)[np.ix_(*positions)]
+    window = _gather_window(sources, pieces, counts, layouts)
     if any(m.any() for m in cval_masks):
         window = window.astype(np.float64)
         for axis, m in enumerate(cval_masks):
