@@ -1,10 +1,14 @@
 """transfuse: compose n-dimensional geometric transforms lazily and resample once."""
 
 from .io import read_transform, write_transform
-from .lazy import LazyImage, lazy
-from .planner import MODES, Plan, ResampleOptions, plan
+from .lazy import LazyImage, lazy, plan
+from .planner import MODES, Plan, ResampleOptions
+from .points import PointEvaluator as _PointEvaluator
 from .transforms import *  # noqa: F403
 from .transforms import __all__ as _transforms_all
+from .transforms.nonlinear import register_evaluator as _register_evaluator
+
+_register_evaluator(_PointEvaluator())
 
 __version__ = "0.1.0"
 __all__ = [

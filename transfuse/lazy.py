@@ -3,18 +3,36 @@
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import warnings
 
 import dask.array as da
 import numpy as np
 from scipy import special
 
-from .planner import plan as make_plan
+from .executors import get_executor, to_dask
+from .executors.spline import field_coefficients
+from .planner import plan as _plan
 from .planner.expr import Source, Step
 from .planner.options import ResampleOptions, check_chunks, check_output_shape
-from .transforms import Affine, Transform, Translate
+from .transforms import Affine, Rotate, Scale, Transform, Translate
 
-__all__ = ["LazyImage", "lazy"]
+__all__ = ["LazyImage", "lazy", "plan"]
+
+
+def plan(image):
+    """Plan a lazy image (or an image expression): the chain as written, the fused runs
+    and the physical passes (:class:`~transfuse.planner.Plan`).
+
+    Examples
+    --------
+    >>> import numpy as np, transfuse
+    >>> p = transfuse.plan(transfuse.lazy(np.ones((8, 8)), chunks=4).rotate(10).zoom(2))
+    >>> len(p.steps), len(p.passes)
+    (2, 1)
+    """
+    expr = image._expr if isinstance(image, LazyImage) else image
+    return _plan(expr, spline_filter=field_coefficients)
 
 
 def lazy(array, chunks=None) -> LazyImage:
@@ -36,6 +54,7 @@ def lazy(array, chunks=None) -> LazyImage:
     """
     if isinstance(array, LazyImage):
         return array
+    _check_input_chunks(chunks)
     if isinstance(array, da.Array):
         arr = array if chunks is None else array.rechunk(chunks)
     else:
@@ -51,6 +70,23 @@ def lazy(array, chunks=None) -> LazyImage:
     return LazyImage(source, arr)
 
 
+def _check_input_chunks(chunks) -> None:
+    """dask's chunk forms (int, per-axis sequence, "auto", -1 or None for a whole axis),
+    refusing sizes that are not positive."""
+    if chunks is None or isinstance(chunks, str) or isinstance(chunks, dict):
+        return
+    items = chunks if isinstance(chunks, tuple | list) else [chunks]
+    for c in items:
+        if c is None or isinstance(c, str) or c == -1:
+            continue
+        sizes = c if isinstance(c, tuple | list) else [c]
+        for v in sizes:
+            if isinstance(v, bool | np.bool_) or not isinstance(v, numbers.Integral) or v < 1:
+                raise ValueError(
+                    f"chunks={chunks!r} must be positive integers (or -1/None for a whole axis)"
+                )
+
+
 def _per_axis(value, ndim: int, name: str, positive: bool = False) -> np.ndarray:
     """One number for every axis, or one per axis, as float64; finite (and > 0)."""
     try:
@@ -63,6 +99,22 @@ def _per_axis(value, ndim: int, name: str, positive: bool = False) -> np.ndarray
     if arr.shape != (ndim,) or not np.all(np.isfinite(arr)) or (positive and np.any(arr <= 0)):
         raise ValueError(f"{name}={value!r} must be one {kind} number or one per axis")
     return arr
+
+
+def _plane_axes(axes, ndim: int) -> list[int]:
+    """Two distinct axes of an ``ndim``-D image, sorted and non-negative."""
+    try:
+        axes = list(axes)
+    except TypeError as exc:
+        raise ValueError(f"axes={axes!r} must be two integer axes") from exc
+    if len(axes) != 2 or any(
+        isinstance(a, bool | np.bool_) or not isinstance(a, numbers.Integral) for a in axes
+    ):
+        raise ValueError(f"axes={axes!r} must be two integer axes")
+    axes = [int(a) + ndim if a < 0 else int(a) for a in axes]
+    if any(a < 0 or a >= ndim for a in axes) or axes[0] == axes[1]:
+        raise ValueError(f"axes={axes!r} is not a plane of a {ndim}-D image")
+    return sorted(axes)
 
 
 def _options(order, mode, cval, prefilter):
@@ -128,7 +180,7 @@ class LazyImage:
 
     # -- building -------------------------------------------------------------------------
     def _step(
-        self, transform, output_shape, options, output_chunks, output, label, zoom_shift=None
+        self, transform, output_shape, options, output_chunks, output, label, operation
     ) -> LazyImage:
         own_shape = getattr(transform, "output_shape", None)
         if own_shape is not None:  # maps defined on their own output grid (CoordinateMap)
@@ -152,7 +204,7 @@ class LazyImage:
             output_chunks,
             _out_dtype(output, self.dtype),
             label,
-            zoom_shift,
+            operation,
         )
         return LazyImage(step, self._array)
 
@@ -208,6 +260,7 @@ class LazyImage:
             output_chunks,
             output,
             "",
+            "transform",
         )
 
     def affine_transform(
@@ -236,7 +289,6 @@ class LazyImage:
         """
         opts = _options(order, mode, cval, prefilter)
         arr = np.asarray(matrix) if not hasattr(matrix, "free_symbols") else matrix
-        zoom_shift = None
         if getattr(arr, "ndim", 2) == 2 and arr.shape[1] == self.ndim + 1:
             if np.ndim(offset) != 0 or offset != 0:
                 warnings.warn(
@@ -252,7 +304,8 @@ class LazyImage:
                     "each axis and must not be 0"
                 )
             off = np.broadcast_to(np.asarray(offset, dtype=np.float64), diag.shape)
-            zoom_shift = (diag, off / diag)
+            # scipy computes c = (o + offset / matrix) * matrix, axis by axis
+            transform = Scale(tuple(diag.tolist())) @ Translate(tuple((off / diag).tolist()))
         return self._step(
             transform,
             output_shape,
@@ -260,7 +313,7 @@ class LazyImage:
             output_chunks,
             output,
             f"affine_transform(offset={np.asarray(offset).tolist()})",
-            zoom_shift,
+            "affine_transform",
         )
 
     def rotate(
@@ -286,15 +339,10 @@ class LazyImage:
         """
         if self.ndim < 2:
             raise ValueError("rotate needs an image of at least 2 dimensions")
-        axes = list(axes)
-        if len(axes) != 2 or not all(float(a).is_integer() for a in axes):
-            raise ValueError(f"axes={axes!r} must be two integer axes")
-        axes = [int(a) + self.ndim if a < 0 else int(a) for a in axes]
-        if any(a < 0 or a >= self.ndim for a in axes) or axes[0] == axes[1]:
-            raise ValueError(f"axes={axes!r} is not a plane of a {self.ndim}-D image")
-        if np.ndim(angle) != 0 or not np.isfinite(angle):
+        axes = _plane_axes(axes, self.ndim)
+        if isinstance(angle, bool) or np.ndim(angle) != 0 or not np.isfinite(angle):
             raise ValueError(f"angle={angle!r} must be a finite number")
-        axes.sort()
+        angle = float(angle)
         c, s = special.cosdg(angle), special.sindg(angle)
         rot = np.array([[c, s], [-s, c]])
         img_shape = np.asarray(self.shape)
@@ -305,30 +353,31 @@ class LazyImage:
             out_plane = (np.ptp(bounds, axis=1) + 0.5).astype(int)
         else:
             out_plane = in_plane
-        out_center = rot @ ((out_plane - 1) / 2)
-        in_center = (in_plane - 1) / 2
-        offset_plane = in_center - out_center
         out_shape = img_shape.copy()
         out_shape[axes] = out_plane
-        matrix = np.eye(self.ndim)
-        offset = np.zeros(self.ndim)
-        for i, a in enumerate(axes):
-            offset[a] = offset_plane[i]
-            for j, b in enumerate(axes):
-                matrix[a, b] = rot[i, j]
-        transform = Affine(matrix, offset, ndim=self.ndim)
+        center = np.zeros(self.ndim)
+        out_center = np.zeros(self.ndim)
+        center[axes] = (in_plane - 1) / 2
+        out_center[axes] = (out_plane - 1) / 2
+        # scipy's pull matrix for the plane (a0, a1) is [[cos, sin], [-sin, cos]]: Rotate's
+        # for axes (a1, a0)
+        transform = Rotate(
+            angle,
+            axes=(axes[1], axes[0]),
+            center=tuple(center.tolist()),
+            ndim=self.ndim,
+            output_center=tuple(out_center.tolist()),
+        )
         label = f"rotate({angle:g}, axes={tuple(axes)}, reshape={reshape})"
-        step = self._step(
+        return self._step(
             transform,
             tuple(int(v) for v in out_shape),
             _options(order, mode, cval, prefilter),
             output_chunks,
             output,
             label,
+            "rotate",
         )
-        # like scipy, rotate plane by plane: no spline along the other axes
-        batch = tuple(a for a in range(self.ndim) if a not in axes)
-        return LazyImage(dataclasses.replace(step._expr, batch_axes=batch), self._array)
 
     def zoom(
         self,
@@ -362,13 +411,12 @@ class LazyImage:
             nin, nout = nin - 1, nout - 1
         ratio = np.divide(nin, nout, out=np.ones(self.ndim), where=nout != 0)
         label = f"zoom({np.asarray(zoom).tolist()}{', grid_mode=True' if grid_mode else ''})"
-        if grid_mode:
-            transform = Affine(ratio, offset=0.5 * ratio - 0.5)
-            return self._step(
-                transform, out_shape, opts, output_chunks, output, label, (ratio, None, True)
-            )
-        transform = Affine(ratio)
-        return self._step(transform, out_shape, opts, output_chunks, output, label, (ratio, None))
+        if grid_mode:  # scipy: c = (o + 0.5) * ratio - 0.5
+            transform = Translate((-0.5,) * self.ndim) @ Scale(tuple(ratio.tolist()))
+            transform = transform @ Translate((0.5,) * self.ndim)
+        else:
+            transform = Scale(tuple(ratio.tolist()))
+        return self._step(transform, out_shape, opts, output_chunks, output, label, "zoom")
 
     def shift(
         self,
@@ -397,7 +445,7 @@ class LazyImage:
             output_chunks,
             output,
             f"shift({vec.tolist()})",
-            (None, -vec),
+            "shift",
         )
 
     def flip(self, axes, order=0, mode="constant", cval=0.0, output_chunks=None) -> LazyImage:
@@ -405,7 +453,12 @@ class LazyImage:
         from .transforms import Flip
 
         axes = (axes,) if np.ndim(axes) == 0 else tuple(axes)
-        axes = tuple(a % self.ndim for a in axes)
+        for a in axes:
+            if isinstance(a, bool | np.bool_) or not isinstance(a, numbers.Integral):
+                raise ValueError(f"axes={axes!r} must be integers")
+            if not -self.ndim <= a < self.ndim:
+                raise ValueError(f"axes={axes!r}: axis {a} is out of range for {self.ndim} axes")
+        axes = tuple(int(a) % self.ndim for a in axes)
         centers = tuple((self.shape[a] - 1) / 2 for a in axes)
         return self.transform(
             Flip(axes, center=centers, ndim=self.ndim),
@@ -436,21 +489,29 @@ class LazyImage:
 
     # -- results --------------------------------------------------------------------------
     def plan(self):
-        """Plan the pending steps (see :func:`transfuse.planner.plan`)."""
-        return make_plan(self._expr)
+        """Plan the pending steps (see :func:`transfuse.plan`)."""
+        return plan(self)
 
-    def explain(self) -> str:
-        """The plan as text (see :meth:`transfuse.planner.Plan.explain`)."""
-        return self.plan().explain()
+    def explain(self, stage: str = "all") -> str:
+        """The plan as text, for one planner stage (``"logical"``, ``"fused"``,
+        ``"physical"``) or all of them (see :meth:`transfuse.planner.Plan.explain`)."""
+        return self.plan().explain(stage)
 
-    def to_dask(self, executor: str = "cpu") -> da.Array:
-        """The result as a dask array (one graph: prefilter + one resampling layer per pass)."""
+    def to_dask(self, executor=None) -> da.Array:
+        """The result as a dask array (one graph: prefilter + one resampling layer per pass).
+
+        Parameters
+        ----------
+        executor : str or executor instance, optional
+            The backend doing the per-chunk work: ``"scipy"`` (reference), ``"cpu"``
+            (compiled kernels where they apply), ``"null"`` (records, computes nothing).
+            Default: dask config ``transfuse.executor``, else ``"cpu"``.
+        """
         if not self.steps:
             return self._array
-        from .executors import get_executor
+        return to_dask(self.plan(), self._array, get_executor(executor))
 
-        return get_executor(executor).to_dask(self.plan(), self._array)
-
-    def compute(self, **kwargs) -> np.ndarray:
-        """Compute the result (keyword arguments go to dask's ``compute``)."""
-        return self.to_dask().compute(**kwargs)
+    def compute(self, executor=None, **kwargs) -> np.ndarray:
+        """Compute the result (``executor`` as for :meth:`to_dask`; other keyword arguments
+        go to dask's ``compute``)."""
+        return self.to_dask(executor).compute(**kwargs)

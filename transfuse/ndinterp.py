@@ -31,20 +31,15 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import itertools
 import numbers
 import warnings
 
 import dask.array as da
 import numpy as np
-from dask.base import tokenize
-from dask.highlevelgraph import HighLevelGraph
-from scipy import ndimage
 
-from .executors.cpu import spline_coefficients
-from .executors.spline import filter_axis_whole, halo_depth
+from .executors import get_executor, spline_coefficients
+from .executors.spline import halo_depth
 from .lazy import lazy
-from .planner.boundary import filter_source_index
 from .planner.options import ResampleOptions, check_chunks
 from .transforms.nonlinear import CoordinateMap
 
@@ -181,7 +176,7 @@ def _by_parts(build, arr: da.Array, cval, out_dtype: np.dtype) -> da.Array:
     return (real + 1j * imag).astype(out_dtype)
 
 
-_INTERP_KWARGS = ("mode", "cval", "prefilter", "output")
+_INTERP_KWARGS = ("mode", "cval", "prefilter", "output", "executor")
 
 
 def _interp_kwargs(func: str, kwargs: dict, allowed=_INTERP_KWARGS) -> dict:
@@ -193,6 +188,7 @@ def _interp_kwargs(func: str, kwargs: dict, allowed=_INTERP_KWARGS) -> dict:
         "cval": kwargs.get("cval", 0.0),
         "prefilter": kwargs.get("prefilter", True),
         "output": kwargs.get("output"),
+        "executor": get_executor(kwargs.get("executor")),
     }
 
 
@@ -282,7 +278,7 @@ def affine_transform(
                 output_chunks,
                 dtype,
             )
-            .to_dask()
+            .to_dask(opts["executor"])
         )
 
     with _argument_errors():
@@ -350,14 +346,16 @@ def rotate(
                 output_chunks,
                 dtype,
             )
-            .to_dask()
+            .to_dask(opts["executor"])
         )
 
     with _argument_errors():
         return back(_by_parts(build, arr, opts["cval"], out_dtype))
 
 
-def map_coordinates(input, coordinates, order=3, mode="constant", cval=0.0, prefilter=True):  # noqa: A002
+def map_coordinates(  # noqa: A002
+    input, coordinates, order=3, mode="constant", cval=0.0, prefilter=True, *, executor=None
+):
     """Sample ``input`` at ``coordinates``, as :func:`scipy.ndimage.map_coordinates`.
 
     The result is chunked like ``coordinates[0]``. Each output chunk is one task that reads
@@ -414,6 +412,7 @@ def map_coordinates(input, coordinates, order=3, mode="constant", cval=0.0, pref
         )
     out_shape = tuple(int(n) for n in coords.shape[1:])
     out_dtype = _output_dtype(None, arr.dtype)
+    backend = get_executor(executor)
     with _argument_errors():
         ResampleOptions(order=order, mode=mode, cval=_real_cval(cval), prefilter=prefilter)
         if 0 in out_shape:
@@ -424,7 +423,7 @@ def map_coordinates(input, coordinates, order=3, mode="constant", cval=0.0, pref
             return (
                 lazy(part)
                 .transform(cmap, cmap.output_shape, order, mode, cv, prefilter, output=dtype)
-                .to_dask()
+                .to_dask(backend)
             )
 
         return back(_by_parts(build, arr, cval, out_dtype))
@@ -451,55 +450,11 @@ def _spline_options(order, mode):
         return ResampleOptions(order=order, mode=mode, prefilter=True)
 
 
-def _filter1d_chunk(spec, *blocks):
-    """Filter one chunk along ``spec['axis']`` from the input blocks its window reads."""
-    axis = spec["axis"]
-    block = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=axis)
-    window = np.take(block, spec["positions"], axis=axis).astype(np.float64)
-    ndimage.spline_filter1d(window, spec["order"], axis=axis, output=window, mode=spec["mode"])
-    crop = [slice(None)] * window.ndim
-    crop[axis] = slice(spec["crop"][0], spec["crop"][1])
-    return window[tuple(crop)].astype(spec["dtype"], copy=False)
-
-
-def _filter1d_layer(arr: da.Array, order: int, axis: int, mode: str, depth: int, dtype):
-    """One layer: the 1-D spline filter of ``arr`` along ``axis`` (scipy's, exactly where the
-    axis is filtered whole, to ``pole ** depth`` otherwise), chunked like ``arr``."""
-    n, chunks = arr.shape[axis], arr.chunks[axis]
-    bounds = np.concatenate([[0], np.cumsum(chunks)]).astype(np.int64)
-    whole = filter_axis_whole(n, 0, depth, len(chunks))
-    name = "spline-filter1d-" + tokenize(arr.name, order, axis, mode, depth, str(dtype))
-    dsk = {}
-    for i in range(len(chunks)):
-        s, e = int(bounds[i]), int(bounds[i + 1])
-        if whole:
-            src, crop, fmode = np.arange(n), (s, e), mode
-        else:
-            dom = np.arange(s - depth, e + depth)
-            src, crop, fmode = (
-                filter_source_index(dom, n, mode, 0),
-                (depth, depth + e - s),
-                "mirror",
-            )
-        ids = sorted(set((np.searchsorted(bounds, src, side="right") - 1).tolist()))
-        positions = np.concatenate([np.arange(bounds[j], bounds[j + 1]) for j in ids])
-        lookup = np.full(n, -1, dtype=np.int64)
-        lookup[positions] = np.arange(len(positions))
-        spec = {
-            "axis": axis,
-            "order": order,
-            "mode": fmode,
-            "positions": lookup[src],
-            "crop": crop,
-            "dtype": np.dtype(dtype),
-        }
-        for rest in itertools.product(*(range(len(c)) for c in arr.chunks[:axis])):
-            for tail in itertools.product(*(range(len(c)) for c in arr.chunks[axis + 1 :])):
-                deps = [(arr.name, *rest, j, *tail) for j in ids]
-                dsk[(name, *rest, i, *tail)] = (_filter1d_chunk, spec, *deps)
-    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[arr])
-    meta = np.empty((0,) * arr.ndim, dtype=dtype)
-    return da.Array(graph, name, arr.chunks, meta=meta)
+def _filter1d(arr: da.Array, opts: ResampleOptions, axis: int, depth: int, executor):
+    """The 1-D spline filter of ``arr`` along ``axis``: the graph builder's prefilter layer
+    with every other axis left alone (float64)."""
+    others = tuple(a for a in range(arr.ndim) if a != axis)
+    return spline_coefficients(arr, opts, depth=depth, pad=0, batch_axes=others, executor=executor)
 
 
 def _finish(result: da.Array, output_chunks) -> da.Array:
@@ -518,6 +473,7 @@ def spline_filter1d(
     output_chunks=None,
     *,
     depth=None,
+    executor=None,
     **kwargs,
 ):
     """The 1-D B-spline prefilter along ``axis``, as :func:`scipy.ndimage.spline_filter1d`.
@@ -566,6 +522,7 @@ def spline_filter1d(
     out_dtype = _output_dtype(output, arr.dtype, np.float64)
     opts = _spline_options(order, mode)
     depth = _check_depth(depth, opts.order)
+    backend = get_executor(executor)
     if not isinstance(axis, numbers.Integral) or not -arr.ndim <= axis < arr.ndim:
         raise NDInterpError(f"axis={axis!r} is out of bounds for an array of {arr.ndim} dims")
     axis = int(axis) % arr.ndim
@@ -573,7 +530,7 @@ def spline_filter1d(
     def build(part, _cval, dtype):
         if opts.order < 2 or part.shape[axis] == 1:
             return part.astype(dtype)
-        return _filter1d_layer(part, opts.order, axis, opts.mode, depth, dtype)
+        return _filter1d(part, opts, axis, depth, backend).astype(dtype)
 
     return back(_finish(_by_parts(build, arr, 0.0, out_dtype), output_chunks))
 
@@ -586,6 +543,7 @@ def spline_filter(
     output_chunks=None,
     *,
     depth=None,
+    executor=None,
     **kwargs,
 ):
     """The n-D B-spline prefilter, as :func:`scipy.ndimage.spline_filter`.
@@ -630,16 +588,17 @@ def spline_filter(
     out_dtype = _output_dtype(output, arr.dtype, np.float64)
     opts = _spline_options(order, mode)
     depth = _check_depth(depth, opts.order)
+    backend = get_executor(executor)
 
     def build(part, _cval, dtype):
         if opts.order < 2:
             return part.astype(dtype)
         if dtype == np.float64:
-            return spline_coefficients(part, opts, depth=depth, pad=0)
-        current = part
+            return spline_coefficients(part, opts, depth=depth, pad=0, executor=backend)
+        current = part  # scipy rounds to the output dtype between axes
         for axis in range(part.ndim):
             if part.shape[axis] > 1:
-                current = _filter1d_layer(current, opts.order, axis, opts.mode, depth, dtype)
+                current = _filter1d(current, opts, axis, depth, backend).astype(dtype)
         return current.astype(dtype)
 
     return back(_finish(_by_parts(build, arr, 0.0, out_dtype), output_chunks))

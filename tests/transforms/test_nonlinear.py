@@ -257,7 +257,7 @@ def test_expr_map_bad_input(args, kwargs, match):
 
 
 def test_expr_map_unbound_parameters():
-    with pytest.raises(ValueError, match="k are unbound"):
+    with pytest.raises(ValueError, match="k.*unbound"):
         barrel()([[1.0, 1.0]])
     img = transfuse.lazy(np.zeros((8, 8)), chunks=4).transform(barrel(), order=1)
     with pytest.raises(ValueError, match="free symbols k"):

@@ -1,25 +1,65 @@
-"""Executors turn a plan into a dask array; the per-chunk kernel is what differs."""
+"""Executors: the shared graph builder and the backends that do the per-chunk work.
+
+Backends (``executor=`` on :meth:`~transfuse.LazyImage.compute`,
+:meth:`~transfuse.LazyImage.to_dask` and :mod:`transfuse.ndinterp`; the default is the
+dask config value ``transfuse.executor``, else ``"cpu"``):
+
+* ``"scipy"`` — the reference: scipy.ndimage per chunk;
+* ``"cpu"`` — the reference plus compiled (numba) kernels where they apply;
+* ``"null"`` — computes nothing and records each task (for tests).
+
+A backend is one module with one class (see :class:`~transfuse.executors.base.Executor`);
+add it to :data:`REGISTRY`.
+"""
 
 from __future__ import annotations
 
+import dask
+
+from .base import Executor, ResampleJob
 from .cpu import CPUExecutor
+from .graph import spline_coefficients, to_dask
+from .null import NullExecutor
+from .scipy_backend import ScipyExecutor
 
-__all__ = ["CPUExecutor", "get_executor"]
+__all__ = [
+    "REGISTRY",
+    "CPUExecutor",
+    "Executor",
+    "NullExecutor",
+    "ResampleJob",
+    "ScipyExecutor",
+    "get_executor",
+    "spline_coefficients",
+    "to_dask",
+]
 
-_REGISTRY = {"cpu": CPUExecutor}
+#: Backend classes by name.
+REGISTRY = {"scipy": ScipyExecutor, "cpu": CPUExecutor, "null": NullExecutor}
+
+#: The dask config key holding the default backend's name.
+CONFIG_KEY = "transfuse.executor"
 
 
-def get_executor(name: str = "cpu"):
-    """The executor registered under ``name``.
-
-    Only ``"cpu"`` (scipy.ndimage per chunk) exists so far; cupy-backed inputs are computed
-    on the CPU by :mod:`transfuse.ndinterp` and handed back as cupy blocks.
+def get_executor(executor=None):
+    """The backend ``executor`` names (an instance passes through); by default the one
+    named by ``dask.config`` key ``transfuse.executor`` (``"cpu"`` when unset).
 
     Examples
     --------
-    >>> get_executor("cpu").name
-    'cpu'
+    >>> get_executor("scipy").name
+    'scipy'
+    >>> import dask
+    >>> with dask.config.set({"transfuse.executor": "null"}):
+    ...     get_executor().name
+    'null'
     """
-    if name not in _REGISTRY:
-        raise ValueError(f"executor={name!r} is not one of {sorted(_REGISTRY)}")
-    return _REGISTRY[name]()
+    if executor is None:
+        executor = dask.config.get(CONFIG_KEY, "cpu")
+    if not isinstance(executor, str):
+        if callable(getattr(executor, "resample_chunk", None)):
+            return executor
+        raise ValueError(f"executor={executor!r} is not a backend name or instance")
+    if executor not in REGISTRY:
+        raise ValueError(f"executor={executor!r} is not one of {sorted(REGISTRY)}")
+    return REGISTRY[executor]()

@@ -9,6 +9,7 @@ filtered whole with scipy itself, which is exact by construction.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -16,7 +17,14 @@ from scipy import ndimage
 
 from ..planner.boundary import CVAL, filter_source_index
 
-__all__ = ["POLE", "halo_depth", "prefilter_block", "filter_axis_whole"]
+__all__ = [
+    "POLE",
+    "PrefilterSpec",
+    "field_coefficients",
+    "filter_axis_whole",
+    "halo_depth",
+    "prefilter_block",
+]
 
 #: Largest pole (in magnitude) of the B-spline prefilter per order.
 POLE = {2: 0.171572875253810, 3: 0.267949192431123, 4: 0.361341225900220, 5: 0.430575347099973}
@@ -75,31 +83,45 @@ def _gather(block, layouts, indices_per_axis, cval):
     return out
 
 
-def _axis_specs(spec):
-    """Per axis: (length, pre-padding, filtered?, whole?, span); the optional ``filtered``
-    entry of ``spec`` leaves some axes unfiltered (and unpadded)."""
-    n_axes = len(spec["shape"])
-    filtered = spec.get("filtered", (True,) * n_axes)
-    for n, f, whole, span in zip(spec["shape"], filtered, spec["whole"], spec["span"], strict=True):
-        yield n, spec["pad"] if f else 0, f, whole, span
+@dataclasses.dataclass(frozen=True)
+class PrefilterSpec:
+    """What one chunk of spline coefficients needs: the input ``shape``, ``order``,
+    ``mode``, pre-padding ``pad`` and its ``cval``, the halo ``depth``, per axis whether it
+    is filtered ``whole``, the chunk's domain ``span`` ((start, stop) per axis) and whether
+    the axis is ``filtered`` at all (axes not filtered are copied as they are, unpadded)."""
+
+    shape: tuple[int, ...]
+    order: int
+    mode: str
+    pad: int
+    cval: float
+    depth: int
+    whole: tuple[bool, ...]
+    span: tuple[tuple[int, int], ...]
+    filtered: tuple[bool, ...]
+
+    def axes(self):
+        """Per axis: (length, pre-padding, filtered?, whole?, span)."""
+        for n, f, whole, span in zip(self.shape, self.filtered, self.whole, self.span, strict=True):
+            yield n, self.pad if f else 0, f, whole, span
 
 
-def filter_indices(spec) -> list[np.ndarray]:
+def filter_indices(spec: PrefilterSpec) -> list[np.ndarray]:
     """Per axis, the input index read at each position of the chunk's filter window."""
     out = []
-    depth = spec["depth"]
-    for n, pad, filtered, whole, (s, e) in _axis_specs(spec):
+    depth = spec.depth
+    for n, pad, filtered, whole, (s, e) in spec.axes():
         if not filtered:
             dom = np.arange(s, e)
         elif whole:
             dom = np.arange(-pad, n + pad)
         else:
             dom = np.arange(s - depth, e + depth)
-        out.append(filter_source_index(dom, n, spec["mode"], pad))
+        out.append(filter_source_index(dom, n, spec.mode, pad))
     return out
 
 
-def prefilter_block(block, layouts, spec):
+def prefilter_block(block, layouts, spec: PrefilterSpec, ndi=ndimage):
     """Coefficients of one chunk.
 
     Parameters
@@ -108,30 +130,53 @@ def prefilter_block(block, layouts, spec):
         The input chunks the chunk's filter window reads, assembled.
     layouts : list of AxisLayout
         Where input indices sit in ``block``, per axis.
-    spec : dict
-        ``shape`` (input), ``order``, ``mode``, ``pad``, ``cval``, ``depth``,
-        ``whole`` (bool per axis), ``span`` ((start, stop) domain range per axis) and
-        optionally ``filtered`` (bool per axis; axes not filtered are copied as they are).
+    spec : PrefilterSpec
 
     Returns
     -------
-    ndarray of float64, the coefficients for the domain range ``span``.
+    ndarray of float64, the coefficients for the domain range ``spec.span``.
     """
-    order, mode, depth = spec["order"], spec["mode"], spec["depth"]
+    order, mode, depth = spec.order, spec.mode, spec.depth
     crops = []
-    axes = list(_axis_specs(spec))
+    axes = list(spec.axes())
     for _, pad, filtered, whole, (s, e) in axes:
         if not filtered:
             crops.append(slice(0, e - s))
         else:
             crops.append(slice(s + pad, e + pad) if whole else slice(depth, depth + e - s))
-    window = _gather(block, layouts, filter_indices(spec), spec["cval"])
+    window = _gather(block, layouts, filter_indices(spec), spec.cval)
     scipy_mode = {"reflect": "reflect", "grid-wrap": "grid-wrap", "nearest": "nearest"}.get(
         mode, "mirror"
     )
     for axis, (_, _, filtered, whole, _) in enumerate(axes):
         if filtered and window.shape[axis] > 1:
-            ndimage.spline_filter1d(
+            ndi.spline_filter1d(
                 window, order, axis=axis, output=window, mode=scipy_mode if whole else "mirror"
             )
     return np.ascontiguousarray(window[tuple(crops)])
+
+
+def field_coefficients(values, order: int, mode: str, cval: float, npad: int) -> np.ndarray:
+    """Spline coefficients of a gridded vector field ``(ncomp, *grid)`` exactly as
+    :func:`scipy.ndimage.map_coordinates` computes them inside (``npad`` samples of
+    pre-padding, then ``spline_filter`` with the mode), so that interpolating them without
+    prefilter equals scipy's samples bit for bit.
+
+    Examples
+    --------
+    >>> u = np.random.default_rng(0).random((1, 9))
+    >>> c = field_coefficients(u, 3, "mirror", 0.0, 0)
+    >>> pts = np.array([[2.5, 7.25]])
+    >>> bool(np.array_equal(ndimage.map_coordinates(c[0], pts, prefilter=False),
+    ...                     ndimage.map_coordinates(u[0], pts, mode="mirror")))
+    True
+    """
+    comps = []
+    for comp in np.asarray(values, dtype=np.float64):
+        if npad:
+            if mode == "nearest":
+                comp = np.pad(comp, npad, mode="edge")
+            else:
+                comp = np.pad(comp, npad, mode="constant", constant_values=cval)
+        comps.append(ndimage.spline_filter(comp, order, output=np.float64, mode=mode))
+    return np.stack(comps)

@@ -11,7 +11,12 @@ files of their own: use :func:`from_ngff` / :func:`to_ngff` on the metadata.
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+
+from ..transforms.base import register_recipe_codec
+
+register_recipe_codec(lambda: importlib.import_module("transfuse.io.recipes"))
 
 __all__ = ["read_transform", "write_transform"]
 

@@ -109,6 +109,13 @@ def registered_types() -> tuple[str, ...]:
     return tuple(sorted(_BY_NAME))
 
 
+def _rotate_values(node):
+    out = {f: getattr(node, f) for f in ("angle", "axes", "center", "ndim", "output_center")}
+    if out["output_center"] is None:
+        del out["output_center"]  # recipes without it read as before
+    return out
+
+
 def _encode_node(node, w, p):
     codec = _BY_CLASS.get(type(node))
     if codec is None:
@@ -119,7 +126,8 @@ def _encode_node(node, w, p):
     values = codec.values(node) if codec.values else {f: getattr(node, f) for f in codec.fields}
     out = {"type": codec.name}
     for field, kind in codec.fields.items():
-        out[field] = kind.encode(values[field], w, f"{p}.{field}")
+        if field in values:  # a values() function may leave out fields at their default
+            out[field] = kind.encode(values[field], w, f"{p}.{field}")
     return out
 
 
@@ -161,8 +169,15 @@ def _register_builtins():
     register_node(affine.Scale, {"factors": SCALAR_OR_VECTOR}, required=("factors",))
     register_node(
         affine.Rotate,
-        {"angle": SCALAR, "axes": AXES, "center": VECTOR.optional(), "ndim": ndim},
+        {
+            "angle": SCALAR,
+            "axes": AXES,
+            "center": VECTOR.optional(),
+            "ndim": ndim,
+            "output_center": VECTOR.optional(),
+        },
         required=("angle",),
+        values=_rotate_values,
     )
     register_node(
         affine.Shear, {"factor": SCALAR, "axes": AXES, "ndim": ndim}, required=("factor",)

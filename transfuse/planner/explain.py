@@ -1,4 +1,4 @@
-"""Text form of a plan."""
+"""Text form of a plan, per planner stage (``logical``, ``fused``, ``physical``)."""
 
 from __future__ import annotations
 
@@ -17,13 +17,17 @@ def _chunks_text(chunks) -> str:
     return "(" + ", ".join(parts) + ")"
 
 
+def _options_text(o) -> str:
+    return f"order={o.order}, mode={o.mode}, cval={o.cval:g}, prefilter={o.prefilter}"
+
+
 def _step_text(step) -> str:
-    o = step.options
-    label = step.label or repr(step.transform)
-    return f"{label}  [order={o.order}, mode={o.mode}, cval={o.cval:g}, prefilter={o.prefilter}]"
+    text = f"{step.label or step.operation}: {step.transform!r}"
+    cast = f", output={np.dtype(step.dtype)}" if step.dtype is not None else ""
+    return f"{text}  [{_options_text(step.options)}{cast}]"
 
 
-def explain(plan) -> str:
+def _logical(plan) -> list[str]:
     src = plan.source
     lines = [
         f"source: shape={src.shape} dtype={np.dtype(src.dtype)} chunks={_chunks_text(src.chunks)}",
@@ -31,31 +35,36 @@ def explain(plan) -> str:
     ]
     for i, step in enumerate(plan.steps, 1):
         lines.append(f"  {i}. {_step_text(step)}")
-    lines.append(f"after fusion: {len(plan.passes)} resampling pass(es)")
+    return lines
+
+
+def _fused(plan) -> list[str]:
+    lines = [f"after fusion: {len(plan.runs)} resampling pass(es)"]
+    for k, run in enumerate(plan.runs, 1):
+        lines.append(f"  pass {k}: {len(run.steps)} step(s) fused -> one resample")
+        lines.append(f"    transform: {run.transform!r}")
+    return lines
+
+
+def _physical(plan) -> list[str]:
+    lines = [f"physical plan: {len(plan.passes)} resampling pass(es)"]
     with np.printoptions(precision=6, suppress=True, linewidth=100):
         for k, p in enumerate(plan.passes, 1):
-            nsteps = len(p.fused.steps)
-            lines.append(f"  pass {k}: {nsteps} step(s) fused -> one resample")
-            lines.append(f"    transform: {p.fused.transform!r}")
-            form = p.coordinate_map.form
-            matrix = p.coordinate_map.matrix
-            if matrix is None:
-                lines.append(f"    fused map: {p.coordinate_map!r}")
+            lines.append(f"  pass {k}:")
+            affine = p.affine
+            if affine is None:
+                lines.append(f"    fused map: {p.describe_map()}")
             else:
-                lines.append(f"    fused matrix ({form}):")
-                for row in str(matrix).splitlines():
+                lines.append(f"    fused matrix ({affine.form}):")
+                for row in str(affine.matrix).splitlines():
                     lines.append("      " + row)
+            out = p.output
             lines.append(
-                f"    output: shape={p.output_shape} dtype={p.dtype} "
-                f"chunks={_chunks_text(p.output_chunks)}"
+                f"    output: shape={out.shape} dtype={out.dtype} chunks={_chunks_text(out.chunks)}"
             )
             if p.batch_axes:
                 lines.append(f"    slice by slice along axes {p.batch_axes} (no spline there)")
-            o = p.options
-            lines.append(
-                f"    interpolation: order={o.order} mode={o.mode} cval={o.cval:g} "
-                f"prefilter={o.prefilter}"
-            )
+            lines.append(f"    interpolation: {_options_text(p.options).replace(', ', ' ')}")
             nprefilter = int(np.prod([len(c) for c in p.coefficient_chunks]))
             empty = sum(1 for f in p.footprints.values() if f.axes is None)
             deps = [len(f.dependencies) for f in p.footprints.values()]
@@ -70,4 +79,21 @@ def explain(plan) -> str:
                     f"    input chunks per output chunk: max {max(deps)}, mean {np.mean(deps):.1f}"
                 )
     lines.append(f"total: {len(plan.passes)} resampling pass(es), {plan.ntasks} tasks")
+    return lines
+
+
+_STAGES = {"logical": _logical, "fused": _fused, "physical": _physical}
+
+
+def explain(plan, stage: str = "all") -> str:
+    """The plan as text: one planner stage, or ``"all"`` of them in order."""
+    if stage == "all":
+        names = list(_STAGES)
+    elif stage in _STAGES:
+        names = [stage]
+    else:
+        raise ValueError(f"stage={stage!r} is not one of {['all', *_STAGES]}")
+    lines: list[str] = []
+    for name in names:
+        lines.extend(_STAGES[name](plan))
     return "\n".join(lines)

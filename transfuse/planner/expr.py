@@ -31,13 +31,12 @@ class Step:
     """One resampling the user asked for: pull ``child`` through ``transform`` onto a grid
     of ``output_shape``.
 
-    ``zoom_shift`` keeps scipy's separable arithmetic ``(o + shift) * zoom`` for steps that
-    scipy computes that way (``zoom``, ``shift``, a 1-D ``affine_transform`` matrix); it is
-    used when the step is resampled on its own.
-
-    ``batch_axes`` are axes along which the step works slice by slice (the map is the
-    identity there and no spline runs along them), as scipy.ndimage.rotate does with the
-    axes outside its plane.
+    ``operation`` names the scipy.ndimage function the step means (``"affine_transform"``,
+    ``"rotate"``, ``"zoom"``, ``"shift"``, ``"map_coordinates"``; ``"transform"`` for
+    :meth:`~transfuse.LazyImage.transform`, which means ``affine_transform`` with the
+    transform's homogeneous matrix). Lowering reads it to reproduce that function's
+    arithmetic when the step is resampled on its own (the separable arithmetic of
+    ``zoom``/``shift``, and ``rotate`` working plane by plane); it never decides fusion.
     """
 
     child: Source | Step
@@ -47,8 +46,7 @@ class Step:
     output_chunks: tuple | None = None
     dtype: np.dtype | None = None
     label: str = ""
-    zoom_shift: tuple | None = None
-    batch_axes: tuple[int, ...] = ()
+    operation: str = "transform"
 
     @property
     def ndim(self) -> int:

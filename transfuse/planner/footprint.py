@@ -21,7 +21,6 @@ __all__ = [
     "AxisWindow",
     "ChunkFootprint",
     "axis_pads",
-    "batched_footprints",
     "chunk_bounds",
     "coefficient_chunks",
     "footprints",
@@ -93,18 +92,19 @@ def _blocks_for(indices: np.ndarray, bounds: np.ndarray) -> tuple[int, ...]:
 
 
 def footprints(
-    coordinate_map,
+    bounds,
     output_chunks: tuple[tuple[int, ...], ...],
     input_shape: tuple[int, ...],
     coefficient_chunks: tuple[tuple[int, ...], ...],
     options: ResampleOptions,
+    batch_axes: tuple[int, ...] = (),
 ) -> dict[tuple[int, ...], ChunkFootprint]:
     """The footprint of every output chunk of a resampling pass.
 
     Parameters
     ----------
-    coordinate_map
-        An object with ``ranges(boxes)`` (see :class:`~transfuse.planner.coords.AffineMap`).
+    bounds
+        An object with ``ranges(boxes)`` (see :class:`~transfuse.planner.bounds.MapBounds`).
     output_chunks : tuple of tuples
         dask-style chunk sizes of the output.
     input_shape : tuple of int
@@ -112,12 +112,16 @@ def footprints(
     coefficient_chunks : tuple of tuples
         Chunk sizes of the coefficient array (pre-padding included in the end chunks).
     options : ResampleOptions
+    batch_axes : tuple of int
+        Axes the pass works slice by slice along (the map is the identity there): each reads
+        exactly the output chunk's own range (no spline support, no pre-padding).
 
     Returns
     -------
     dict mapping output block index to :class:`ChunkFootprint`.
     """
-    order, mode, pad = options.order, options.mode, options.pad
+    order, mode = options.order, options.mode
+    pads = axis_pads(options.pad, len(input_shape), batch_axes)
     out_bounds = [np.concatenate([[0], np.cumsum(c)]) for c in output_chunks]
     block_ids = list(itertools.product(*(range(len(c)) for c in output_chunks)))
     boxes = np.array(
@@ -127,8 +131,8 @@ def footprints(
         ],
         dtype=np.int64,
     ).reshape(len(block_ids), len(output_chunks), 2)
-    ranges = coordinate_map.ranges(boxes)
-    coef_bounds = [chunk_bounds(c, pad) for c in coefficient_chunks]
+    ranges = bounds.ranges(boxes)
+    coef_bounds = [chunk_bounds(c, p) for c, p in zip(coefficient_chunks, pads, strict=True)]
     cache: dict[tuple, tuple[int, ...]] = {}
     result = {}
     for b, idx in enumerate(block_ids):
@@ -136,6 +140,14 @@ def footprints(
         axes = []
         direct = True
         for h, n in enumerate(input_shape):
+            pad = pads[h]
+            if h in batch_axes:
+                s, e = box[h]
+                key = ("batch", h, s, e)
+                if key not in cache:
+                    cache[key] = _blocks_for(np.arange(s, e), coef_bounds[h])
+                axes.append(AxisWindow(s, e - 1, cache[key], float(s), float(e - 1)))
+                continue
             a, z = ranges[b, h]
             folded = fold_interval(a, z, n, mode, pad, order)
             if folded is None:
@@ -155,48 +167,4 @@ def footprints(
         result[idx] = ChunkFootprint(
             box, None if axes is None else tuple(axes), direct and axes is not None
         )
-    return result
-
-
-def batched_footprints(
-    coordinate_map,
-    output_chunks,
-    input_shape,
-    input_chunks,
-    coefficient_chunks,
-    options: ResampleOptions,
-    batch_axes: tuple[int, ...],
-) -> dict[tuple[int, ...], ChunkFootprint]:
-    """Footprints of a pass applied slice by slice along ``batch_axes`` (where the map is
-    the identity): the other axes' footprints, each batch axis reading exactly the output
-    chunk's own range (no spline support, no pre-padding).
-
-    ``coordinate_map`` is the map restricted to the other axes.
-    """
-    planes = [a for a in range(len(input_shape)) if a not in batch_axes]
-    inner = footprints(
-        coordinate_map,
-        tuple(output_chunks[a] for a in planes),
-        tuple(input_shape[a] for a in planes),
-        tuple(coefficient_chunks[a] for a in planes),
-        options,
-    )
-    out_bounds = [np.concatenate([[0], np.cumsum(c)]) for c in output_chunks]
-    in_bounds = [chunk_bounds(c) for c in input_chunks]
-    result = {}
-    for idx in itertools.product(*(range(len(c)) for c in output_chunks)):
-        fp = inner[tuple(idx[a] for a in planes)]
-        box = tuple((int(out_bounds[a][i]), int(out_bounds[a][i + 1])) for a, i in enumerate(idx))
-        if fp.axes is None:
-            result[idx] = ChunkFootprint(box, None, False)
-            continue
-        axes = []
-        plane_windows = iter(fp.axes)
-        for a, (s, e) in enumerate(box):
-            if a in batch_axes:
-                ids = _blocks_for(np.arange(s, e), in_bounds[a])
-                axes.append(AxisWindow(s, e - 1, ids, float(s), float(e - 1)))
-            else:
-                axes.append(next(plane_windows))
-        result[idx] = ChunkFootprint(box, tuple(axes), fp.direct)
     return result

@@ -106,6 +106,14 @@ def check_chunks(chunks, shape: tuple, name: str = "output_chunks") -> tuple[tup
             sizes = [c] * (n // c) + ([n % c] if n % c else [])
             out.append(tuple(sizes))
         else:
+            if (
+                isinstance(c, bool | np.bool_)
+                or not isinstance(c, tuple | list)
+                or any(
+                    isinstance(s, bool | np.bool_) or not isinstance(s, numbers.Integral) for s in c
+                )
+            ):
+                raise ValueError(f"{name}[{axis}]={c!r} must be a positive integer or block sizes")
             sizes = tuple(int(s) for s in c)
             if sum(sizes) != n or any(s < 1 for s in sizes):
                 raise ValueError(f"{name}[{axis}]={c!r} does not split an axis of {n} samples")

@@ -1,42 +1,51 @@
-"""The planner: image expression -> networkx graph -> fused passes -> physical plan.
+"""The planner: an image expression through three named stages to a physical plan.
 
-Passes (each a pure function, testable alone):
+Each stage is a pure function, testable alone:
 
-1. :func:`expression_graph` — the chain as a ``networkx.DiGraph`` (source -> steps).
-2. :func:`fuse_affine_runs` — every run of consecutive steps that share interpolation options
-   becomes one node holding the composed transform ``T1 @ T2 @ ... @ Tk``.
-3. :func:`lower` — numbers only: the fused matrix, output chunks, coefficient chunks and the
-   footprint of every output chunk.
+1. :func:`logical` — the chain as the user wrote it: the source and its steps.
+2. :func:`fuse` — every run of consecutive steps that share interpolation options (order,
+   mode, cval, prefilter) and end no earlier than a step with an output dtype becomes one
+   :class:`Run`, holding the composed transform ``T1 @ T2 @ ... @ Tk``. This is the one
+   place that decides fusion.
+3. :func:`lower` — numbers only: one :class:`~transfuse.planner.physical.PhysicalPass` per
+   run (stages, output geometry, coefficient chunks, footprints).
 
-Chained steps with *different* order/mode/cval/prefilter are not fused: each run is resampled
-on its own (a resampling pass per run), exactly as running them one after the other would.
+Chained steps with *different* options are not fused: each run is resampled on its own (a
+resampling pass per run), exactly as running them one after the other would.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-import networkx as nx
 import numpy as np
 
-from ..transforms import Compose, Transform
-from .coords import AffineMap
+from ..transforms import Compose, Rotate, Transform
 from .expr import Source, Step
-from .footprint import (
-    ChunkFootprint,
-    axis_pads,
-    batched_footprints,
-    coefficient_chunks,
-    footprints,
-)
+from .footprint import axis_pads, coefficient_chunks, footprints
+from .lower import CompiledMap, compile_map
 from .options import ResampleOptions, check_chunks
+from .physical import AffineStage, Geometry, PhysicalPass
 
-__all__ = ["FusedStep", "Pass", "Plan", "expression_graph", "fuse_affine_runs", "lower", "plan"]
+__all__ = ["Logical", "Plan", "Run", "fuse", "logical", "lower", "plan"]
+
+STAGES = ("logical", "fused", "physical")
+
+#: Operations whose scipy function evaluates a Translate/Scale chain axis by axis.
+_SEPARABLE_OPERATIONS = ("zoom", "shift", "affine_transform")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class FusedStep:
-    """A run of steps resampled once, with the composed transform."""
+class Logical:
+    """The chain as written: the source image and the steps, innermost first."""
+
+    source: Source
+    steps: tuple[Step, ...]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Run:
+    """Consecutive steps resampled once, with the composed transform."""
 
     steps: tuple[Step, ...]
     transform: Transform
@@ -49,120 +58,57 @@ class FusedStep:
     def options(self) -> ResampleOptions:
         return self.steps[0].options
 
-    @property
-    def batch_axes(self) -> tuple[int, ...]:
-        """Axes the whole run works slice by slice along (shared by every step)."""
-        first = self.steps[0].batch_axes
-        return first if all(s.batch_axes == first for s in self.steps) else ()
 
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class Pass:
-    """One resampling pass, in numbers: what an executor needs."""
-
-    input_shape: tuple[int, ...]
-    input_chunks: tuple[tuple[int, ...], ...]
-    input_dtype: np.dtype
-    coordinate_map: AffineMap
-    output_shape: tuple[int, ...]
-    output_chunks: tuple[tuple[int, ...], ...]
-    dtype: np.dtype
-    options: ResampleOptions
-    coefficient_chunks: tuple[tuple[int, ...], ...]
-    footprints: dict[tuple[int, ...], ChunkFootprint]
-    fused: FusedStep
-    batch_axes: tuple[int, ...] = ()
-    plane_map: AffineMap | None = None
-
-    @property
-    def pads(self) -> tuple[int, ...]:
-        """scipy's pre-padding per axis (none along batch axes)."""
-        return axis_pads(self.options.pad, len(self.input_shape), self.batch_axes)
-
-    @property
-    def needs_prefilter(self) -> bool:
-        return self.options.needs_coefficients
-
-    @property
-    def ntasks(self) -> int:
-        return len(self.footprints)
-
-
-def expression_graph(expr: Step | Source) -> nx.DiGraph:
-    """The expression as a DiGraph whose edges point from an image to the step using it."""
-    g = nx.DiGraph()
+def logical(expr: Step | Source) -> Logical:
+    """Stage 1: the chain of steps below ``expr``, innermost first."""
+    steps = []
     node = expr
-    chain = []
     while isinstance(node, Step):
-        chain.append(node)
+        steps.append(node)
         node = node.child
-    g.add_node(id(node), node=node, kind="source")
-    prev = node
-    for step in reversed(chain):
-        g.add_node(id(step), node=step, kind="step")
-        g.add_edge(id(prev), id(step))
-        prev = step
-    return g
+    return Logical(node, tuple(reversed(steps)))
 
 
-def _chain(graph: nx.DiGraph) -> list:
-    return [graph.nodes[n]["node"] for n in nx.topological_sort(graph)]
-
-
-def fuse_affine_runs(graph: nx.DiGraph) -> nx.DiGraph:
-    """Replace every run of consecutive steps with equal options by one ``FusedStep``."""
-    nodes = _chain(graph)
-    source, steps = nodes[0], nodes[1:]
+def fuse(chain: Logical) -> tuple[Run, ...]:
+    """Stage 2: runs of consecutive steps with equal options; a step that casts to another
+    dtype ends its run (the cast happens where running the steps one by one applies it)."""
     runs: list[list[Step]] = []
-    for step in steps:
-        if runs and runs[-1][-1].options == step.options:
+    dtype = np.dtype(chain.source.dtype)
+    cast = False  # the run so far ends in a cast to another dtype
+    for step in chain.steps:
+        if runs and runs[-1][-1].options == step.options and not cast:
             runs[-1].append(step)
         else:
             runs.append([step])
-    out = nx.DiGraph()
-    out.add_node(id(source), node=source, kind="source")
-    prev = source
+        cast = step.dtype is not None and np.dtype(step.dtype) != dtype
+        dtype = np.dtype(step.dtype) if step.dtype is not None else dtype
+    out = []
     for run in runs:
         transform = run[0].transform if len(run) == 1 else Compose(tuple(s.transform for s in run))
-        fused = FusedStep(tuple(run), transform)
-        out.add_node(id(fused), node=fused, kind="fused")
-        out.add_edge(id(prev), id(fused))
-        prev = fused
-    return out
+        out.append(Run(tuple(run), transform))
+    return tuple(out)
 
 
-def _numeric_map(fused: FusedStep, ndim: int, output_chunks=None):
-    free = fused.transform.free_symbols
-    if free:
-        names = ", ".join(sorted(str(s) for s in free))
-        raise ValueError(
-            f"the chain has free symbols {names}: bind them first, "
-            f"e.g. .bind({names.split(', ')[0]}=...)"
-        )
-    if not fused.transform.is_affine:
-        from .maps import compile_map  # non-linear chains (displacements, expressions, ...)
-
-        return compile_map(fused.transform, ndim, output_chunks)
-    if len(fused.steps) == 1 and fused.last.zoom_shift is not None:
-        zoom, shift, *grid = fused.last.zoom_shift
-        return AffineMap.from_zoom_shift(zoom, shift, ndim, grid=bool(grid and grid[0]))
-    matrix = fused.transform.matrix(ndim)
-    if not np.all(np.isfinite(matrix)):
-        raise ValueError("the composed matrix is not finite")
-    return AffineMap.from_matrix(matrix)
+def _step_batch_axes(step: Step, ndim: int) -> tuple[int, ...]:
+    """Axes scipy's function works slice by slice along: those outside a rotation plane."""
+    if step.operation != "rotate":
+        return ()
+    rot = [p for p in step.transform.parts if isinstance(p, Rotate)]
+    if len(rot) != 1:
+        return ()
+    plane = {a % ndim for a in rot[0].axes}
+    return tuple(a for a in range(ndim) if a not in plane)
 
 
-def _default_chunks(shape, input_chunks):
-    return tuple(max(c) for c in input_chunks) if len(input_chunks) == len(shape) else shape
-
-
-def _is_identity_on(cmap, axes) -> bool:
-    """True when an affine map leaves ``axes`` untouched (row and column of the identity,
+def _identity_on(stage, axes) -> bool:
+    """True when an affine stage leaves ``axes`` untouched (row and column of the identity,
     zero offset), so that it can run slice by slice along them."""
-    if not axes or getattr(cmap, "matrix", None) is None or cmap.form != "matrix":
+    if not isinstance(stage, AffineStage) or stage.form != "matrix":
         return False
-    m = cmap.matrix
+    m = stage.matrix
     n = m.shape[0] - 1
+    if m.shape[1] - 1 != n:
+        return False
     for a in axes:
         unit = np.zeros(n + 1)
         unit[a] = 1.0
@@ -171,67 +117,82 @@ def _is_identity_on(cmap, axes) -> bool:
     return True
 
 
-def lower(graph: nx.DiGraph) -> list[Pass]:
-    """Turn fused steps into numeric passes with output geometry and footprints."""
-    nodes = _chain(graph)
-    source: Source = nodes[0]
-    shape, chunks, dtype = source.shape, source.chunks, np.dtype(source.dtype)
+def _run_batch_axes(run: Run, ndim: int) -> tuple[int, ...]:
+    axes = {_step_batch_axes(s, ndim) for s in run.steps}
+    return axes.pop() if len(axes) == 1 else ()
+
+
+def compile_run(run: Run, ndim: int, spline_filter=None) -> CompiledMap:
+    """The stages of one run (scipy's separable arithmetic for a lone zoom/shift step)."""
+    separable = len(run.steps) == 1 and run.last.operation in _SEPARABLE_OPERATIONS
+    return compile_map(
+        run.transform,
+        ndim,
+        run.last.output_chunks,
+        spline_filter=spline_filter,
+        separable=separable,
+    )
+
+
+def lower(chain: Logical, runs: tuple[Run, ...], spline_filter=None) -> tuple[PhysicalPass, ...]:
+    """Stage 3: one physical pass per run, with output geometry and footprints.
+
+    ``spline_filter`` computes spline coefficients of displacement fields of order > 1
+    (see :func:`~transfuse.planner.lower.compile_map`).
+    """
+    src = chain.source
+    current = Geometry(src.shape, src.chunks, np.dtype(src.dtype))
     passes = []
-    for fused in nodes[1:]:
-        last = fused.last
-        out_shape = last.output_shape
-        requested = last.output_chunks
-        cmap = _numeric_map(fused, len(shape), requested)
-        if getattr(cmap, "output_chunks", None) is not None:
-            out_chunks = cmap.output_chunks  # the map's own chunking (coordinate arrays)
+    for run in runs:
+        last = run.last
+        compiled = compile_run(run, current.ndim, spline_filter)
+        stages = compiled.stages
+        first = stages[0]
+        if hasattr(first, "output_chunks"):
+            out_chunks = first.output_chunks  # the coordinate array's own chunking
         else:
+            default = tuple(max(c) for c in current.chunks)
+            if len(default) != len(last.output_shape):
+                default = last.output_shape
+            requested = last.output_chunks
             out_chunks = check_chunks(
-                requested if requested is not None else _default_chunks(out_shape, chunks),
-                out_shape,
+                requested if requested is not None else default, last.output_shape
             )
-        opts = fused.options
-        batch = fused.batch_axes if _is_identity_on(cmap, fused.batch_axes) else ()
-        coef_chunks = coefficient_chunks(chunks, axis_pads(opts.pad, len(shape), batch))
-        plane_map = None
+        opts = run.options
+        batch = _run_batch_axes(run, current.ndim)
+        if not (len(stages) == 1 and _identity_on(first, batch)):
+            batch = ()
+        coef_chunks = coefficient_chunks(current.chunks, axis_pads(opts.pad, current.ndim, batch))
+        fps = footprints(compiled.bounds, out_chunks, current.shape, coef_chunks, opts, batch)
+        plane_stages = ()
         if batch:
-            plane_map = cmap.restricted([a for a in range(len(shape)) if a not in batch])
-            fps = batched_footprints(plane_map, out_chunks, shape, chunks, coef_chunks, opts, batch)
-        else:
-            fps = footprints(cmap, out_chunks, shape, coef_chunks, opts)
-        out_dtype = np.dtype(last.dtype) if last.dtype is not None else dtype
+            planes = [a for a in range(current.ndim) if a not in batch]
+            plane_stages = (first.restricted(planes),)
+        out_dtype = np.dtype(last.dtype) if last.dtype is not None else current.dtype
+        output = Geometry(tuple(last.output_shape), tuple(out_chunks), out_dtype)
         passes.append(
-            Pass(
-                shape,
-                chunks,
-                dtype,
-                cmap,
-                out_shape,
-                out_chunks,
-                out_dtype,
-                opts,
-                coef_chunks,
-                fps,
-                fused,
-                batch,
-                plane_map,
-            )
+            PhysicalPass(current, output, stages, opts, coef_chunks, fps, batch, plane_stages)
         )
-        shape, chunks, dtype = out_shape, out_chunks, out_dtype
-    return passes
+        current = output
+    return tuple(passes)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Plan:
-    """The result of planning: the chain as written, the fused chain and the passes."""
+    """The result of planning: the chain as written (``logical``), the fused runs and the
+    physical passes."""
 
-    source: Source
-    graph: nx.DiGraph
-    fused_graph: nx.DiGraph
-    passes: tuple[Pass, ...]
+    logical: Logical
+    runs: tuple[Run, ...]
+    passes: tuple[PhysicalPass, ...]
+
+    @property
+    def source(self) -> Source:
+        return self.logical.source
 
     @property
     def steps(self) -> list[Step]:
-        return [n for n in _chain(self.graph) if isinstance(n, Step)]
+        return list(self.logical.steps)
 
     @property
     def ntasks(self) -> int:
@@ -243,22 +204,22 @@ class Plan:
                 total += int(np.prod([len(c) for c in p.coefficient_chunks]))
         return total
 
-    def explain(self) -> str:
-        """A readable account of the plan: the chain before and after fusion, the fused
-        matrix, output shape and chunks, resampling passes and tasks."""
+    def explain(self, stage: str = "all") -> str:
+        """A readable account of the plan: ``"logical"`` (the chain as written), ``"fused"``
+        (the runs and their composed transforms), ``"physical"`` (stages, matrices,
+        output geometry, layers and tasks per pass), or ``"all"``."""
         from .explain import explain
 
-        return explain(self)
+        return explain(self, stage)
 
     def __repr__(self) -> str:
         return self.explain()
 
 
-def plan(expr: Step | Source) -> Plan:
-    """Plan an image expression (see module docstring for the passes)."""
+def plan(expr: Step | Source, *, spline_filter=None) -> Plan:
+    """Plan an image expression: :func:`logical`, then :func:`fuse`, then :func:`lower`."""
     if isinstance(expr, Source):
         raise ValueError("nothing to plan: the image has no transform steps")
-    graph = expression_graph(expr)
-    fused = fuse_affine_runs(graph)
-    passes = lower(fused)
-    return Plan(expr.source, graph, fused, tuple(passes))
+    chain = logical(expr)
+    runs = fuse(chain)
+    return Plan(chain, runs, lower(chain, runs, spline_filter))

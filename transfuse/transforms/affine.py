@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 import sympy
@@ -219,6 +218,10 @@ class Rotate(AffineTransform):
         Fixed point; the origin when omitted.
     ndim : int, optional
         Dimension; otherwise taken from ``center`` or from what it is composed with.
+    output_center : sequence of float, optional
+        Where ``center`` sits in output space when the two grids differ (as in
+        :func:`scipy.ndimage.rotate` with ``reshape=True``): ``c = R (o - output_center) +
+        center``. Default: ``center``.
 
     Examples
     --------
@@ -233,12 +236,22 @@ class Rotate(AffineTransform):
     axes: tuple = (0, 1)
     center: tuple | None = None
     ndim: int | None = None
+    output_center: tuple | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "angle", as_scalar(self.angle, "angle"))
         axes = as_axes(self.axes, "axes", count=2)
         if self.center is not None:
             object.__setattr__(self, "center", as_vector(self.center, "center"))
+        if self.output_center is not None:
+            if self.center is None:
+                raise ValueError("output_center needs center to be given")
+            oc = as_vector(self.output_center, "output_center")
+            if len(oc) != len(self.center):
+                raise ValueError(
+                    f"output_center={self.output_center!r} must have {len(self.center)} entries"
+                )
+            object.__setattr__(self, "output_center", None if oc == self.center else oc)
         if self.ndim is not None:
             if not isinstance(self.ndim, int) or self.ndim < 2:
                 raise ValueError(f"ndim={self.ndim!r} must be an integer >= 2")
@@ -252,6 +265,12 @@ class Rotate(AffineTransform):
         elif min(axes) < 0:
             raise ValueError(f"axes={axes!r}: negative axes need ndim or center to be given")
         object.__setattr__(self, "axes", axes)
+
+    def params(self) -> dict:
+        out = super().params()
+        if out["output_center"] is None:
+            del out["output_center"]  # the common case reads as before
+        return out
 
     def _cos_sin(self, exact=False):
         a = self.angle
@@ -271,11 +290,25 @@ class Rotate(AffineTransform):
         e[i][i], e[i][j], e[j][i], e[j][j] = c, -s, s, c
         if self.center is not None:
             ctr = list(self.center)
-            for row in (i, j):
-                e[row][ndim] = ctr[row] - sum(e[row][k] * ctr[k] for k in (i, j))
+            octr = ctr if self.output_center is None else list(self.output_center)
+            plane = sorted((i, j))
+            if exact or is_symbolic((c, s, *ctr, *octr)):
+                for row in plane:
+                    e[row][ndim] = ctr[row] - sum(e[row][k] * octr[k] for k in plane)
+            else:
+                # the rotation of the centre as scipy.ndimage.rotate computes it (a numpy
+                # matrix product), so that offsets agree to the last bit
+                rot = np.array([[e[a][b] for b in plane] for a in plane], dtype=np.float64)
+                moved = rot @ np.array([octr[k] for k in plane], dtype=np.float64)
+                for row, m in zip(plane, moved, strict=True):
+                    e[row][ndim] = float(ctr[row] - m)
         return e
 
     def inverse(self):
+        if self.output_center is not None:
+            return dataclasses.replace(
+                self, angle=-self.angle, center=self.output_center, output_center=self.center
+            )
         return dataclasses.replace(self, angle=-self.angle)
 
 
@@ -546,8 +579,3 @@ class Permute(AffineTransform):
 
     def inverse(self):
         return Permute(tuple(int(i) for i in np.argsort(self.order)))
-
-
-def rotation_angle_is_exact(angle) -> bool:
-    """True when ``angle`` is a multiple of 90 degrees (its matrix is exact in floats)."""
-    return not is_symbolic(angle) and math.isclose(angle % 90.0, 0.0)

@@ -141,18 +141,14 @@ class Transform:
         changes = {name: _subs(value, subs) for name, value in fields.items()}
         return self._rebuild(**changes)
 
-    # -- recipes (the encoding lives in transfuse.io.recipes) ------------------------------
+    # -- recipes (the codec lives in transfuse.io, which registers it) ---------------------
     def to_dict(self) -> dict:
         """The transform as a JSON-ready recipe dict (see :mod:`transfuse.io.recipes`)."""
-        from ..io import recipes
-
-        return recipes.to_dict(self)
+        return recipe_codec().to_dict(self)
 
     def to_json(self, **kwargs) -> str:
         """The transform as a JSON recipe text; ``transfuse.loads`` reads it back exactly."""
-        from ..io import recipes
-
-        return recipes.dumps(self, **kwargs)
+        return recipe_codec().dumps(self, **kwargs)
 
     # -- algebra -------------------------------------------------------------------------
     def __matmul__(self, other: Transform) -> Transform:
@@ -291,6 +287,22 @@ class Compose(Transform):
 
     def __repr__(self):
         return " @ ".join(repr(p) for p in self.transforms)
+
+
+_RECIPE_CODEC = []
+
+
+def register_recipe_codec(load) -> None:
+    """Register a function returning the recipe codec (an object with ``to_dict`` and
+    ``dumps``); :mod:`transfuse.io` does, so that transforms need not import it."""
+    _RECIPE_CODEC[:] = [load]
+
+
+def recipe_codec():
+    """The registered recipe codec."""
+    if not _RECIPE_CODEC:
+        raise RuntimeError("no recipe codec registered: import transfuse.io first")
+    return _RECIPE_CODEC[0]()
 
 
 def symbolic_or_numeric(entries, symbolic: bool):

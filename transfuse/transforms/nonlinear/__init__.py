@@ -2,8 +2,8 @@
 
 Every node here is a pull map (output coordinates -> input coordinates) that composes with
 ``@`` with any other transform. The planner compiles a whole chain into one map evaluated
-per output chunk (:func:`transfuse.planner.maps.compile_map`); nothing here ever builds a
-full-size coordinate array.
+per output chunk (:func:`transfuse.planner.lower.compile_map`); nothing here evaluates
+itself inside a task or builds a full-size coordinate array.
 
 * :class:`DisplacementField` — ``p -> p + u(p)``, ``u`` sampled from a gridded field.
 * :class:`ExprMap` — one sympy expression of the output coordinates per input axis.
@@ -15,12 +15,10 @@ full-size coordinate array.
 Points passed to ``T(points)`` have shape ``(..., ndim)`` as for the affine transforms.
 """
 
-from .base import NonlinearTransform, array_token, freeze_array
+from .base import NonlinearTransform, array_token, evaluator, freeze_array, register_evaluator
 from .coordinates import CoordinateMap
 from .expression import ExprMap, InverseExprMap
-from .expression import compile_expressions as compile_expressions
 from .field import DisplacementField
-from .field import FieldSampler as FieldSampler
 from .function import FunctionMap
 
 __all__ = [
@@ -31,5 +29,7 @@ __all__ = [
     "FunctionMap",
     "InverseExprMap",
     "array_token",
+    "evaluator",
     "freeze_array",
+    "register_evaluator",
 ]

@@ -23,6 +23,23 @@ def array_token(array) -> str:
     return f"ndarray:{arr.dtype.str}:{arr.shape}:{digest}"
 
 
+_EVALUATOR = []
+
+
+def register_evaluator(evaluator) -> None:
+    """Set the object that maps points through non-linear transforms: it has
+    ``points(transform, coords)`` and ``jacobian(expr_map, coords)``. transfuse registers
+    one built on the planner and the reference executor when it is imported."""
+    _EVALUATOR[:] = [evaluator]
+
+
+def evaluator():
+    """The registered point evaluator (see :func:`register_evaluator`)."""
+    if not _EVALUATOR:
+        raise RuntimeError("no point evaluator registered: import transfuse first")
+    return _EVALUATOR[0]
+
+
 def _is_dask(array) -> bool:
     return hasattr(array, "dask") and hasattr(array, "chunks")
 
@@ -84,8 +101,13 @@ class NonlinearTransform(Transform):
         return self
 
     def apply(self, coords: np.ndarray) -> np.ndarray:
-        """Map coordinates of shape ``(ndim, ...)`` (output space) to input space."""
-        raise NotImplementedError(f"{type(self).__name__} cannot be evaluated point by point")
+        """Map coordinates of shape ``(ndim, ...)`` (output space) to input space.
+
+        The transform is planned as physical stages and evaluated by the reference
+        executor (transforms never evaluate themselves). A subclass may override this
+        with its own numpy evaluation: it then joins chains as a callable stage.
+        """
+        return evaluator().points(self, np.asarray(coords, dtype=np.float64))
 
     def __call__(self, points):
         """Map points of shape ``(..., ndim)`` (output space) to input space."""

@@ -6,14 +6,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-import warnings
-from functools import cached_property
 
 import numpy as np
 import sympy
 
 from ..params import as_scalar
-from .base import NonlinearTransform
+from .base import NonlinearTransform, evaluator
 
 
 def _as_symbols(coords) -> tuple:
@@ -61,29 +59,6 @@ def _as_expression(e, where: str, local: dict):
     if any(e.has(bad) for bad in _NON_REAL):
         raise ValueError(f"{where}={e} is not real and finite")
     return e
-
-
-def compile_expressions(expressions, coords):
-    """A numpy function ``f(*coordinate_arrays) -> list of arrays`` for ``expressions``.
-
-    Uses :func:`sympy.lambdify` (scipy and numpy modules, common subexpressions eliminated). Float
-    constants are passed as arguments so that they keep every bit (lambdify would print them
-    with 15 digits). Constant expressions are broadcast to the coordinates' shape.
-    """
-    floats = sorted(set().union(*(e.atoms(sympy.Float) for e in expressions)), key=sympy.srepr)
-    dummies = [sympy.Dummy(f"c{i}") for i in range(len(floats))]
-    subs = dict(zip(floats, dummies, strict=True))
-    exprs = [e.xreplace(subs) for e in expressions]
-    values = [float(f) for f in floats]
-    func = sympy.lambdify([*coords, *dummies], exprs, modules=["scipy", "numpy"], cse=True)
-
-    def evaluate(*arrays):
-        shape = np.broadcast_shapes(*(np.shape(a) for a in arrays))
-        with np.errstate(all="ignore"):
-            out = func(*arrays, *values)
-        return [np.broadcast_to(np.asarray(o, dtype=np.float64), shape) for o in out]
-
-    return evaluate
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
@@ -230,28 +205,11 @@ class ExprMap(NonlinearTransform):
             names = ", ".join(sorted(s.name for s in free))
             raise ValueError(f"ExprMap: free symbols {names} are unbound; bind them first")
 
-    @cached_property
-    def _c_function(self):
-        self._check_bound()
-        return compile_expressions(self.expressions, self.coords)
-
-    @cached_property
-    def _c_jacobian(self):
-        self._check_bound()
-        jac = [sympy.diff(e, c) for e in self.expressions for c in self.coords]
-        return compile_expressions(jac, self.coords)
-
-    def apply(self, coords):
-        coords = np.asarray(coords, dtype=np.float64)
-        return np.stack(self._c_function(*coords))
-
     def jacobian(self, coords) -> np.ndarray:
         """The Jacobian ``d expressions[i] / d coords[j]`` at points ``(ndim, ...)``;
         shape ``(ndim, ndim, ...)``."""
-        coords = np.asarray(coords, dtype=np.float64)
-        n = self.ndim
-        vals = self._c_jacobian(*coords)
-        return np.stack(vals).reshape(n, n, *coords.shape[1:])
+        self._check_bound()
+        return evaluator().jacobian(self, np.asarray(coords, dtype=np.float64))
 
     # -- inverse ------------------------------------------------------------------------
     def inverse(self, method: str = "auto", tol: float = 1e-10, max_iter: int = 50):
@@ -412,51 +370,3 @@ class InverseExprMap(NonlinearTransform):
 
     def __repr__(self):
         return f"InverseExprMap({self.forward!r}, tol={self.tol:g})"
-
-    def apply(self, coords):
-        q = np.asarray(coords, dtype=np.float64)
-        shape = q.shape
-        n = shape[0]
-        q = q.reshape(n, -1)
-        f = self.forward
-        p = q.copy()
-        res = f.apply(p) - q
-        err = np.abs(res).max(axis=0)
-        active = np.flatnonzero(~(err <= self.tol))
-        for _ in range(self.max_iter):
-            if active.size == 0:
-                break
-            pa, ra, ea, qa = p[:, active], res[:, active], err[active], q[:, active]
-            jac = np.moveaxis(f.jacobian(pa), (0, 1), (-2, -1))  # (N, n, n)
-            with np.errstate(all="ignore"):
-                try:
-                    step = np.linalg.solve(jac, ra.T[..., None])[..., 0].T
-                except np.linalg.LinAlgError:  # a singular Jacobian somewhere
-                    step = (np.linalg.pinv(jac) @ ra.T[..., None])[..., 0].T
-            step = np.where(np.isfinite(step), step, 0.0)
-            t = np.ones(active.size)
-            todo = np.ones(active.size, dtype=bool)
-            for _ in range(30):  # halve the step until the residual decreases
-                cand = pa - t * step
-                cr = f.apply(cand) - qa
-                ce = np.abs(cr).max(axis=0)
-                ok = todo & (ce < ea)
-                pa = np.where(ok, cand, pa)
-                ra = np.where(ok, cr, ra)
-                ea = np.where(ok, ce, ea)
-                todo &= ~ok
-                if not todo.any():
-                    break
-                t = np.where(todo, t / 2, t)
-            p[:, active], res[:, active], err[active] = pa, ra, ea
-            active = active[~(ea <= self.tol) & ~todo]  # drop converged and stuck points
-        bad = ~(err <= self.tol)
-        if bad.any():
-            warnings.warn(
-                f"InverseExprMap: Newton did not reach tol={self.tol:g} at {int(bad.sum())} "
-                f"point(s) (worst residual {np.nanmax(err):.3g}); the map may not be "
-                "invertible there",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-        return p.reshape(shape)

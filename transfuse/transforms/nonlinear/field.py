@@ -1,5 +1,7 @@
-"""Displacement fields: :class:`DisplacementField` and the :class:`FieldSampler` that
-interpolates them."""
+"""Displacement fields: :class:`DisplacementField`.
+
+The field describes itself; it is interpolated by an executor (planned as a field stage,
+see :mod:`transfuse.planner.physical`), also when points are mapped with ``T(points)``."""
 
 from __future__ import annotations
 
@@ -11,10 +13,17 @@ from functools import cached_property
 
 import numpy as np
 import sympy
-from scipy import ndimage
 
 from ..params import MODES, as_scalar
-from .base import NonlinearTransform, _fmt, _is_dask, _per_axis, array_token, freeze_array
+from .base import (
+    NonlinearTransform,
+    _fmt,
+    _is_dask,
+    _per_axis,
+    array_token,
+    evaluator,
+    freeze_array,
+)
 
 _MODES = MODES
 
@@ -31,78 +40,6 @@ def _check_mode(mode) -> str:
     if not isinstance(mode, str) or mode not in _MODES:
         raise ValueError(f"mode={mode!r} is not one of {sorted(_MODES)}")
     return _MODES[mode]
-
-
-class FieldSampler:
-    """Samples a gridded vector field with :func:`scipy.ndimage.map_coordinates` semantics.
-
-    For ``order > 1`` the spline coefficients are computed once, exactly as scipy does
-    inside ``map_coordinates`` (12 samples of pre-padding for ``nearest``/``grid-constant``,
-    then ``spline_filter`` with the mode), so every sample equals scipy's bit for bit.
-
-    Parameters
-    ----------
-    field : ndarray, shape (ncomp, *grid)
-        Sample values (float64, finite).
-    order, mode, cval
-        As in :func:`scipy.ndimage.map_coordinates` (``mode`` canonical).
-    """
-
-    def __init__(self, field: np.ndarray, order: int, mode: str, cval: float):
-        self.order, self.mode, self.cval = order, mode, cval
-        self.npad = 12 if order > 1 and mode in ("nearest", "grid-constant") else 0
-        if order > 1:
-            comps = []
-            for comp in field:
-                if self.npad:
-                    if mode == "nearest":
-                        comp = np.pad(comp, self.npad, mode="edge")
-                    else:
-                        comp = np.pad(comp, self.npad, mode="constant", constant_values=cval)
-                comps.append(ndimage.spline_filter(comp, order, output=np.float64, mode=mode))
-            coef = np.stack(comps)
-        else:
-            coef = np.array(field, dtype=np.float64)
-        coef.setflags(write=False)
-        #: the coefficient array the samples interpolate, shape (ncomp, *(grid + 2 npad))
-        self.coefficients = coef
-        self.grid_shape = tuple(int(n) for n in field.shape[1:])
-
-    def sample(self, grid_coords: np.ndarray) -> np.ndarray:
-        """Values at grid coordinates ``(ndim, ...)``; returns ``(ncomp, ...)``."""
-        shifted = grid_coords + self.npad if self.npad else grid_coords
-        out = np.empty((self.coefficients.shape[0], *grid_coords.shape[1:]))
-        for k, coef in enumerate(self.coefficients):
-            ndimage.map_coordinates(
-                coef,
-                shifted,
-                output=out[k],
-                order=self.order,
-                mode=self.mode,
-                cval=self.cval,
-                prefilter=False,
-            )
-        return out
-
-    def sample_affine(self, matrix: np.ndarray, offset: np.ndarray, shape) -> np.ndarray:
-        """Values at the grid coordinates ``matrix @ o + offset`` for every index ``o`` of
-        an array of ``shape``, with :func:`scipy.ndimage.affine_transform` (no coordinate
-        array is built); returns ``(ncomp, *shape)``."""
-        out = np.empty((self.coefficients.shape[0], *shape))
-        off = offset + self.npad if self.npad else offset
-        for k, coef in enumerate(self.coefficients):
-            ndimage.affine_transform(
-                coef,
-                matrix,
-                off,
-                output_shape=tuple(shape),
-                output=out[k],
-                order=self.order,
-                mode=self.mode,
-                cval=self.cval,
-                prefilter=False,
-            )
-        return out
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
@@ -224,15 +161,6 @@ class DisplacementField(NonlinearTransform):
         arr.setflags(write=False)
         return arr
 
-    @cached_property
-    def _c_sampler(self) -> FieldSampler:
-        return FieldSampler(self.values(), self.order, self.mode, self.cval)
-
-    @property
-    def sampler(self) -> FieldSampler:
-        """The (cached) sampler of this field: spline coefficients and interpolation."""
-        return self._c_sampler
-
     def grid_coordinates(self, coords: np.ndarray) -> np.ndarray:
         """Field grid coordinates ``(p - origin) / spacing`` of points ``(ndim, ...)``."""
         out = np.empty_like(coords, dtype=np.float64)
@@ -242,11 +170,8 @@ class DisplacementField(NonlinearTransform):
 
     def displacement(self, coords: np.ndarray) -> np.ndarray:
         """``u`` at points ``(ndim, ...)`` (image index space)."""
-        return self.sampler.sample(self.grid_coordinates(coords))
-
-    def apply(self, coords):
         coords = np.asarray(coords, dtype=np.float64)
-        return coords + self.displacement(coords)
+        return evaluator().points(self, coords) - coords
 
     def node_coordinates(self) -> np.ndarray:
         """Image positions of the field's samples, shape ``(ndim, *grid)``."""

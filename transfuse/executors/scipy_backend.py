@@ -1,7 +1,9 @@
-"""Per-chunk work: interpolate one output chunk from its assembled coefficient window.
+"""The reference backend, ``"scipy"``: scipy.ndimage per chunk.
 
-Everything here is plain numpy/scipy (or cupy/cupyx through the ``xp``/``ndi`` arguments):
-no dask, no sympy.
+Each output chunk evaluates the pass's stages over its box (:mod:`.stages`), applies
+scipy's boundary rules to the coordinates and interpolates with
+:func:`scipy.ndimage.map_coordinates` from its assembled coefficient window: the result
+equals scipy.ndimage on the whole array (orders 0 and 1 bit for bit).
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ import numpy as np
 from scipy import ndimage
 
 from ..planner.boundary import CVAL, fold_coordinates, tap_source_index
-from . import compiled
-from .blocks import AxisLayout, assemble, assemble_region
+from ..planner.physical import CoordinateArrayStage
+from . import stages as stage_eval
+from .blocks import assemble, assemble_region
+from .spline import prefilter_block
 
-__all__ = ["cast_like_scipy", "resample_chunk"]
+__all__ = ["ScipyExecutor", "cast_like_scipy"]
 
 
 def cast_like_scipy(values, dtype):
@@ -35,53 +39,42 @@ def cast_like_scipy(values, dtype):
     return values.astype(dtype, copy=False)
 
 
-def resample_chunk(job, footprint, layouts_info, n_extras, *args, ndi=ndimage):
-    """One output chunk.
+def _has_coordinates(job) -> bool:
+    first = job.stages[0]
+    return not isinstance(first, CoordinateArrayStage) or first.array is not None
 
-    Parameters
-    ----------
-    job : ResampleJob
-        What is shared by every chunk of the pass (map, input shape, options, dtype).
-    footprint : ChunkFootprint
-        This chunk's box and coefficient window.
-    layouts_info : list of (starts, sizes) per axis
-        Domain start and size of the coefficient chunks in ``pieces`` along each axis.
-    n_extras : int
-        How many of ``args`` come first and belong to the coordinate map (e.g. a chunk of a
-        coordinate array); they are passed to ``coordinate_map.coordinates``.
-    *args : ndarray
-        The extras, then the coefficient chunks, row-major over the footprint's chunk grid.
-    """
-    extras, pieces = args[:n_extras], args[n_extras:]
+
+def resample_chunk(backend, job, footprint, pieces, layouts):
+    """One output chunk: ``job`` (stages, input shape, options, dtype), ``footprint`` (box
+    and coefficient window), ``pieces`` (the coefficient chunks read, row-major over the
+    footprint's chunk grid) and ``layouts`` (where each axis's domain indices sit)."""
     shape = tuple(e - s for s, e in footprint.box)
     opts = job.options
+    ndi = backend.ndi
     if footprint.axes is None:
-        # (maps that read extra inputs get none for such chunks: cval, within an ulp)
-        needs_extras = bool(getattr(job.coordinate_map, "collections", ()))
-        if opts.mode == "grid-constant" and opts.order > 0 and (extras or not needs_extras):
-            return _all_cval_taps(job, footprint, extras, ndi)
+        if opts.mode == "grid-constant" and opts.order > 0 and _has_coordinates(job):
+            return _all_cval_taps(backend, job, footprint)
         return np.full(shape, cast_like_scipy(np.array(opts.cval), job.dtype), dtype=job.dtype)
     if job.batch_axes:
-        return _resample_slices(job, footprint, layouts_info, pieces, ndi)
+        return _resample_slices(backend, job, footprint, pieces, layouts)
     counts = [len(w.chunks) for w in footprint.axes]
-    layouts = [AxisLayout(*info) for info in layouts_info]
     window_mode = "nearest"  # taps never leave the window: any mode will do
     if footprint.direct:
         # every coordinate inside the array, every tap inside the coefficient array: no
         # folding, no masking, and the window is one contiguous region
         window = assemble_region(pieces, counts, layouts, [(w.lo, w.hi) for w in footprint.axes])
-        fast = _compiled_direct(job, footprint, window)
+        fast = backend.fast_direct(job, footprint, window)
         if fast is not None:
             return fast
-        coords = job.coordinate_map.coordinates(footprint.box, *extras)
+        coords = backend.coordinates(job.stages, footprint.box)
         for h, w in enumerate(footprint.axes):
             _to_window_frame(coords, h, w.lo, opts.pad, opts.order)
         outside, split = None, []
     else:
-        fast = _compiled_constant(job, footprint, pieces, counts, layouts)
+        fast = backend.fast_constant(job, footprint, pieces, counts, layouts)
         if fast is not None:
             return fast
-        coords = job.coordinate_map.coordinates(footprint.box, *extras)
+        coords = backend.coordinates(job.stages, footprint.box)
         window, outside, window_mode, split = _folded_window(
             job, footprint, coords, pieces, counts, layouts
         )
@@ -96,43 +89,6 @@ def resample_chunk(job, footprint, layouts_info, n_extras, *args, ndi=ndimage):
     return cast_like_scipy(out, job.dtype)
 
 
-def _compiled_linear(job, footprint, window, **constant):
-    """The compiled order-1 kernel for a matrix map, when it applies (else None)."""
-    cmap = job.coordinate_map
-    usable = job.options.order == 1 and compiled.AVAILABLE
-    if not usable or getattr(cmap, "form", None) != "matrix":
-        return None
-    out = compiled.affine_linear(
-        window,
-        cmap.linear,
-        cmap.offset,
-        footprint.box,
-        [w.lo for w in footprint.axes],
-        np.float64 if np.dtype(job.dtype).kind != "f" else job.dtype,
-        **constant,
-    )
-    return None if out is None else cast_like_scipy(out, job.dtype)
-
-
-def _compiled_direct(job, footprint, window):
-    """The compiled kernel for a direct chunk (every tap inside ``window``)."""
-    return _compiled_linear(job, footprint, window)
-
-
-def _compiled_constant(job, footprint, pieces, counts, layouts):
-    """The compiled kernel for a ``constant``-mode chunk that reaches outside the input:
-    such points get cval; inside, taps past the edge read the mirrored samples."""
-    opts = job.options
-    if opts.mode != "constant" or opts.order != 1 or not compiled.AVAILABLE:
-        return None
-    sources = [
-        tap_source_index(np.arange(w.lo, w.hi + 1), n, "constant")
-        for n, w in zip(job.input_shape, footprint.axes, strict=True)
-    ]
-    window = _gather_window(sources, pieces, counts, layouts)
-    return _compiled_linear(job, footprint, window, outside=job.input_shape, cval=opts.cval)
-
-
 def _gather_window(sources, pieces, counts, layouts):
     """The window whose samples along each axis are the domain indices ``sources``: one
     contiguous copy when they are consecutive, else gathered index by index."""
@@ -142,28 +98,29 @@ def _gather_window(sources, pieces, counts, layouts):
     return assemble(pieces, counts)[np.ix_(*positions)]
 
 
-def _resample_slices(job, footprint, layouts_info, pieces, ndi):
+def _resample_slices(backend, job, footprint, pieces, layouts):
     """A chunk of a pass that works slice by slice along ``job.batch_axes`` (scipy's
     ``rotate`` of an n-D image): each slice is resampled on its own with the plane job."""
     batch = job.batch_axes
     planes = [a for a in range(len(footprint.box)) if a not in batch]
+    plane_job = job.plane()
     plane_fp = dataclasses.replace(
         footprint,
         box=tuple(footprint.box[a] for a in planes),
         axes=tuple(footprint.axes[a] for a in planes),
     )
-    plane_infos = [layouts_info[a] for a in planes]
+    plane_layouts = [layouts[a] for a in planes]
     grid = list(itertools.product(*(range(len(w.chunks)) for w in footprint.axes)))
     out = np.empty(tuple(e - s for s, e in footprint.box), dtype=job.dtype)
     for index in itertools.product(*(range(*footprint.box[a]) for a in batch)):
         # the chunk holding this slice along each batch axis, and the slice within it
         which, offset = {}, {}
         for a, v in zip(batch, index, strict=True):
-            starts, sizes = layouts_info[a]
+            starts, sizes = layouts[a].starts, layouts[a].sizes
             k = next(
                 i for i, (s, n) in enumerate(zip(starts, sizes, strict=True)) if s <= v < s + n
             )
-            which[a], offset[a] = k, v - starts[k]
+            which[a], offset[a] = k, int(v - starts[k])
         sub = []
         for pos, piece in zip(grid, pieces, strict=True):
             if all(pos[a] == which[a] for a in batch):
@@ -172,7 +129,7 @@ def _resample_slices(job, footprint, layouts_info, pieces, ndi):
                         tuple(offset[a] if a in batch else slice(None) for a in range(piece.ndim))
                     ]
                 )
-        result = resample_chunk(job.plane_job, plane_fp, plane_infos, 0, *sub, ndi=ndi)
+        result = resample_chunk(backend, plane_job, plane_fp, sub, plane_layouts)
         target = [slice(None)] * out.ndim
         for a, v in zip(batch, index, strict=True):
             target[a] = v - footprint.box[a][0]
@@ -193,7 +150,7 @@ def _to_window_frame(coords, h, start, pad, order):
     coords[h] -= start + pad
 
 
-def _all_cval_taps(job, footprint, extras, ndi):
+def _all_cval_taps(backend, job, footprint):
     """A ``grid-constant`` chunk whose every tap reads ``cval``: scipy still weighs the taps,
     ``sum(cval * w)``, which can differ from ``cval`` in the last bit. Interpolate a window
     of ``cval`` at each point's fractional position (scipy's own ``x - floor(x)``, so the
@@ -202,16 +159,16 @@ def _all_cval_taps(job, footprint, extras, ndi):
     if job.batch_axes:  # slice by slice: the same plane result for every slice
         planes = [a for a in range(len(footprint.box)) if a not in job.batch_axes]
         plane_fp = dataclasses.replace(footprint, box=tuple(footprint.box[a] for a in planes))
-        plane = _all_cval_taps(job.plane_job, plane_fp, extras, ndi)
+        plane = _all_cval_taps(backend, job.plane(), plane_fp)
         shape = tuple(e - s for s, e in footprint.box)
         return np.broadcast_to(np.expand_dims(plane, job.batch_axes), shape).copy()
-    coords = job.coordinate_map.coordinates(footprint.box, *extras)
+    coords = backend.coordinates(job.stages, footprint.box)
     if opts.pad:
         coords += opts.pad
     half = 0.0 if opts.order % 2 else 0.5
     coords -= np.floor(coords + half)
     window = np.full((1,) * coords.shape[0], opts.cval)
-    out = ndi.map_coordinates(
+    out = backend.ndi.map_coordinates(
         window, coords, order=opts.order, mode="grid-constant", cval=opts.cval, prefilter=False
     )
     return cast_like_scipy(out, job.dtype)
@@ -315,10 +272,35 @@ def _folded_window(job, footprint, coords, pieces, counts, layouts):
     return window, outside, window_mode, split
 
 
-def prefilter_chunk(spec, layouts_info, counts, *pieces):
-    """One chunk of spline coefficients (see :func:`transfuse.executors.spline.prefilter_block`)."""
-    from .spline import prefilter_block
+class ScipyExecutor:
+    """Executes plans with scipy.ndimage per chunk (the reference backend)."""
 
-    block = assemble(pieces, counts)
-    layouts = [AxisLayout(*info) for info in layouts_info]
-    return prefilter_block(block, layouts, spec)
+    name = "scipy"
+    ndi = ndimage
+
+    def meta(self, dtype, ndim: int):
+        return np.empty((0,) * ndim, dtype=dtype)
+
+    def prefilter_chunk(self, spec, pieces, layouts):
+        """One chunk of spline coefficients (see :func:`.spline.prefilter_block`)."""
+        counts = [len(lay.starts) for lay in layouts]
+        return prefilter_block(assemble(pieces, counts), layouts, spec, self.ndi)
+
+    def coordinates(self, stages, box):
+        """Input coordinates of every point of ``box`` through ``stages``."""
+        return stage_eval.coordinates(stages, box, self.ndi)
+
+    def points(self, stages, p):
+        """``stages`` applied to points ``(ndim, ...)``."""
+        return stage_eval.points(stages, p, self.ndi)
+
+    # hooks for compiled kernels (the "cpu" backend): None means "not handled"
+    def fast_direct(self, job, footprint, window):
+        return None
+
+    def fast_constant(self, job, footprint, pieces, counts, layouts):
+        return None
+
+    def resample_chunk(self, job, footprint, pieces, layouts):
+        """One output chunk (see :class:`~transfuse.executors.base.Executor`)."""
+        return resample_chunk(self, job, footprint, pieces, layouts)

@@ -1,0 +1,228 @@
+"""The graph builder, shared by every backend: a physical plan to one dask array.
+
+Per pass: one prefilter layer (only when the interpolation needs spline coefficients), one
+resampling layer with a task per output chunk that reads only the coefficient chunks of its
+footprint. Array data a pass's stages carry travels once: a displacement field's
+coefficients are one graph key shared by the tasks, a coordinate array is a dask
+collection read chunk by chunk. Keys are tokens of every parameter that changes the result
+(the backend's name included).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import itertools
+
+import dask.array as da
+import numpy as np
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
+
+from ..planner.footprint import axis_pads, chunk_bounds, coefficient_chunks
+from ..planner.options import ResampleOptions
+from ..planner.physical import CoordinateArrayStage, FieldStage
+from .base import ResampleJob
+from .blocks import AxisLayout
+from .spline import PrefilterSpec, filter_axis_whole, filter_indices, halo_depth
+
+__all__ = ["resample_pass", "spline_coefficients", "to_dask"]
+
+
+@functools.lru_cache(maxsize=65536)
+def _axis_info(chunks: tuple, pad: int, ids: tuple):
+    """Domain starts and sizes of the chunks ``ids`` of one axis (cached: many tasks share)."""
+    bounds = chunk_bounds(chunks, pad)
+    return (tuple(int(bounds[i]) for i in ids), tuple(int(chunks[i]) for i in ids))
+
+
+def _layouts(infos):
+    return [AxisLayout(*info) for info in infos]
+
+
+def _run_prefilter(executor, spec, infos, pieces):
+    return executor.prefilter_chunk(spec, pieces, _layouts(infos))
+
+
+def _run_resample(executor, job, footprint, infos, inputs, pieces):
+    if any(v is not None for v in inputs):
+        stages = list(job.stages)
+        for i, value in enumerate(inputs):
+            if value is None:
+                continue
+            if isinstance(stages[i], FieldStage):
+                stages[i] = dataclasses.replace(stages[i], coefficients=value)
+            else:
+                stages[i] = dataclasses.replace(stages[i], array=value)
+        job = dataclasses.replace(job, stages=tuple(stages))
+    return executor.resample_chunk(job, footprint, pieces, _layouts(infos))
+
+
+def _filter_axis_plan(n, chunks, coef_chunks, pad, depth, whole, mode):
+    """Per chunk of one axis: its domain span, the input chunks its filter window reads and
+    where they sit (the filter is separable, so axes are planned independently)."""
+    in_bounds = chunk_bounds(chunks, 0)
+    coef_bounds = chunk_bounds(coef_chunks, pad)
+    out = []
+    for i in range(len(coef_chunks)):
+        span = (int(coef_bounds[i]), int(coef_bounds[i + 1]))
+        axis_spec = PrefilterSpec((n,), 0, mode, pad, 0.0, depth, (whole,), (span,), (True,))
+        src = filter_indices(axis_spec)[0]
+        src = src[src >= 0]
+        ids = tuple(sorted(set((np.searchsorted(in_bounds, src, side="right") - 1).tolist())))
+        out.append((span, ids, _axis_info(tuple(chunks), 0, ids)))
+    return out
+
+
+def spline_coefficients(
+    array: da.Array,
+    options: ResampleOptions,
+    depth: int | None = None,
+    pad: int | None = None,
+    batch_axes: tuple[int, ...] = (),
+    executor=None,
+):
+    """B-spline coefficients of ``array`` as scipy computes them (float64), chunked like the
+    input, with scipy's 12-sample pre-padding added to the end chunks where the mode has it.
+
+    Parameters
+    ----------
+    array : dask.array.Array
+    options : ResampleOptions
+        ``order`` (2-5), ``mode`` and ``cval`` decide the filter's boundary handling.
+    depth : int, optional
+        Halo per side; by default :func:`~transfuse.executors.spline.halo_depth` (1e-10).
+    pad : int, optional
+        Pre-padding per side; by default ``options.pad`` (what interpolation needs). ``pad=0``
+        gives exactly ``scipy.ndimage.spline_filter(array, order, mode=mode)``.
+    batch_axes : tuple of int
+        Axes left unfiltered and unpadded (``spline_filter1d`` filters one axis this way).
+    executor : optional
+        The backend doing the per-chunk work (default: the configured one).
+    """
+    if executor is None:
+        from . import get_executor
+
+        executor = get_executor()
+    order, mode = options.order, options.mode
+    pad = options.pad if pad is None else int(pad)
+    if pad < 0:
+        raise ValueError(f"pad={pad!r} must be a non-negative integer")
+    depth = halo_depth(order) if depth is None else int(depth)
+    if depth < 0:
+        raise ValueError(f"depth={depth!r} must be a non-negative integer")
+    shape, chunks = array.shape, array.chunks
+    pads = axis_pads(pad, len(shape), batch_axes)
+    filtered = tuple(a not in batch_axes for a in range(len(shape)))
+    coef_chunks = coefficient_chunks(chunks, pads)
+    whole = tuple(
+        filter_axis_whole(n, pad, depth, len(c)) for n, c in zip(shape, chunks, strict=True)
+    )
+    cval = options.cval if pad else 0.0
+    name = "spline-coefficients-" + tokenize(
+        array.name, order, mode, pad, cval, depth, whole, chunks, filtered, executor.name
+    )
+    source = array.name
+    per_axis = [
+        _filter_axis_plan(n, c, cc, p, depth if f else 0, w and f, mode)
+        for n, c, cc, p, f, w in zip(shape, chunks, coef_chunks, pads, filtered, whole, strict=True)
+    ]
+    dsk = {}
+    for idx in itertools.product(*(range(len(c)) for c in coef_chunks)):
+        axes = [per_axis[a][i] for a, i in enumerate(idx)]
+        spec = PrefilterSpec(
+            tuple(shape),
+            order,
+            mode,
+            pad,
+            options.cval,
+            depth,
+            whole,
+            tuple(a[0] for a in axes),
+            filtered,
+        )
+        deps = [(source, *k) for k in itertools.product(*(a[1] for a in axes))]
+        dsk[(name, *idx)] = (_run_prefilter, executor, spec, [a[2] for a in axes], deps)
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[array])
+    meta = executor.meta(np.float64, len(shape))
+    return da.Array(graph, name, coef_chunks, dtype=np.float64, meta=meta)
+
+
+def _stage_inputs(stages, mode):
+    """Per stage: how its data reaches the tasks. Returns the job's stages without data,
+    a function from block index to the per-stage input keys, and the collections (field
+    coefficients, coordinate arrays) the layer depends on."""
+    light, collections = [], []
+    per_block = []
+    for i, stage in enumerate(stages):
+        if isinstance(stage, FieldStage):
+            coef = stage.coefficients
+            name = "field-coefficients-" + tokenize(stage.token)
+            collections.append(da.from_array(coef, chunks=coef.shape, name=name))
+            light.append(dataclasses.replace(stage, coefficients=None))
+            per_block.append((i, "const", (name, *(0,) * coef.ndim)))
+        elif isinstance(stage, CoordinateArrayStage):
+            arr = stage.array
+            if not isinstance(arr, da.Array):
+                arr = da.from_array(
+                    np.asarray(arr, dtype=np.float64),
+                    chunks=((arr.shape[0],), *stage.output_chunks),
+                    name="coordinates-" + stage.key,
+                )
+            elif arr.dtype != np.float64:
+                arr = arr.astype(np.float64)
+            collections.append(arr)
+            light.append(dataclasses.replace(stage, array=None))
+            per_block.append((i, "block", arr.name))
+        else:
+            light.append(stage)
+
+    def inputs(idx, all_cval):
+        out = [None] * len(stages)
+        for i, kind, key in per_block:
+            if kind == "const":
+                out[i] = key if not all_cval else None
+            elif not all_cval or mode == "grid-constant":
+                # grid-constant still weighs cval by each point's taps: it needs coordinates
+                out[i] = (key, 0, *idx)
+        return out
+
+    return tuple(light), inputs, collections
+
+
+def resample_pass(p, array: da.Array, executor) -> da.Array:
+    """One pass of a physical plan as a dask array whose graph starts at ``array``."""
+    opts = p.options
+    coef = (
+        spline_coefficients(array, opts, batch_axes=p.batch_axes, executor=executor)
+        if p.needs_prefilter
+        else array
+    )
+    stages, inputs, collections = _stage_inputs(p.stages, opts.mode)
+    job = ResampleJob(
+        stages, p.input.shape, opts, np.dtype(p.output.dtype), p.batch_axes, p.plane_stages
+    )
+    name = "resample-" + tokenize(coef.name, p.token, executor.name)
+    pads = p.pads
+    dsk = {}
+    for idx, fp in p.footprints.items():
+        if fp.axes is None:
+            dsk[(name, *idx)] = (_run_resample, executor, job, fp, [], inputs(idx, True), [])
+            continue
+        infos = [
+            _axis_info(p.coefficient_chunks[a], pads[a], tuple(w.chunks))
+            for a, w in enumerate(fp.axes)
+        ]
+        deps = [(coef.name, *k) for k in fp.dependencies]
+        dsk[(name, *idx)] = (_run_resample, executor, job, fp, infos, inputs(idx, False), deps)
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[coef, *collections])
+    meta = executor.meta(p.output.dtype, p.output.ndim)
+    return da.Array(graph, name, p.output.chunks, meta=meta)
+
+
+def to_dask(plan, array: da.Array, executor) -> da.Array:
+    """The plan's result as a dask array whose graph starts at ``array``."""
+    current = array
+    for p in plan.passes:
+        current = resample_pass(p, current, executor)
+    return current

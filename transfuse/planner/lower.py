@@ -1,0 +1,258 @@
+"""Lowering one fused transform to physical stages (see :mod:`transfuse.planner.physical`).
+
+Runs of affine transforms become single matrices (the innermost run becomes the first
+stage, evaluated with scipy's arithmetic); every other transform is a stage evaluated at
+the points the stages before it produce. This is the only place that decides how a chain
+is evaluated.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+
+import numpy as np
+import sympy
+
+from ..transforms import Compose, Scale, Transform, Translate
+from ..transforms.nonlinear import (
+    CoordinateMap,
+    DisplacementField,
+    ExprMap,
+    FunctionMap,
+    InverseExprMap,
+    NonlinearTransform,
+)
+from .bounds import FieldBounder, MapBounds, affine_bounder, callable_bounder, expression_bounder
+from .codegen import expression_stage
+from .physical import (
+    AffineStage,
+    CallableStage,
+    CoordinateArrayStage,
+    FieldStage,
+    NewtonStage,
+)
+
+__all__ = ["CompiledMap", "compile_map", "separable_ops"]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class CompiledMap:
+    """The stages of a pass and the bounds the planner derives footprints from."""
+
+    stages: tuple
+    bounds: MapBounds
+
+    def ranges(self, boxes) -> np.ndarray:
+        return self.bounds.ranges(boxes)
+
+    @property
+    def bounded(self) -> bool:
+        return self.bounds.bounded
+
+
+def separable_ops(transform: Transform, ndim: int):
+    """``[("add", v) | ("mul", v), ...]`` (applied in order) when ``transform`` is a chain of
+    Translate and Scale nodes with numeric parameters, else None."""
+    ops = []
+    for part in reversed(transform.parts):  # the innermost transform acts first
+        if part.free_symbols:
+            return None
+        m = part.matrix(ndim)
+        if isinstance(part, Translate):
+            ops.append(("add", m[:ndim, ndim]))
+        elif isinstance(part, Scale):
+            ops.append(("mul", np.diag(m)[:ndim]))
+        else:
+            return None
+    return ops
+
+
+def _numeric_matrix(transform: Transform, ndim: int) -> np.ndarray:
+    matrix = transform.matrix(ndim)
+    if isinstance(matrix, sympy.MatrixBase):
+        raise ValueError(f"free symbols {sorted(map(str, transform.free_symbols))} are unbound")
+    matrix = np.asarray(matrix, dtype=np.float64)
+    if not np.all(np.isfinite(matrix)):
+        raise ValueError("the composed matrix is not finite")
+    return matrix
+
+
+#: Spline coefficients of recently planned fields, by (field key, order, mode, cval): a
+#: field planned again (explain, then compute) is filtered once. At most this many.
+_FIELD_CACHE_SIZE = 4
+_FIELD_CACHE: collections.OrderedDict = collections.OrderedDict()
+
+
+def _field_stage(node: DisplacementField, spline_filter):
+    cache_key = (node.key, node.order, node.mode, node.cval)
+    if cache_key in _FIELD_CACHE:
+        _FIELD_CACHE.move_to_end(cache_key)
+        return _FIELD_CACHE[cache_key]
+    values = node.values()
+    npad = 12 if node.order > 1 and node.mode in ("nearest", "grid-constant") else 0
+    if node.order > 1:
+        if spline_filter is None:
+            raise ValueError(
+                "planning a DisplacementField of order > 1 needs spline_filter= "
+                "(transfuse.plan and the lazy API pass scipy's)"
+            )
+        coef = np.asarray(spline_filter(values, node.order, node.mode, node.cval, npad))
+    else:
+        coef = np.array(values, dtype=np.float64)
+    coef.setflags(write=False)
+    stage = FieldStage(
+        coefficients=coef,
+        order=node.order,
+        mode=node.mode,
+        cval=float(node.cval),
+        npad=npad,
+        grid_shape=node.grid_shape,
+        spacing=tuple(node.spacing),
+        origin=tuple(node.origin),
+        key=node.key,
+        max_abs=float(np.abs(coef).max()) if coef.size else 0.0,
+    )
+    entry = (stage, FieldBounder(stage))
+    _FIELD_CACHE[cache_key] = entry
+    while len(_FIELD_CACHE) > _FIELD_CACHE_SIZE:
+        _FIELD_CACHE.popitem(last=False)
+    return entry
+
+
+def _node_stage(node, spline_filter):
+    """(stage, bounder) for a non-linear node."""
+    if isinstance(node, DisplacementField):
+        return _field_stage(node, spline_filter)
+    if isinstance(node, ExprMap):
+        node._check_bound()
+        bound = expression_bounder(node.expressions, node.coords)
+        stage = expression_stage(node.expressions, node.coords, bounded=bound is not None)
+        return stage, bound
+    if isinstance(node, InverseExprMap):
+        fwd = node.forward
+        fwd._check_bound()
+        jac = [sympy.diff(e, c) for e in fwd.expressions for c in fwd.coords]
+        stage = NewtonStage(
+            expression_stage(fwd.expressions, fwd.coords, "forward"),
+            expression_stage(jac, fwd.coords, "jacobian"),
+            float(node.tol),
+            int(node.max_iter),
+        )
+        return stage, None
+    if isinstance(node, FunctionMap):
+        bound = callable_bounder(node.bounds)
+        stage = CallableStage(
+            node.func, node.ndim, node.vectorized, node.key, repr(node), bound is not None
+        )
+        return stage, bound
+    if isinstance(node, NonlinearTransform) and type(node).apply is not NonlinearTransform.apply:
+        return CallableStage(node.apply, node.ndim, True, node.key, repr(node)), None
+    raise NotImplementedError(f"{type(node).__name__} cannot be part of a fused chain")
+
+
+def _coordinate_stage(node: CoordinateMap, output_chunks):
+    coords = node.coords
+    ndim_in = coords.shape[0]
+    if hasattr(coords, "rechunk"):  # a dask array: keep its chunks unless told otherwise
+        coords = coords.rechunk((-1, *output_chunks) if output_chunks else {0: -1})
+        chunks = tuple(coords.chunks[1:])
+    else:
+        from .options import check_chunks
+
+        shape = tuple(coords.shape[1:])
+        spec = output_chunks if output_chunks is not None else _auto_chunks(shape, ndim_in)
+        chunks = check_chunks(spec, shape)
+    return CoordinateArrayStage(coords, chunks, node.key)
+
+
+def _auto_chunks(shape, ndim_in, target_bytes=2**27):
+    """Chunks of about ``target_bytes`` of float64 coordinates (dask's "auto" in spirit:
+    equal sizes per axis, whole axes while they fit)."""
+    per_point = 8 * ndim_in
+    budget = max(1, target_bytes // per_point)
+    total = int(np.prod(shape))
+    if total <= budget:
+        return shape
+    side = max(1, int(budget ** (1 / len(shape))))
+    return tuple(min(n, side) for n in shape)
+
+
+def compile_map(
+    transform: Transform, ndim: int, output_chunks=None, *, spline_filter=None, separable=False
+) -> CompiledMap:
+    """The stages (and bounds) of a fused transform on an ``ndim``-D input.
+
+    Parameters
+    ----------
+    transform : Transform
+    ndim : int
+        Dimension of the input image.
+    output_chunks : optional
+        Output chunks (they define the chunks of a coordinate array).
+    spline_filter : callable, optional
+        ``(values, order, mode, cval, npad) -> coefficients`` for displacement fields of
+        order > 1 (:func:`transfuse.executors.spline.field_coefficients`).
+    separable : bool
+        Evaluate a Translate/Scale chain with scipy's separable ``zoom``/``shift``
+        arithmetic instead of its matrix.
+
+    Raises
+    ------
+    ValueError
+        If a CoordinateMap is not the rightmost transform, dimensions disagree, symbols are
+        unbound or the matrix is not finite.
+    """
+    free = transform.free_symbols
+    if free:
+        names = ", ".join(sorted(str(s) for s in free))
+        raise ValueError(
+            f"the chain has free symbols {names}: they are unbound; bind them first, "
+            f"e.g. .bind({names.split(', ')[0]}=...)"
+        )
+    if transform.is_affine:
+        ops = separable_ops(transform, ndim) if separable else None
+        if ops is not None:
+            stage = AffineStage.separable(ops, ndim)
+        else:
+            stage = AffineStage.from_matrix(_numeric_matrix(transform, ndim))
+        return CompiledMap((stage,), MapBounds((stage,), ()))
+    parts = list(transform.parts)
+    for i, part in enumerate(parts):
+        if isinstance(part, CoordinateMap) and i != len(parts) - 1:
+            raise ValueError(
+                "a CoordinateMap defines the output grid, so it must be the rightmost "
+                f"(innermost) transform of a chain; it is at position {i} of "
+                f"{' @ '.join(type(p).__name__ for p in parts)}"
+            )
+        if part.ndim is not None and part.ndim != ndim and not isinstance(part, CoordinateMap):
+            raise ValueError(f"{type(part).__name__} has ndim={part.ndim}, the image has {ndim}")
+    stages: list = []
+    bounders: list = []
+    if isinstance(parts[-1], CoordinateMap):
+        stages.append(_coordinate_stage(parts[-1], output_chunks))
+        parts = parts[:-1]
+    # innermost first: affine runs as one matrix each, other nodes one stage each
+    i = len(parts) - 1
+    while i >= 0:
+        if parts[i].is_affine:
+            j = i
+            while j > 0 and parts[j - 1].is_affine:
+                j -= 1
+            run = parts[j : i + 1]
+            chain = run[0] if len(run) == 1 else Compose(tuple(run))
+            stage = AffineStage.from_matrix(_numeric_matrix(chain, ndim))
+            if not stages:
+                stages.append(stage)
+            elif not stage.is_identity:
+                stages.append(stage)
+                bounders.append(affine_bounder(stage))
+            i = j - 1
+        else:
+            if not stages:
+                stages.append(AffineStage.from_matrix(np.eye(ndim + 1)))
+            stage, bound = _node_stage(parts[i], spline_filter)
+            stages.append(stage)
+            bounders.append(bound)
+            i -= 1
+    return CompiledMap(tuple(stages), MapBounds(stages, bounders))
