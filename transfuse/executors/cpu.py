@@ -8,7 +8,7 @@ import numpy as np
 
 from ..planner.boundary import tap_source_index
 from . import compiled
-from .scipy_backend import ScipyExecutor, _gather_window, cast_like_scipy
+from .scipy_backend import ScipyExecutor, gather_window, cast_like_scipy
 
 __all__ = ["CPUExecutor"]
 
@@ -56,5 +56,5 @@ class CPUExecutor(ScipyExecutor):
             tap_source_index(np.arange(w.lo, w.hi + 1), n, "constant")
             for n, w in zip(job.input_shape, footprint.axes, strict=True)
         ]
-        window = _gather_window(sources, pieces, counts, layouts)
+        window = gather_window(sources, pieces, counts, layouts)
         return self._linear(job, footprint, window, outside=job.input_shape, cval=opts.cval)

@@ -89,7 +89,7 @@ def resample_chunk(backend, job, footprint, pieces, layouts):
     return cast_like_scipy(out, job.dtype)
 
 
-def _gather_window(sources, pieces, counts, layouts):
+def gather_window(sources, pieces, counts, layouts):
     """The window whose samples along each axis are the domain indices ``sources``: one
     contiguous copy when they are consecutive, else gathered index by index."""
     if all(src.size == 1 or np.all(np.diff(src) == 1) for src in sources):
@@ -261,7 +261,7 @@ def _folded_window(job, footprint, coords, pieces, counts, layouts):
             coords[h][outside] = w.first - starts[h]  # constant mode: no pre-padding
     else:
         outside = None
-    window = _gather_window(sources, pieces, counts, layouts)
+    window = gather_window(sources, pieces, counts, layouts)
     if any(m.any() for m in cval_masks):
         window = window.astype(np.float64)
         for axis, m in enumerate(cval_masks):
