@@ -90,7 +90,9 @@ def test_a_backend_is_one_module():
 
 def test_null_executor_records_every_task_and_reads_only_footprints():
     x = np.random.default_rng(0).random((40, 36))
-    img = tf.lazy(x, chunks=10).rotate(25, order=3, mode="nearest").zoom(0.8, order=3, mode="nearest")
+    img = (
+        tf.lazy(x, chunks=10).rotate(25, order=3, mode="nearest").zoom(0.8, order=3, mode="nearest")
+    )
     plan = img.plan()
     (p,) = plan.passes
     null = NullExecutor()
@@ -160,7 +162,8 @@ def test_a_field_travels_once_not_in_every_task():
     sizes = [len(pickle.dumps(t)) for t in tasks]
     assert max(sizes) < 20_000 < u.nbytes  # measured: ~5 kB per task
     ref = ndi.map_coordinates(
-        img._array.compute(), np.indices((120, 120)) + D.displacement(np.indices((120, 120))),
+        img._array.compute(),
+        np.indices((120, 120)) + D.displacement(np.indices((120, 120))),
         order=1,
     )
     np.testing.assert_allclose(arr.compute(), ref, rtol=0, atol=1e-12)
@@ -169,7 +172,11 @@ def test_a_field_travels_once_not_in_every_task():
 def test_expression_source_is_checked_before_it_runs():
     bad = ExprStage(
         "def expression_map(x0):\n    return (__import__('os').getpid(),)",
-        "expression_map", 1, 1, (), "bad",
+        "expression_map",
+        1,
+        1,
+        (),
+        "bad",
     )
     with pytest.raises(ValueError, match="non-module|unknown name"):
         compile_expression(bad)

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..planner.boundary import tap_source_index
 from . import compiled
-from .scipy_backend import ScipyExecutor, gather_window, cast_like_scipy
+from .scipy_backend import ScipyExecutor, cast_like_scipy, gather_window
 
 __all__ = ["CPUExecutor"]
 

@@ -78,25 +78,26 @@ def _numeric_matrix(transform: Transform, ndim: int) -> np.ndarray:
     return matrix
 
 
-#: Spline coefficients of recently planned fields, by (field key, order, mode, cval): a
-#: field planned again (explain, then compute) is filtered once. At most this many.
+#: Spline coefficients (and their min/max pyramid) of recently planned fields, by field
+#: key, spline options and filter: a field planned again (explain, then compute) is
+#: filtered once. At most this many are kept.
 _FIELD_CACHE_SIZE = 4
 _FIELD_CACHE: collections.OrderedDict = collections.OrderedDict()
 
 
 def _field_stage(node: DisplacementField, spline_filter):
-    cache_key = (node.key, node.order, node.mode, node.cval)
+    if node.order > 1 and spline_filter is None:
+        raise ValueError(
+            "planning a DisplacementField of order > 1 needs spline_filter= "
+            "(transfuse.plan and the lazy API pass scipy's)"
+        )
+    cache_key = (node.key, node.order, node.mode, node.cval, spline_filter)
     if cache_key in _FIELD_CACHE:
         _FIELD_CACHE.move_to_end(cache_key)
         return _FIELD_CACHE[cache_key]
     values = node.values()
     npad = 12 if node.order > 1 and node.mode in ("nearest", "grid-constant") else 0
     if node.order > 1:
-        if spline_filter is None:
-            raise ValueError(
-                "planning a DisplacementField of order > 1 needs spline_filter= "
-                "(transfuse.plan and the lazy API pass scipy's)"
-            )
         coef = np.asarray(spline_filter(values, node.order, node.mode, node.cval, npad))
     else:
         coef = np.array(values, dtype=np.float64)
