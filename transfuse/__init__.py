@@ -3,6 +3,7 @@
 from .io import read_transform, write_transform
 from .lazy import LazyImage, lazy, plan
 from .planner import MODES, Plan, ResampleOptions
+from .planner.options import set_limits
 from .points import PointEvaluator as _PointEvaluator
 from .transforms import *  # noqa: F403
 from .transforms import __all__ as _transforms_all
@@ -24,6 +25,7 @@ __all__ = [
     "loads",
     "plan",
     "read_transform",
+    "set_limits",
     "write_transform",
 ]
 

@@ -59,11 +59,21 @@ def lazy(array, chunks=None) -> LazyImage:
         arr = array if chunks is None else array.rechunk(chunks)
     else:
         arr = np.asarray(array) if not hasattr(array, "__array_function__") else array
+        if chunks is None and 0 in np.shape(arr):
+            chunks = -1  # dask's "auto" cannot split an empty array
         arr = da.from_array(arr, chunks="auto" if chunks is None else chunks)
     if arr.ndim < 1:
         raise ValueError(f"array must have at least one dimension, got shape {arr.shape}")
-    if np.dtype(arr.dtype).kind not in "biuf":
+    dtype = np.dtype(arr.dtype)
+    if dtype.kind not in "biuf":
         raise ValueError(f"array dtype {arr.dtype} is not supported (real numbers only)")
+    if dtype == np.float16:
+        raise ValueError(
+            "array dtype float16 is not supported (scipy.ndimage refuses it too): "
+            "convert with .astype(np.float32)"
+        )
+    if not dtype.isnative:  # big-endian data (FITS, some TIFFs): computed in native order
+        arr = arr.astype(dtype.newbyteorder("="))
     if any(np.isnan(c) for cs in arr.chunks for c in cs):
         raise ValueError("array has unknown chunk sizes; call compute_chunk_sizes() first")
     source = Source(tuple(arr.shape), np.dtype(arr.dtype), arr.chunks, arr.name)

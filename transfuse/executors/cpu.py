@@ -29,6 +29,8 @@ class CPUExecutor(ScipyExecutor):
         stage = _affine_stage(job)
         if stage is None or job.options.order != 1 or not compiled.AVAILABLE:
             return None
+        if window.dtype.kind not in "iuf" or not window.dtype.isnative:
+            return None  # the kernels are compiled for native numbers only
         out = compiled.affine_linear(
             window,
             stage.linear,

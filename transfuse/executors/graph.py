@@ -192,6 +192,8 @@ def _stage_inputs(stages, mode):
 
 def resample_pass(p, array: da.Array, executor) -> da.Array:
     """One pass of a physical plan as a dask array whose graph starts at ``array``."""
+    if 0 in p.output.shape:
+        return da.empty(p.output.shape, chunks=p.output.chunks, dtype=p.output.dtype)
     opts = p.options
     coef = (
         spline_coefficients(array, opts, batch_axes=p.batch_axes, executor=executor)

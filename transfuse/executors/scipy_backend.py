@@ -25,7 +25,8 @@ __all__ = ["ScipyExecutor", "cast_like_scipy"]
 
 def cast_like_scipy(values, dtype):
     """Convert float64 results to ``dtype`` as scipy.ndimage does: integers round half away
-    from zero and saturate (unsigned: negatives become 0); floats are cast."""
+    from zero and saturate (unsigned: negatives become 0); booleans are the truncated value
+    taken modulo 256 (scipy's unsigned char), tested for non-zero; floats are cast."""
     dtype = np.dtype(dtype)
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
@@ -35,7 +36,10 @@ def cast_like_scipy(values, dtype):
             t = np.where(values > 0, values + 0.5, values - 0.5)
         return np.trunc(np.clip(t, info.min, info.max)).astype(dtype)
     if dtype.kind == "b":
-        return values != 0
+        # scipy truncates to an unsigned char, then tests it: 0.7 is False, 1.4 True,
+        # 256.4 False
+        t = np.trunc(np.clip(values, -(2.0**62), 2.0**62)).astype(np.int64)
+        return (t % 256) != 0
     return values.astype(dtype, copy=False)
 
 

@@ -10,7 +10,15 @@ import numpy as np
 
 from ..transforms.params import MODES
 
-__all__ = ["MODES", "ResampleOptions", "check_output_shape", "check_chunks"]
+__all__ = [
+    "LIMITS",
+    "MODES",
+    "ResampleOptions",
+    "check_chunks",
+    "check_output_shape",
+    "check_size",
+    "set_limits",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,20 +75,71 @@ class ResampleOptions:
         return 0
 
 
+#: Limits checked when a pipeline is built (before any graph or array is made). Change them
+#: with :func:`transfuse.set_limits`.
+LIMITS = {
+    "max_chunks": 1_000_000,  # output chunks (tasks) of one resampling pass
+    "max_output_bytes": 2**50,  # bytes of one pass's output (1 PiB: streamed, not held)
+}
+
+
+def set_limits(max_chunks: int | None = None, max_output_bytes: int | None = None) -> dict:
+    """Change the build-time limits on one resampling pass (:data:`LIMITS`); returns the
+    previous values, so ``set_limits(**old)`` restores them.
+
+    Examples
+    --------
+    >>> import numpy as np, transfuse
+    >>> old = transfuse.set_limits(max_chunks=10)
+    >>> transfuse.lazy(np.zeros((100, 100)), chunks=10).shift(1).plan()
+    Traceback (most recent call last):
+    ...
+    ValueError: output: shape (100, 100) in chunks of (10, 10) makes 100 chunks, over the ...
+    >>> _ = transfuse.set_limits(**old)
+    """
+    old = dict(LIMITS)
+    for name, value in (("max_chunks", max_chunks), ("max_output_bytes", max_output_bytes)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"{name}={value!r} must be a positive integer")
+        LIMITS[name] = int(value)
+    return old
+
+
 def check_output_shape(shape, ndim: int | None = None, name: str = "output_shape") -> tuple:
-    """Validate an output shape: positive integers, ``ndim`` entries when given."""
+    """Validate an output shape: non-negative integers (an axis of 0 gives an empty result,
+    as in scipy), ``ndim`` entries when given."""
     if np.ndim(shape) == 0:
-        raise ValueError(f"{name}={shape!r} must be a sequence of positive integers")
+        raise ValueError(f"{name}={shape!r} must be a sequence of non-negative integers")
     out = []
     for v in shape:
-        if isinstance(v, bool | np.bool_) or not isinstance(v, numbers.Integral) or v < 1:
-            raise ValueError(f"{name}={tuple(shape)!r} must hold positive integers")
+        if isinstance(v, bool | np.bool_) or not isinstance(v, numbers.Integral) or v < 0:
+            raise ValueError(f"{name}={tuple(shape)!r} must hold non-negative integers")
         out.append(int(v))
     if ndim is not None and len(out) != ndim:
         raise ValueError(f"{name}={tuple(out)!r} must have {ndim} entries")
     if not out:
         raise ValueError(f"{name} must not be empty")
     return tuple(out)
+
+
+def check_size(shape, chunks, dtype, name: str = "output") -> None:
+    """Refuse a pass whose output has more chunks or bytes than :data:`LIMITS` allow."""
+    nchunks = math.prod(len(c) for c in chunks)
+    if nchunks > LIMITS["max_chunks"]:
+        raise ValueError(
+            f"{name}: shape {tuple(shape)} in chunks of {tuple(max(c) for c in chunks)} makes "
+            f"{nchunks:,} chunks, over the limit of {LIMITS['max_chunks']:,} "
+            "(larger output_chunks, or transfuse.set_limits(max_chunks=...))"
+        )
+    nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+    if nbytes > LIMITS["max_output_bytes"]:
+        raise ValueError(
+            f"{name}: shape {tuple(shape)} of {np.dtype(dtype)} is {nbytes:,} bytes, over the "
+            f"limit of {LIMITS['max_output_bytes']:,} "
+            "(transfuse.set_limits(max_output_bytes=...))"
+        )
 
 
 def check_chunks(chunks, shape: tuple, name: str = "output_chunks") -> tuple[tuple[int, ...], ...]:
@@ -92,6 +151,17 @@ def check_chunks(chunks, shape: tuple, name: str = "output_chunks") -> tuple[tup
     ndim = len(shape)
     if isinstance(chunks, numbers.Integral) and not isinstance(chunks, bool):
         chunks = (chunks,) * ndim
+    if isinstance(chunks, tuple | list) and len(chunks) == ndim:
+        count = 1  # count chunks before building the lists of sizes
+        for c, n in zip(chunks, shape, strict=True):
+            if isinstance(c, numbers.Integral) and not isinstance(c, bool) and c >= 1:
+                count *= max(1, -(-int(n) // int(c)))
+        if count > LIMITS["max_chunks"]:
+            raise ValueError(
+                f"{name}={tuple(chunks)!r} for shape {tuple(shape)} makes {count:,} chunks, "
+                f"over the limit of {LIMITS['max_chunks']:,} "
+                "(larger chunks, or transfuse.set_limits(max_chunks=...))"
+            )
     elif not isinstance(chunks, tuple | list):
         raise ValueError(f"{name}={chunks!r} must be an int or a sequence per axis")
     chunks = tuple(chunks)
@@ -102,6 +172,9 @@ def check_chunks(chunks, shape: tuple, name: str = "output_chunks") -> tuple[tup
         if isinstance(c, numbers.Integral) and not isinstance(c, bool):
             if c < 1:
                 raise ValueError(f"{name}[{axis}]={c!r} must be a positive integer")
+            if n == 0:
+                out.append((0,))
+                continue
             c = min(int(c), n)
             sizes = [c] * (n // c) + ([n % c] if n % c else [])
             out.append(tuple(sizes))
@@ -115,7 +188,7 @@ def check_chunks(chunks, shape: tuple, name: str = "output_chunks") -> tuple[tup
             ):
                 raise ValueError(f"{name}[{axis}]={c!r} must be a positive integer or block sizes")
             sizes = tuple(int(s) for s in c)
-            if sum(sizes) != n or any(s < 1 for s in sizes):
+            if sum(sizes) != n or any(s < 1 for s in sizes) and n:
                 raise ValueError(f"{name}[{axis}]={c!r} does not split an axis of {n} samples")
             out.append(sizes)
     return tuple(out)

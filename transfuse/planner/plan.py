@@ -17,14 +17,15 @@ resampling pass per run), exactly as running them one after the other would.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import numpy as np
 
 from ..transforms import Compose, Rotate, Transform
 from .expr import Source, Step
-from .footprint import axis_pads, coefficient_chunks, footprints
+from .footprint import ChunkFootprint, axis_pads, coefficient_chunks, footprints
 from .lower import CompiledMap, compile_map
-from .options import ResampleOptions, check_chunks
+from .options import ResampleOptions, check_chunks, check_size
 from .physical import AffineStage, Geometry, PhysicalPass
 
 __all__ = ["Logical", "Plan", "Run", "fuse", "logical", "lower", "plan"]
@@ -100,6 +101,24 @@ def _step_batch_axes(step: Step, ndim: int) -> tuple[int, ...]:
     return tuple(a for a in range(ndim) if a not in plane)
 
 
+def _empty_footprints(in_shape, out_shape, out_chunks, opts):
+    """An empty output has no chunks to compute; an empty input can only give ``cval``
+    (scipy reads uninitialised memory in the other modes)."""
+    if 0 in out_shape:
+        return {}
+    if opts.mode not in ("constant", "grid-constant"):
+        raise ValueError(
+            f"the input has shape {tuple(in_shape)}: an empty image can only be resampled "
+            f"with mode 'constant' or 'grid-constant' (every point is cval), not {opts.mode!r}"
+        )
+    bounds = [np.concatenate([[0], np.cumsum(c)]) for c in out_chunks]
+    out = {}
+    for idx in itertools.product(*(range(len(c)) for c in out_chunks)):
+        box = tuple((int(b[i]), int(b[i + 1])) for b, i in zip(bounds, idx, strict=True))
+        out[idx] = ChunkFootprint(box, None, False)
+    return out
+
+
 def _identity_on(stage, axes) -> bool:
     """True when an affine stage leaves ``axes`` untouched (row and column of the identity,
     zero offset), so that it can run slice by slice along them."""
@@ -151,7 +170,7 @@ def lower(chain: Logical, runs: tuple[Run, ...], spline_filter=None) -> tuple[Ph
         if hasattr(first, "output_chunks"):
             out_chunks = first.output_chunks  # the coordinate array's own chunking
         else:
-            default = tuple(max(c) for c in current.chunks)
+            default = tuple(max(max(c), 1) for c in current.chunks)
             if len(default) != len(last.output_shape):
                 default = last.output_shape
             requested = last.output_chunks
@@ -159,16 +178,20 @@ def lower(chain: Logical, runs: tuple[Run, ...], spline_filter=None) -> tuple[Ph
                 requested if requested is not None else default, last.output_shape
             )
         opts = run.options
+        out_dtype = np.dtype(last.dtype) if last.dtype is not None else current.dtype
+        check_size(last.output_shape, out_chunks, out_dtype)
         batch = _run_batch_axes(run, current.ndim)
         if not (len(stages) == 1 and _identity_on(first, batch)):
             batch = ()
         coef_chunks = coefficient_chunks(current.chunks, axis_pads(opts.pad, current.ndim, batch))
-        fps = footprints(compiled.bounds, out_chunks, current.shape, coef_chunks, opts, batch)
+        if 0 in current.shape or 0 in last.output_shape:
+            fps = _empty_footprints(current.shape, last.output_shape, out_chunks, opts)
+        else:
+            fps = footprints(compiled.bounds, out_chunks, current.shape, coef_chunks, opts, batch)
         plane_stages = ()
         if batch:
             planes = [a for a in range(current.ndim) if a not in batch]
             plane_stages = (first.restricted(planes),)
-        out_dtype = np.dtype(last.dtype) if last.dtype is not None else current.dtype
         output = Geometry(tuple(last.output_shape), tuple(out_chunks), out_dtype)
         passes.append(
             PhysicalPass(current, output, stages, opts, coef_chunks, fps, batch, plane_stages)
