@@ -91,10 +91,11 @@ def set_limits(max_chunks: int | None = None, max_output_bytes: int | None = Non
     --------
     >>> import numpy as np, transfuse
     >>> old = transfuse.set_limits(max_chunks=10)
-    >>> transfuse.lazy(np.zeros((100, 100)), chunks=10).shift(1).plan()
-    Traceback (most recent call last):
-    ...
-    ValueError: output: shape (100, 100) in chunks of (10, 10) makes 100 chunks, over the ...
+    >>> try:
+    ...     transfuse.lazy(np.zeros((100, 100)), chunks=10).shift(1).plan()
+    ... except ValueError as exc:
+    ...     print(str(exc)[:59])
+    output: shape (100, 100) in chunks of (10, 10) makes 100 ch
     >>> _ = transfuse.set_limits(**old)
     """
     old = dict(LIMITS)
