@@ -95,7 +95,7 @@ def set_limits(max_chunks: int | None = None, max_output_bytes: int | None = Non
     ...     transfuse.lazy(np.zeros((100, 100)), chunks=10).shift(1).plan()
     ... except ValueError as exc:
     ...     print(str(exc)[:59])
-    output: shape (100, 100) in chunks of (10, 10) makes 100 ch
+    output_chunks=(10, 10) for shape (100, 100) makes 100 chunk
     >>> _ = transfuse.set_limits(**old)
     """
     old = dict(LIMITS)
