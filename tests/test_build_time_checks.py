@@ -99,3 +99,22 @@ def test_bad_output_chunks_and_axes_refused():
         tf.lazy(np.zeros((8, 8, 8))).rotate(10, axes=(0, "1"))
     with pytest.raises(ValueError, match="two integer axes"):
         tf.lazy(np.zeros((8, 8, 8))).rotate(10, axes=(0, True))
+
+
+@pytest.mark.parametrize("text", ["sqrt(y - 5)", "log(y)", "1/(y - 3)", "asin(y / 10)"])
+def test_expressions_outside_their_domain_fail_at_to_dask(text):
+    T = tf.ExprMap([text, "x"], "y x")
+    img = tf.lazy(np.zeros((20, 20)), chunks=8).transform(T, order=1)
+    with pytest.raises(ValueError, match="non-finite coordinates in the output box"):
+        img.to_dask()
+
+
+def test_expressions_inside_their_domain_build_and_compute():
+    y, x = tf.symbols("y x")
+    x0 = np.random.default_rng(5).random((20, 20))
+    # sqrt of a sum of squares: the natural interval bound may dip below 0, the values don't
+    T = tf.ExprMap([y, ((x - 4) ** 2 + 1) ** 0.5], (y, x))
+    out = tf.lazy(x0, chunks=8).transform(T, order=1).compute()
+    grid = np.indices(x0.shape).astype(float)
+    ref = ndi.map_coordinates(x0, [grid[0], np.sqrt((grid[1] - 4) ** 2 + 1)], order=1)
+    np.testing.assert_array_equal(out, ref)

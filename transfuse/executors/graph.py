@@ -190,10 +190,33 @@ def _stage_inputs(stages, mode):
     return tuple(light), inputs, collections
 
 
+#: Points evaluated at most, per pass, to confirm domain risks while building the graph.
+DOMAIN_CHECK_POINTS = 2**22
+
+
+def check_domains(p, executor) -> None:
+    """Evaluate the blocks where the planner's bounds say an expression may leave its
+    domain, so that a map giving NaN or infinite coordinates fails when the graph is
+    built, not inside a task. Skipped for coordinate arrays (reading them is a compute),
+    for backends without ``coordinates`` and beyond :data:`DOMAIN_CHECK_POINTS` points."""
+    evaluate = getattr(executor, "coordinates", None)
+    if not p.domain_risk or evaluate is None or isinstance(p.stages[0], CoordinateArrayStage):
+        return
+    budget = DOMAIN_CHECK_POINTS
+    for idx in p.domain_risk:
+        box = p.footprints[idx].box
+        size = int(np.prod([e - s for s, e in box]))
+        if size > budget:
+            return
+        budget -= size
+        evaluate(p.stages, box)  # raises ValueError naming the box
+
+
 def resample_pass(p, array: da.Array, executor) -> da.Array:
     """One pass of a physical plan as a dask array whose graph starts at ``array``."""
     if 0 in p.output.shape:
         return da.empty(p.output.shape, chunks=p.output.chunks, dtype=p.output.dtype)
+    check_domains(p, executor)
     opts = p.options
     coef = (
         spline_coefficients(array, opts, batch_axes=p.batch_axes, executor=executor)

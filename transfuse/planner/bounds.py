@@ -21,7 +21,7 @@ import itertools
 
 import numpy as np
 
-from .interval import EPS, Unsupported, interval_eval, widen
+from .interval import EPS, RISK, Unsupported, interval_eval, widen
 from .physical import AffineStage, CoordinateArrayStage, FieldStage
 
 __all__ = ["MapBounds", "MinMaxPyramid", "affine_ranges", "expression_bounder"]
@@ -246,8 +246,11 @@ def expression_bounder(expressions, coords):
         out_hi = np.empty_like(out_lo)
         for k, e in enumerate(expressions):
             out_lo[:, k], out_hi[:, k] = interval_eval(e, env, memo)
+        risk = np.broadcast_to(memo.get(RISK, False), (lo.shape[0],))
+        bound.risk = risk | ~np.all(np.isfinite(out_lo) & np.isfinite(out_hi), axis=1)
         return out_lo, out_hi
 
+    bound.risk = None
     return bound
 
 
@@ -335,6 +338,8 @@ class MapBounds:
         nd = first.ndim_out if isinstance(first, AffineStage) else len(first.output_chunks)
         self.subdivide = _default_subdivide(nd) if subdivide is None else int(subdivide)
         self._table = None
+        #: after :meth:`ranges`: per box, whether an expression may leave its domain there
+        self.risk = None
 
     @property
     def bounded(self) -> bool:
@@ -394,8 +399,12 @@ class MapBounds:
         if not chain:
             return r
         lo, hi = r[..., 0], r[..., 1]
+        risk = np.zeros(lo.shape[0], dtype=bool)
         for bound in self.bounders:
             lo, hi = _unbounded(lo, hi) if bound is None else bound(lo, hi)
+            if getattr(bound, "risk", None) is not None:
+                risk |= bound.risk
+        self.risk = risk.reshape(nb, per).any(axis=1)
         lo = np.where(np.isnan(lo), -np.inf, lo).reshape(nb, per, -1).min(axis=1)
         hi = np.where(np.isnan(hi), np.inf, hi).reshape(nb, per, -1).max(axis=1)
         return np.clip(np.stack([lo, hi], axis=-1), -HUGE, HUGE)

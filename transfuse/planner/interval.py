@@ -35,6 +35,20 @@ class Unsupported(Exception):
     """The expression uses an operation without an interval rule."""
 
 
+#: Key of the cache entry where :func:`interval_eval` marks the boxes in which some operation
+#: may leave its domain (a logarithm or real power of a possibly negative number, a
+#: division by a range holding 0, ...): the values there may be NaN or infinite.
+RISK = "domain-risk"
+
+
+def _flag(cache, mask) -> None:
+    mask = np.asarray(mask, dtype=bool)
+    if RISK in cache:
+        cache[RISK] = cache[RISK] | mask
+    else:
+        cache[RISK] = mask
+
+
 def widen(lo, hi, mag=None, ulps=4.0):
     """Widen ``[lo, hi]`` by ``ulps`` units of rounding of ``mag`` (default: the larger
     bound), so that it still holds values computed with rounding; NaN bounds open up."""
@@ -264,12 +278,13 @@ def _eval_uncached(e, env, cache):
     if e.is_Pow:
         base, ex = e.args
         b = _eval(base, env, cache)
-        if ex.is_Integer:
-            return _int_pow(b, int(ex))
         if ex.is_Number and ex.is_real:
             e_val = float(ex)
+            if e_val < 0:
+                _flag(cache, (b[0] <= 0) & (b[1] >= 0))  # may divide by zero
             if e_val.is_integer() and abs(e_val) < 2**31:  # x**2.0: defined for x < 0 too
                 return _int_pow(b, int(e_val))
+            _flag(cache, b[0] < 0)  # a real power of a negative number
             return _real_pow(b, e_val)
         return _eval(sympy.exp(ex * sympy.log(base), evaluate=False), env, cache)
     func = e.func
@@ -277,6 +292,8 @@ def _eval_uncached(e, env, cache):
         (a,) = args
         if func in _DOMAIN:
             dlo, dhi = _DOMAIN[func]
+            inside_lo = a[0] > dlo if func is sympy.log else a[0] >= dlo
+            _flag(cache, ~(inside_lo & (a[1] <= dhi)))
             a = (np.clip(a[0], dlo, dhi), np.clip(a[1], dlo, dhi))
         if func is sympy.log:
             return _monotone(np.log, a)

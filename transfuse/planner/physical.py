@@ -294,6 +294,7 @@ class PhysicalPass:
     footprints: dict[tuple[int, ...], ChunkFootprint]
     batch_axes: tuple[int, ...] = ()
     plane_stages: tuple = ()
+    domain_risk: tuple = ()  # output blocks where an expression may leave its domain
 
     @property
     def pads(self) -> tuple[int, ...]:

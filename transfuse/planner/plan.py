@@ -188,13 +188,19 @@ def lower(chain: Logical, runs: tuple[Run, ...], spline_filter=None) -> tuple[Ph
             fps = _empty_footprints(current.shape, last.output_shape, out_chunks, opts)
         else:
             fps = footprints(compiled.bounds, out_chunks, current.shape, coef_chunks, opts, batch)
+        risk = compiled.bounds.risk
+        domain_risk = ()
+        if risk is not None and len(risk) == len(fps) and risk.any():
+            domain_risk = tuple(idx for idx, r in zip(fps, risk, strict=True) if r)
         plane_stages = ()
         if batch:
             planes = [a for a in range(current.ndim) if a not in batch]
             plane_stages = (first.restricted(planes),)
         output = Geometry(tuple(last.output_shape), tuple(out_chunks), out_dtype)
         passes.append(
-            PhysicalPass(current, output, stages, opts, coef_chunks, fps, batch, plane_stages)
+            PhysicalPass(
+                current, output, stages, opts, coef_chunks, fps, batch, plane_stages, domain_risk
+            )
         )
         current = output
     return tuple(passes)
