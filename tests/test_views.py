@@ -154,3 +154,14 @@ def test_rank_changing_matrices_like_scipy(order):
     )
     with pytest.raises(ValueError, match=r"needs \(3, 2\) or \(3, 3\)"):
         tf.lazy(VOLUME).affine_transform(np.ones((3, 4)), output_shape=(5, 5))
+
+
+def test_a_thin_plane_prefilters_only_its_neighbourhood():
+    vol = np.random.default_rng(9).random((160, 160, 160)).astype(np.float32)
+    img = tf.lazy(vol, chunks=160).rotate(20, axes=(0, 2), order=3, reshape=False, mode="mirror")
+    plane = img[:, 40]
+    arr = plane.to_dask()
+    keys = [k for k in dict(arr.__dask_graph__()) if isinstance(k, tuple)]
+    local = [k for k in keys if "local" in str(k[0])]
+    assert len(local) == 1  # one output chunk: one small prefilter of its slab
+    np.testing.assert_allclose(arr.compute(), img.compute()[:, 40], rtol=0, atol=1e-6)

@@ -162,9 +162,19 @@ def _coordinate_stage(node: CoordinateMap, output_chunks):
         from .options import check_chunks
 
         shape = tuple(coords.shape[1:])
-        spec = output_chunks if output_chunks is not None else _auto_chunks(shape, ndim_in)
+        if output_chunks is not None:
+            spec = output_chunks
+        elif int(np.prod(shape)) <= SPARSE_POINTS:
+            spec = 1  # a few points: each reads only its own neighbourhood
+        else:
+            spec = _auto_chunks(shape, ndim_in)
         chunks = check_chunks(spec, shape)
     return CoordinateArrayStage(coords, chunks, node.key)
+
+
+#: A numpy coordinate array of at most this many points is computed one point per task, so
+#: that scattered points read (and prefilter) only their own neighbourhoods.
+SPARSE_POINTS = 64
 
 
 def _auto_chunks(shape, ndim_in, target_bytes=2**27):

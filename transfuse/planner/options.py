@@ -59,6 +59,8 @@ class ResampleOptions:
         if isinstance(cval, bool | np.bool_) or not isinstance(cval, numbers.Real):
             raise ValueError(f"cval={cval!r} must be a real number")
         cval = float(cval)
+        if math.isinf(cval):
+            raise ValueError(f"cval={cval!r} must be finite or NaN")
         # NaN fills like any value (scipy, dask_image and xcube's callers use it); one NaN
         # object so that equal options compare and hash equal
         object.__setattr__(self, "cval", _NAN if math.isnan(cval) else cval)
