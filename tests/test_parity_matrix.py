@@ -4,11 +4,13 @@ against scipy.ndimage, once each, deterministically.
 This is the suite's one sweep over the interpolation options (hypothesis may not draw each
 of the 96 combinations in the ci profile; the property families of
 ``tests/executors/test_scipy_parity.py`` explore everything else). Each combination runs,
-through each entry point:
+through each entry point, the cases of :data:`CASES`:
 
 * ``affine_transform`` of a rotation-shear: folds near the array and offsets up to 1e6
   samples outside, on 1- and 2-sample input chunks (smaller than the spline support) beside
   longer ones, and on regular chunks; ragged output chunks;
+* ``affine_transform`` along an axis long enough that the prefilter runs chunk by chunk with
+  halos (one chunk shorter than the halo);
 * ``map_coordinates`` (``CoordinateMap`` in the lazy API) at points up to several periods
   outside the array and far away, from chunked coordinates;
 * ``rotate`` with ``reshape`` on and off.
@@ -20,6 +22,7 @@ within ``1e-8 * max|input|`` (``cval`` is within the input's range).
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import dask.array as da
 import numpy as np
@@ -34,89 +37,129 @@ from transfuse import ndinterp
 pytestmark = pytest.mark.slow
 
 SHAPE = (11, 9)
-OUT_SHAPE = (13, 7)
-MATRIX = np.array([[0.9, -0.4], [0.35, 1.2]])
-#: (offset, input chunks, output chunks): folds near the array on 1- and 2-sample chunks
-#: (smaller than the spline support) beside longer ones, then offsets far outside along
-#: each axis
+#: 1- and 2-sample chunks (smaller than the spline support) beside longer ones
 TINY = ((1, 2, 8), (1, 3, 5))
-AFFINE_CASES = [
-    ([-3.3, 2.7], TINY, ((2, 6, 5), (1, 6))),
-    ([1e6 + 0.3, -2.0], TINY, ((5, 1, 7), (3, 4))),
-    ([0.5, -1e3], (4, 3), ((13,), (1, 6))),
-]
-COORD_SHAPE, COORD_CHUNKS = (10, 12), (2, 5, 7)
-ANGLE = 37.3
-ROTATE_CHUNKS = 4
+#: long enough along axis 0 that the prefilter uses halos for every order (see
+#: ``transfuse.executors.spline.filter_axis_whole``), with a chunk shorter than the halo
+LONG_SHAPE, LONG_CHUNKS = (150, 3), ((5, 45, 60, 40), (2, 1))
 
 
-def data(mode, order, prefilter):
-    """The input of one combination (its own seed) and a cval inside its range."""
-    x = 2 * random_image(SHAPE, stable_seed("parity-matrix", mode, order, prefilter))
-    cval = 0.5 * float(np.abs(x).max())
-    return x, cval
+@dataclass(frozen=True)
+class Case:
+    """One call, made through scipy (on the whole array), the lazy API and ndinterp."""
+
+    label: str
+    image: str  # "small" (SHAPE) or "long" (LONG_SHAPE)
+    scipy: object  # (x, kw) -> array
+    lazy: object  # (x, kw) -> LazyImage
+    ndinterp: object  # (x, kw) -> dask array
+
+
+def _affine(label, offset, chunks, out_chunks, *, image="small", matrix=None, out_shape=None):
+    matrix = np.array([[0.9, -0.4], [0.35, 1.2]]) if matrix is None else np.asarray(matrix)
+    out_shape = (13, 7) if out_shape is None else out_shape
+
+    def check_ndinterp(x, kw):
+        y = ndinterp.affine_transform(
+            da.from_array(x, chunks=chunks),
+            matrix,
+            offset,
+            output_shape=out_shape,
+            output_chunks=out_chunks,
+            **kw,
+        )
+        assert isinstance(y, da.Array)
+        assert y.chunks == da.empty(out_shape, chunks=out_chunks).chunks
+        return y
+
+    return Case(
+        label,
+        image,
+        lambda x, kw: ndi.affine_transform(x, matrix, offset, output_shape=out_shape, **kw),
+        lambda x, kw: transfuse.lazy(x, chunks).affine_transform(
+            matrix, offset, output_shape=out_shape, output_chunks=out_chunks, **kw
+        ),
+        check_ndinterp,
+    )
 
 
 @functools.cache
-def coordinates(mode, order, prefilter):
-    """Points of shape (2, *COORD_SHAPE): inside, several periods outside, and far away."""
-    rng = np.random.default_rng(stable_seed("parity-matrix-coordinates", mode, order, prefilter))
-    c = np.stack([rng.uniform(-2.5 * n, 3.5 * n, COORD_SHAPE) for n in SHAPE])
+def _coordinates():
+    """Points of shape (2, 10, 12): inside, several periods outside, and far away."""
+    rng = np.random.default_rng(stable_seed("parity-matrix-coordinates"))
+    c = np.stack([rng.uniform(-2.5 * n, 3.5 * n, (10, 12)) for n in SHAPE])
     c[:, 0, :4] = [[1e6 + 0.3, -1e6 - 0.7, 3.0, -2.5], [4.25, 1e4 + 0.25, -3e5 - 0.5, 8.0]]
     return c
+
+
+COORD_CHUNKS = (2, 5, 7)
+
+
+def _map_ndinterp(x, kw):
+    c = da.from_array(_coordinates(), chunks=COORD_CHUNKS)
+    y = ndinterp.map_coordinates(da.from_array(x, chunks=TINY), c, **kw)
+    assert y.chunks == c.chunks[1:]
+    return y
+
+
+def _rotate(reshape, angle=37.3, chunks=4):
+    def check_ndinterp(x, kw):
+        y = ndinterp.rotate(da.from_array(x, chunks=chunks), angle, reshape=reshape, **kw)
+        assert max(max(c) for c in y.chunks) <= chunks  # the input's chunks by default
+        return y
+
+    return Case(
+        f"rotate reshape={reshape}",
+        "small",
+        lambda x, kw: ndi.rotate(x, angle, reshape=reshape, **kw),
+        lambda x, kw: transfuse.lazy(x, chunks).rotate(angle, reshape=reshape, **kw),
+        check_ndinterp,
+    )
+
+
+CASES = [
+    _affine("affine near, tiny chunks", [-3.3, 2.7], TINY, ((2, 6, 5), (1, 6))),
+    _affine("affine far (axis 0), tiny chunks", [1e6 + 0.3, -2.0], TINY, ((5, 1, 7), (3, 4))),
+    _affine("affine far (axis 1), regular chunks", [0.5, -1e3], (4, 3), ((13,), (1, 6))),
+    _affine(
+        "affine, prefilter with halos",
+        [-2.6, 0.4],
+        LONG_CHUNKS,
+        ((50, 50, 56), (3,)),
+        image="long",
+        matrix=[[1.02, 0.05], [-0.03, 0.9]],
+        out_shape=(156, 3),
+    ),
+    Case(
+        "map_coordinates",
+        "small",
+        lambda x, kw: ndi.map_coordinates(x, _coordinates(), **kw),
+        lambda x, kw: transfuse.lazy(x, TINY).transform(
+            transfuse.CoordinateMap(_coordinates()), output_chunks=COORD_CHUNKS[1:], **kw
+        ),
+        _map_ndinterp,
+    ),
+    _rotate(reshape=True),
+    _rotate(reshape=False),
+]
+
+
+@functools.cache
+def inputs(mode, order, prefilter):
+    """The inputs of one combination (its own seeds) and a cval inside their range."""
+    seed = stable_seed("parity-matrix", mode, order, prefilter)
+    small = 2 * random_image(SHAPE, seed)
+    long = 2 * random_image(LONG_SHAPE, seed + 1)
+    cval = 0.5 * float(min(np.abs(small).max(), np.abs(long).max()))
+    return {"small": small, "long": long}, cval
 
 
 @functools.cache
 def references(mode, order, prefilter):
     """scipy.ndimage's results for one combination, computed once for both entry points."""
-    x, cval = data(mode, order, prefilter)
+    images, cval = inputs(mode, order, prefilter)
     kw = dict(order=order, mode=mode, cval=cval, prefilter=prefilter)
-    affine = [
-        ndi.affine_transform(x, MATRIX, offset, output_shape=OUT_SHAPE, **kw)
-        for offset, _, _ in AFFINE_CASES
-    ]
-    mapped = ndi.map_coordinates(x, coordinates(mode, order, prefilter), **kw)
-    rotated = {r: ndi.rotate(x, ANGLE, reshape=r, **kw) for r in (True, False)}
-    return affine, mapped, rotated
-
-
-def lazy_results(x, coords, kw):
-    for offset, chunks, out_chunks in AFFINE_CASES:
-        img = transfuse.lazy(x, chunks).affine_transform(
-            MATRIX, offset, output_shape=OUT_SHAPE, output_chunks=out_chunks, **kw
-        )
-        yield f"affine_transform offset={offset} chunks={chunks}", compute(img)
-    out_chunks = COORD_CHUNKS[1:]
-    img = transfuse.lazy(x, TINY).transform(
-        transfuse.CoordinateMap(coords), output_chunks=out_chunks, **kw
-    )
-    yield "map_coordinates", compute(img)
-    for reshape in (True, False):
-        img = transfuse.lazy(x, ROTATE_CHUNKS).rotate(ANGLE, reshape=reshape, **kw)
-        yield f"rotate reshape={reshape}", compute(img)
-
-
-def ndinterp_results(x, coords, kw):
-    for offset, chunks, out_chunks in AFFINE_CASES:
-        y = ndinterp.affine_transform(
-            da.from_array(x, chunks=chunks),
-            MATRIX,
-            offset,
-            output_shape=OUT_SHAPE,
-            output_chunks=out_chunks,
-            **kw,
-        )
-        assert isinstance(y, da.Array)
-        assert y.chunks == da.empty(OUT_SHAPE, chunks=out_chunks).chunks
-        yield f"affine_transform offset={offset} chunks={chunks}", compute(y)
-    c = da.from_array(coords, chunks=COORD_CHUNKS)
-    y = ndinterp.map_coordinates(da.from_array(x, chunks=TINY), c, **kw)
-    assert y.chunks == c.chunks[1:]
-    yield "map_coordinates", compute(y)
-    for reshape in (True, False):
-        y = ndinterp.rotate(da.from_array(x, chunks=ROTATE_CHUNKS), ANGLE, reshape=reshape, **kw)
-        assert max(max(c) for c in y.chunks) <= ROTATE_CHUNKS  # the input's chunks by default
-        yield f"rotate reshape={reshape}", compute(y)
+    return tuple(case.scipy(images[case.image], kw) for case in CASES)
 
 
 @pytest.mark.parametrize("api", ["lazy", "ndinterp"])
@@ -124,19 +167,13 @@ def ndinterp_results(x, coords, kw):
 @pytest.mark.parametrize("order", ORDERS)
 @pytest.mark.parametrize("mode", MODES)
 def test_parity_matrix(mode, order, prefilter, api):
-    x, cval = data(mode, order, prefilter)
-    assert abs(cval) <= np.abs(x).max()  # the tolerance scales with max|input| alone
+    images, cval = inputs(mode, order, prefilter)
     kw = dict(order=order, mode=mode, cval=cval, prefilter=prefilter)
-    affine, mapped, rotated = references(mode, order, prefilter)
-    expected = [*affine, mapped, rotated[True], rotated[False]]
-    results = (lazy_results if api == "lazy" else ndinterp_results)(
-        x, coordinates(mode, order, prefilter), kw
-    )
-    checked = 0
-    for (label, got), ref in zip(results, expected, strict=True):
+    for case, ref in zip(CASES, references(mode, order, prefilter), strict=True):
+        x = images[case.image]
+        assert abs(cval) <= np.abs(x).max()  # the tolerance scales with max|input| alone
+        got = compute(getattr(case, api)(x, kw))
         try:
             assert_parity(got, ref, x=x, cval=cval, order=order)
         except AssertionError as exc:
-            raise AssertionError(f"{api} {label}: {exc}") from exc
-        checked += 1
-    assert checked == len(AFFINE_CASES) + 3
+            raise AssertionError(f"{api}, {case.label}: {exc}") from exc
