@@ -10,7 +10,7 @@ import sympy
 from scipy import special
 
 from .base import Transform, symbolic_or_numeric
-from .params import as_axes, as_scalar, as_vector, is_symbolic
+from .params import as_axes, as_ndim, as_scalar, as_vector, is_symbolic
 
 __all__ = [
     "AffineTransform",
@@ -113,8 +113,8 @@ class Identity(AffineTransform):
     ndim: int | None = None
 
     def __post_init__(self):
-        if self.ndim is not None and (not isinstance(self.ndim, int) or self.ndim < 1):
-            raise ValueError(f"ndim={self.ndim!r} must be a positive integer")
+        if self.ndim is not None:
+            object.__setattr__(self, "ndim", as_ndim(self.ndim))
 
     def _entries(self, ndim, exact=False):
         return _identity_entries(ndim)
@@ -240,8 +240,7 @@ class Rotate(AffineTransform):
         if self.center is not None:
             object.__setattr__(self, "center", as_vector(self.center, "center"))
         if self.ndim is not None:
-            if not isinstance(self.ndim, int) or self.ndim < 2:
-                raise ValueError(f"ndim={self.ndim!r} must be an integer >= 2")
+            object.__setattr__(self, "ndim", as_ndim(self.ndim, minimum=2))
             if self.center is not None and len(self.center) != self.ndim:
                 raise ValueError(f"center={self.center!r} does not have ndim={self.ndim} entries")
         if self.ndim is None and self.center is not None:
@@ -298,8 +297,7 @@ class Shear(AffineTransform):
         object.__setattr__(self, "factor", as_scalar(self.factor, "factor"))
         axes = as_axes(self.axes, "axes", count=2)
         if self.ndim is not None:
-            if not isinstance(self.ndim, int) or self.ndim < 2:
-                raise ValueError(f"ndim={self.ndim!r} must be an integer >= 2")
+            object.__setattr__(self, "ndim", as_ndim(self.ndim, minimum=2))
             axes = _check_axes_fit(axes, self.ndim, "axes")
         elif min(axes) < 0:
             raise ValueError(f"axes={axes!r}: negative axes need ndim to be given")
@@ -436,10 +434,8 @@ class Affine(AffineTransform):
     offset: tuple = ()
 
     def __init__(self, matrix, offset=0.0, ndim=None):
-        if ndim is not None and (
-            isinstance(ndim, bool) or not isinstance(ndim, int | np.integer) or ndim < 1
-        ):
-            raise ValueError(f"ndim={ndim!r} must be a positive integer")
+        if ndim is not None:
+            ndim = as_ndim(ndim)
         linear, offset = split_affine_matrix(matrix, offset, ndim=ndim, name="matrix")
         object.__setattr__(self, "linear", linear)
         object.__setattr__(self, "offset", offset)
@@ -494,8 +490,7 @@ class Flip(AffineTransform):
             center = as_vector(self.center, "center", length=len(axes))
         object.__setattr__(self, "center", center)
         if self.ndim is not None:
-            if not isinstance(self.ndim, int) or self.ndim < 1:
-                raise ValueError(f"ndim={self.ndim!r} must be a positive integer")
+            object.__setattr__(self, "ndim", as_ndim(self.ndim))
             axes = _check_axes_fit(axes, self.ndim, "axes")
         elif min(axes) < 0:
             raise ValueError(f"axes={axes!r}: negative axes need ndim to be given")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import warnings
 
 import numpy as np
 import sympy
@@ -30,8 +31,8 @@ def _is_dask(array) -> bool:
 def freeze_array(array, name: str, *, min_ndim: int = 1):
     """A read-only float64 copy of a numpy array, or a dask array unchanged (as float64).
 
-    Raises ValueError naming ``name`` for non-real dtypes, too few dimensions, or (numpy)
-    NaN/inf entries.
+    Raises ValueError naming ``name`` for non-real dtypes (complex numbers, strings — which
+    are never parsed as numbers), too few dimensions, or (numpy) NaN/inf entries.
     """
     if _is_dask(array):
         if np.dtype(array.dtype).kind not in "biuf":
@@ -40,8 +41,16 @@ def freeze_array(array, name: str, *, min_ndim: int = 1):
             raise ValueError(f"{name} must have at least {min_ndim} dimensions, got {array.ndim}")
         return array.astype(np.float64) if array.dtype != np.float64 else array
     try:
-        arr = np.array(array, dtype=np.float64, copy=True)
+        raw = np.asarray(array)
     except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be an array of real numbers") from exc
+    if raw.dtype.kind not in "biufO":
+        raise ValueError(f"{name} must be an array of real numbers, got dtype {raw.dtype}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", np.exceptions.ComplexWarning)
+            arr = np.array(raw, dtype=np.float64, copy=True)
+    except (TypeError, ValueError, np.exceptions.ComplexWarning) as exc:
         raise ValueError(f"{name} must be an array of real numbers") from exc
     if arr.ndim < min_ndim:
         raise ValueError(f"{name} must have at least {min_ndim} dimensions, got shape {arr.shape}")
