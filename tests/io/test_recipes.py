@@ -848,3 +848,90 @@ def test_top_level_names():
     assert transfuse.loads(transfuse.dumps(Rotate(theta))) == Rotate(theta)
     assert transfuse.RecipeError is RecipeError
     assert transfuse.Pipeline is Pipeline
+
+
+# -- files: regular only, each .npy read once, a total budget (issue 9, items 2 and 7) ---------
+def _field_refs(name, count):
+    nodes = [
+        {
+            "type": "DisplacementField",
+            "field": {"array": {"dtype": "<f8", "shape": [2, 40, 50], "npy": name}},
+        }
+        for _ in range(count)
+    ]
+    return doc({"type": "Compose", "transforms": nodes})
+
+
+def test_one_npy_referred_to_many_times_is_loaded_once(tmp_path, monkeypatch):
+    import tracemalloc
+
+    field = np.random.default_rng(0).normal(size=(2, 40, 50))
+    np.save(tmp_path / "f.npy", field)
+    reads = []
+    original = np.fromfile
+    monkeypatch.setattr(np, "fromfile", lambda *a, **k: reads.append(1) or original(*a, **k))
+    tracemalloc.start()
+    try:
+        T = from_dict(_field_refs("f.npy", 60), base_dir=tmp_path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(reads) == 1
+    assert peak < 6 * field.nbytes  # was one copy per reference (60 x)
+    fields = [part.field for part in T.transforms]
+    assert all(f is fields[0] for f in fields)
+    np.testing.assert_array_equal(fields[0], field)
+    assert not fields[0].flags.writeable
+    # the same content from a user's array still gives the same key, and is copied
+    user = field.copy()
+    D = transfuse.DisplacementField(user)
+    assert D.field is not user and D.key == T.transforms[0].key
+    user[0, 0, 0] += 1  # the transform does not see changes to the caller's array
+    assert D.key == T.transforms[0].key and D.field[0, 0, 0] == field[0, 0, 0]
+
+
+def test_npy_total_budget(tmp_path, monkeypatch):
+    from transfuse.io import recipe_arrays
+
+    for name in ("a.npy", "b.npy"):
+        np.save(tmp_path / name, np.zeros((2, 40, 50)))
+    monkeypatch.setattr(recipe_arrays, "MAX_TOTAL_NPY_BYTES", 50_000)
+    assert from_dict(_field_refs("a.npy", 5), base_dir=tmp_path) is not None  # counted once
+    two = _field_refs("a.npy", 2)
+    two["transform"]["transforms"][1]["field"]["array"]["npy"] = "b.npy"
+    refused(two, "in all", base_dir=tmp_path)
+
+
+def test_one_npy_referred_to_with_two_shapes_is_refused(tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros((2, 40, 50)))
+    d = _field_refs("a.npy", 2)
+    d["transform"]["transforms"][1]["field"]["array"]["shape"] = [2, 50, 40]
+    refused(d, "transforms[1]", "holds", base_dir=tmp_path)
+
+
+def test_fifos_and_devices_are_refused_without_blocking(tmp_path):
+    import threading
+
+    os.mkfifo(tmp_path / "pipe.npy")
+    os.mkfifo(tmp_path / "pipe.json")
+    os.symlink("/dev/zero", tmp_path / "zero.npy")
+    outcome = {}
+
+    def run():
+        for key, load in {
+            "npy": lambda: from_dict(_field_refs("pipe.npy", 1), base_dir=tmp_path),
+            "device": lambda: from_dict(_field_refs("zero.npy", 1), base_dir=tmp_path),
+            "recipe": lambda: read_recipe(tmp_path / "pipe.json"),
+        }.items():
+            try:
+                load()
+            except RecipeError as exc:
+                outcome[key] = str(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive(), "reading blocked"
+    assert "not a regular file" in outcome["npy"]
+    assert "leads outside" in outcome["device"]
+    assert "not a regular file" in outcome["recipe"]
