@@ -204,3 +204,69 @@ def test_random_bytes_raise_only_recipe_errors(blob):
 def test_bases_load():
     for text in BASES:
         assert loads(text, base_dir=_TMP) is not None
+
+
+# -- numeric expression trees: loading and then evaluating stay quick (issue 9, item 3) --------
+_NUMERIC_LEAVES = st.one_of(
+    st.integers(-(2**40), 2**40),
+    st.sampled_from([0.5, 1.5, -2.25, 1e300, 1e-300, 2**255, -(2**255)]),
+    st.sampled_from([{"op": "pi"}, {"op": "E"}, {"symbol": "theta", "real": True}]),
+)
+_EXPONENTS = st.sampled_from([2, 3, 1000, -1, -1000, 0.5, [1, 3], 1e3])
+
+
+def _numeric_node(children):
+    def op(name, n):
+        return st.lists(children, min_size=n, max_size=n).map(
+            lambda args: {"op": name, "args": args}
+        )
+
+    return st.one_of(
+        op("Add", 2),
+        op("Mul", 2),
+        st.tuples(children, st.one_of(_EXPONENTS, children)).map(
+            lambda be: {"op": "Pow", "args": list(be)}
+        ),
+        *(op(name, 1) for name in ("floor", "ceiling", "exp", "sin", "log", "Abs")),
+    )
+
+
+numeric_trees = st.recursive(_NUMERIC_LEAVES, _numeric_node, max_leaves=10)
+
+
+@FUZZ
+@given(numeric_trees)
+def test_numeric_expressions_load_and_evaluate_quickly(tree):
+    import signal
+
+    doc = {
+        "transfuse": "recipe",
+        "version": 1,
+        "transform": {"type": "Rotate", "angle": {"expr": tree}},
+    }
+    start = time.perf_counter()
+
+    def too_slow(signum, frame):
+        raise AssertionError(f"evaluating {json.dumps(tree)[:200]} took over 5 s")
+
+    previous = signal.signal(signal.SIGALRM, too_slow)
+    signal.alarm(5)
+    try:
+        try:
+            T = from_dict(doc)
+        except RecipeError as exc:
+            event(f"refused: {exc.reason[:30]}")
+            return
+        try:
+            if T.free_symbols:
+                T = T.bind(theta=1.5)
+            m = T.matrix(2)
+        except ValueError:  # not a finite real number: refused when the plan is built
+            event("not finite")
+            return
+        assert m.dtype == np.float64 and np.isfinite(m).all()
+        event("evaluated")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert time.perf_counter() - start < 5

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 
 import numpy as np
@@ -935,3 +936,80 @@ def test_fifos_and_devices_are_refused_without_blocking(tmp_path):
     assert "not a regular file" in outcome["npy"]
     assert "leads outside" in outcome["device"]
     assert "not a regular file" in outcome["recipe"]
+
+
+# -- exact arithmetic is bounded (issue 9, item 3) --------------------------------------------
+def _pow(b, e):
+    return {"op": "Pow", "args": [b, e]}
+
+
+def _op(name, *args):
+    return {"op": name, "args": list(args)}
+
+
+THREE = _op("Add", 1, 2)
+THETA = {"symbol": "theta", "real": True}
+PI = {"op": "pi"}
+HEAVY = {
+    "nested powers (the 232-byte recipe)": _pow(_pow(_pow(THREE, 1000), 1000), 1000),
+    "nested powers of a symbol": _pow(_pow(_pow(_op("Add", THETA, 2), 1000), 1000), 1000),
+    "nested powers of a float": _pow(_pow(1.5, 1000), 1000),
+    "a huge computed exponent": _pow(THREE, _op("floor", _op("Mul", PI, 2**255))),
+    "an unbounded floor": _pow(THREE, _op("floor", _pow(_op("sin", {"op": "E"}), -1))),
+    "a tower of exp": _op("exp", _op("exp", _op("exp", 1000))),
+    "a product of big powers, powered": _pow(
+        _op("Mul", *[_pow(THREE, 1000) for _ in range(30)]), 1000
+    ),
+}
+
+
+@pytest.mark.parametrize("tree", HEAVY.values(), ids=HEAVY.keys())
+def test_expressions_with_huge_exact_values_are_refused_quickly(tree):
+    import time
+
+    text = json.dumps(doc({"type": "Rotate", "angle": {"expr": tree}}))
+    start = time.perf_counter()
+    refused(text, "transform.angle.expr", f"more than {expressions.MAX_EXACT_BITS} bits")
+    assert time.perf_counter() - start < 0.5
+
+
+def test_the_232_byte_recipe_no_longer_hangs_the_cli(tmp_path, capsys):
+    from transfuse.cli import main
+
+    path = tmp_path / "hang.json"
+    path.write_text(
+        json.dumps(doc({"type": "Rotate", "angle": {"expr": HEAVY[next(iter(HEAVY))]}}))
+    )
+    assert len(path.read_bytes()) < 300
+    for argv in (["explain", path], ["explain", path, "--shape", "4,4"]):
+        assert main([str(a) for a in argv]) == 2
+        assert "more than 16384 bits" in capsys.readouterr().err
+
+
+LIGHT = {
+    "3**1000 / 3**999": (_op("Mul", _pow(THREE, 1000), _pow(THREE, -999)), 3),
+    "pi**1000 / pi**999": (_op("Mul", _pow(PI, 1000), _pow(PI, -999)), math.pi),
+    "1 / sin(E)": (_pow(_op("sin", {"op": "E"}), -1), 1 / math.sin(math.e)),
+    "exp(700) / exp(699)": (_op("Mul", _op("exp", 700), _op("exp", -699)), math.e),
+    "floor(pi * 100)": (_op("floor", _op("Mul", PI, 100)), 314),
+    "30 as an expression": (30, 30),
+}
+
+
+@pytest.mark.parametrize("tree, angle", LIGHT.values(), ids=LIGHT.keys())
+def test_moderate_constant_expressions_load_and_plan(tree, angle):
+    import scipy.ndimage as ndi
+
+    T = loads(json.dumps(doc({"type": "Rotate", "angle": {"expr": tree}})))
+    np.testing.assert_allclose(T.matrix(2), Rotate(angle).matrix(2), rtol=0, atol=1e-12)
+    x = np.random.default_rng(1).random((7, 8))
+    out = transfuse.lazy(x, chunks=4).transform(T, order=1).compute()
+    np.testing.assert_allclose(out, ndi.affine_transform(x, T.matrix(2), order=1), atol=1e-12)
+
+
+def test_writing_checks_the_same_bound():
+    e = sympy.Pow(
+        sympy.Pow(sympy.Add(1, 2, evaluate=False), 1000, evaluate=False), 1000, evaluate=False
+    )
+    with pytest.raises(RecipeError, match="bits"):
+        dumps(Rotate(e))

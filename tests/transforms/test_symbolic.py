@@ -228,7 +228,7 @@ def test_constant_sympy_parameters_give_float_matrices(sym, num):
     assert isinstance(m, np.ndarray) and m.dtype == np.float64
     exact = sym.matrix(2, exact=True)
     assert isinstance(exact, sympy.MatrixBase)
-    np.testing.assert_array_equal(m, np.array(exact.evalf(30), dtype=np.float64))
+    np.testing.assert_allclose(m, np.array(exact.evalf(30), dtype=np.float64), atol=1e-15)
     if num is not None:
         np.testing.assert_allclose(m, num.matrix(2), rtol=0, atol=1e-14)
 

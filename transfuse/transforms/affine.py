@@ -9,7 +9,7 @@ import numpy as np
 import sympy
 from scipy import special
 
-from .base import Transform, symbolic_or_numeric
+from .base import Transform, symbolic_or_numeric, to_float
 from .params import as_axes, as_ndim, as_scalar, as_vector, is_symbolic
 
 __all__ = [
@@ -254,11 +254,16 @@ class Rotate(AffineTransform):
 
     def _cos_sin(self, exact=False):
         a = self.angle
+        if is_symbolic(a) and not exact and not a.free_symbols:
+            a = to_float(a, "angle")  # a constant: the matrix of its float value
         if exact or is_symbolic(a):
             if not is_symbolic(a):
                 a = sympy.Integer(int(a)) if float(a).is_integer() else sympy.Float(a)
-            rad = sympy.pi * a / 180
-            return sympy.cos(rad), sympy.sin(rad)
+            try:
+                rad = sympy.pi * a / 180
+                return sympy.cos(rad), sympy.sin(rad)
+            except Exception as exc:  # an error inside sympy's simplification
+                raise ValueError(f"angle={str(self.angle)[:80]}: sympy cannot evaluate it") from exc
         return float(special.cosdg(a)), float(special.sindg(a))
 
     def _entries(self, ndim, exact=False):

@@ -21,7 +21,7 @@ import sympy
 
 from .params import free_symbols_of, is_symbolic
 
-__all__ = ["Transform", "Compose", "unify_ndim"]
+__all__ = ["Transform", "Compose", "unify_ndim", "to_float"]
 
 
 def unify_ndim(parts, what: str = "transforms") -> int | None:
@@ -232,10 +232,7 @@ def _subs(value, subs):
     if isinstance(value, sympy.Basic):
         out = value.subs(subs)
         if not out.free_symbols:
-            try:
-                return float(out)
-            except TypeError as exc:
-                raise ValueError(f"binding gives a non-real value {out}") from exc
+            return to_float(out, "binding gives the value")
         return out
     if isinstance(value, Transform):
         return value._substitute(subs)
@@ -344,20 +341,28 @@ def symbolic_or_numeric(entries, symbolic: bool):
     if symbolic or free_symbols_of(rows):
         return sympy.Matrix([[_exact(v) for v in row] for row in entries])
     if is_symbolic(rows):
-        return np.array([[_to_float(v) for v in row] for row in rows], dtype=np.float64)
+        return np.array([[to_float(v) for v in row] for row in rows], dtype=np.float64)
     return np.array(entries, dtype=np.float64)
 
 
-def _to_float(value) -> float:
-    """``value`` (a number, or a sympy expression without free symbols) as a finite float."""
+def to_float(value, what: str = "matrix entry") -> float:
+    """``value`` (a number, or a sympy expression without free symbols) as a finite float:
+    sympy evaluates it to 20 digits, rounded once.
+
+    Raises
+    ------
+    ValueError
+        Naming ``what``, when the value is not a finite real number or sympy fails to
+        evaluate it.
+    """
     if not isinstance(value, sympy.Basic):
         return float(value)
     try:
         out = float(value.evalf(20))
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise ValueError(f"matrix entry {str(value)[:80]} is not a real number") from exc
+    except Exception as exc:  # not real, or an error inside sympy's evaluation
+        raise ValueError(f"{what} {str(value)[:80]} is not a real number") from exc
     if not math.isfinite(out):
-        raise ValueError(f"matrix entry {str(value)[:80]} is not a finite number")
+        raise ValueError(f"{what} {str(value)[:80]} is not a finite number")
     return out + 0.0
 
 
