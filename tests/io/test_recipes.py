@@ -1013,3 +1013,22 @@ def test_writing_checks_the_same_bound():
     )
     with pytest.raises(RecipeError, match="bits"):
         dumps(Rotate(e))
+
+
+# -- messages quote at most a little of what a recipe holds (issue 9, item 18) ----------------
+LONG = "k" * 2**20
+LONG_KEYS = [
+    {"transfuse": "recipe", "version": 1, "transform": {"type": "Identity"}, LONG: 1},
+    doc({"type": "Identity", LONG: 1}),
+    doc({"type": "Identity", **{f"{LONG[:1000]}{i}": i for i in range(1000)}}),
+    {"transfuse": "recipe", "version": 1, "pipeline": {"transform": {"type": "Identity"}, LONG: 1}},
+    doc({"type": "Rotate", "angle": {"expr": {"op": "Add", "args": [1, 2], LONG: 0}}}),
+    doc({"type": "Rotate", "angle": {"expr": {"symbol": "t", LONG: True}}}),
+    doc({"type": "CoordinateMap", "coords": {"array": {"dtype": "<f8", LONG: 0}}}),
+]
+
+
+@pytest.mark.parametrize("d", LONG_KEYS, ids=range(len(LONG_KEYS)))
+def test_unknown_keys_are_quoted_short(d):
+    err = refused(d, "unknown" if "coords" not in json.dumps(d)[:300] else "needs")
+    assert len(str(err)) < 600

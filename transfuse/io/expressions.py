@@ -29,6 +29,7 @@ import math
 import sympy
 
 from .errors import RecipeError
+from .safe_files import quote_keys
 
 __all__ = [
     "ASSUMPTIONS",
@@ -318,7 +319,8 @@ def _decode_symbol(tree, path):
     extra = sorted(set(tree) - {"symbol", *ASSUMPTIONS})
     if extra:
         raise RecipeError(
-            f"unknown symbol keys {extra}; allowed assumptions are {list(ASSUMPTIONS)}", path
+            f"unknown symbol keys {quote_keys(extra)}; allowed assumptions are {list(ASSUMPTIONS)}",
+            path,
         )
     name = tree["symbol"]
     _check_name(name, f"{path}.symbol")
@@ -361,7 +363,7 @@ def _decode_float(tree, path):
 def _decode_op(tree, path, budget, depth):
     extra = sorted(set(tree) - {"op", "args"})
     if extra:
-        raise RecipeError(f"unknown keys {extra} in an operation", path)
+        raise RecipeError(f"unknown keys {quote_keys(extra)} in an operation", path)
     name = tree["op"]
     if type(name) is not str:
         raise RecipeError("'op' must be a string", path)

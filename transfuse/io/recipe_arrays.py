@@ -20,7 +20,14 @@ from .recipe_limits import (
     MAX_NPY_BYTES,
     MAX_TOTAL_NPY_BYTES,
 )
-from .safe_files import SideFileError, check_reference, open_regular, quote, side_file
+from .safe_files import (
+    SideFileError,
+    check_reference,
+    open_regular,
+    quote,
+    quote_keys,
+    side_file,
+)
 
 _DTYPES = frozenset(
     ["|b1", "|i1", "|u1"]
@@ -69,7 +76,9 @@ def _dec_array(j, r, p):
     spec, p = j["array"], f"{p}.array"
     keys = set(spec)
     if keys not in ({"dtype", "shape", "data"}, {"dtype", "shape", "npy"}):
-        raise RecipeError(f"needs dtype, shape and one of data or npy, got {sorted(keys)}", p)
+        raise RecipeError(
+            f"needs dtype, shape and one of data or npy, got {quote_keys(sorted(keys))}", p
+        )
     dtype = spec["dtype"]
     if type(dtype) is not str or dtype not in _DTYPES:
         raise RecipeError(f"dtype {dtype!r:.40} is not one of {sorted(_DTYPES)}", f"{p}.dtype")

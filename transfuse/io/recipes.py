@@ -72,7 +72,7 @@ from .recipe_nodes import (
     register_node,
     registered_types,
 )
-from .safe_files import SideFileError, read_limited
+from .safe_files import SideFileError, quote_keys, read_limited
 
 __all__ = [
     "FORMAT",
@@ -263,7 +263,7 @@ def _decode_pipeline(j, r, p):
         raise RecipeError(f"must be an object, got {_kind_of(j)}", p)
     unknown = sorted(set(j) - set(_PIPELINE_FIELDS))
     if unknown:
-        raise RecipeError(f"unknown pipeline fields {unknown}", p)
+        raise RecipeError(f"unknown pipeline fields {quote_keys(unknown)}", p)
     if "transform" not in j:
         raise RecipeError("a pipeline needs a 'transform'", p)
     kwargs = {f: k.decode(j[f], r, f"{p}.{f}") for f, k in _PIPELINE_FIELDS.items() if f in j}
@@ -394,7 +394,7 @@ def from_dict(doc, *, base_dir=None):
         raise RecipeError(f"a recipe must be a JSON object, got {_kind_of(doc)}")
     unknown = sorted(set(doc) - {"transfuse", "version", "transform", "pipeline"})
     if unknown:
-        raise RecipeError(f"unknown top-level keys {unknown}")
+        raise RecipeError(f"unknown top-level keys {quote_keys(unknown)}")
     if doc.get("transfuse") != FORMAT:
         raise RecipeError('not a transfuse recipe: needs "transfuse": "recipe"')
     version = doc.get("version")

@@ -41,6 +41,7 @@ __all__ = [
     "MAX_REFERENCE_LENGTH",
     "SideFileError",
     "quote",
+    "quote_keys",
     "check_reference",
     "side_file",
     "open_regular",
@@ -68,6 +69,24 @@ def quote(value, limit: int = 60) -> str:
     """
     text = repr(value)
     return text if len(text) <= limit else text[: max(limit - 3, 1)] + "..."
+
+
+def quote_keys(keys, count: int = 8, limit: int = 40) -> str:
+    """A short list of (document-given) keys for a message: at most ``count`` of them, each
+    quoted to ``limit`` characters.
+
+    Examples
+    --------
+    >>> quote_keys(["a", "b" * 100])
+    "['a', 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb...']"
+    >>> quote_keys(range(10), count=2)
+    '[0, 1, ... (10 in all)]'
+    """
+    keys = list(keys)
+    shown = [quote(k, limit) for k in keys[:count]]
+    if len(keys) > count:
+        shown.append(f"... ({len(keys)} in all)")
+    return "[" + ", ".join(shown) + "]"
 
 
 def check_reference(ref, *, suffix: str | None = None) -> str:
