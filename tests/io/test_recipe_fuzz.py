@@ -64,7 +64,21 @@ _NPY_RECIPE = write_recipe(
     os.path.join(_TMP, "field.json"),
     indent=None,
 ).read_text()
-BASES = [dumps(T, indent=None) for T in TRANSFORMS] + [dumps(PIPELINE), _NPY_RECIPE]
+# ... and one whose .npy file is referred to three times (read once, issue 9 item 7).
+_field = np.linspace(0, 5, 2 * 50 * 50).reshape(2, 50, 50)
+_REPEATED_NPY_RECIPE = write_recipe(
+    transfuse.CoordinateMap(_field)
+    @ transfuse.CoordinateMap(_field)
+    @ transfuse.CoordinateMap(_field),
+    os.path.join(_TMP, "field.json"),
+    indent=None,
+).read_text()
+BASES = [dumps(T, indent=None) for T in TRANSFORMS] + [
+    dumps(PIPELINE),
+    _NPY_RECIPE,
+    _REPEATED_NPY_RECIPE,
+    dumps(transfuse.Rotate(sympy.Integer(30)) @ transfuse.Translate((sympy.Rational(1, 2), 0))),
+]
 
 
 def _listing():

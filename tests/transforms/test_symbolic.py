@@ -279,3 +279,16 @@ def test_bind_accepts_numbers_and_sympy_expressions():
     assert t.bind(a=np.float32(30), b=np.int8(2)) == Rotate(30, center=(2, 0))
     assert t.bind(a=sympy.Rational(1, 2), b=2 * c).free_symbols == {c}
     assert t.bind(a=np.array(30.0), b=1) == Rotate(30, center=(1, 0))
+
+
+@SETTINGS
+@given(st.one_of(st.text(max_size=30), st.binary(max_size=10), st.sampled_from(["a", "pi", "1"])))
+def test_bind_never_parses_text(text):
+    with pytest.raises(ValueError, match="bind"):
+        Rotate(a).bind(a=text)
+
+
+@SETTINGS
+@given(st.one_of(st.integers(-(10**6), 10**6), value))
+def test_bound_numbers_give_the_numeric_transform(v):
+    assert Rotate(a, center=(b, 1)).bind(a=v, b=v) == Rotate(v, center=(v, 1))
