@@ -78,7 +78,7 @@ def quote_keys(keys, count: int = 8, limit: int = 40) -> str:
     Examples
     --------
     >>> quote_keys(["a", "b" * 100])
-    "['a', 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb...']"
+    "['a', 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb...]"
     >>> quote_keys(range(10), count=2)
     '[0, 1, ... (10 in all)]'
     """
