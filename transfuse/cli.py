@@ -352,7 +352,7 @@ def _uninterrupted(func, *args):
     return run(func, *args)
 
 
-#: Signals raised as exceptions (so that the partial output is removed) and their exit codes.
+#: Signals raised as exceptions, so that the partial output is removed (see _interrupted).
 _SIGNALS = {"SIGTERM": Terminated, "SIGHUP": HungUp}
 
 
