@@ -62,7 +62,10 @@ class AffineTransform(Transform):
         Returns
         -------
         numpy.ndarray or sympy.Matrix
-            float64 when every parameter is a number, an exact sympy Matrix otherwise.
+            An exact sympy Matrix when a parameter has free symbols or ``exact=True``;
+            float64 otherwise, also for sympy parameters without free symbols
+            (``Rotate(sympy.pi)``, ``Translate((Rational(1, 2), 0))``), which are evaluated
+            and rounded to float64.
         """
         ndim = self.resolve_ndim(ndim)
         return symbolic_or_numeric(self._entries(ndim, exact), symbolic=exact)

@@ -330,7 +330,8 @@ def symbolic_or_numeric(entries, symbolic: bool):
 
     The result is a sympy Matrix when ``symbolic`` is asked for or when an entry has free
     symbols. Otherwise it is float64: sympy entries without free symbols (``pi / 4``,
-    ``Rational(1, 2)``, ``cos(pi**2 / 18)``) are evaluated exactly by sympy and rounded once.
+    ``Rational(1, 2)``, ``cos(pi**2 / 18)``) are evaluated by sympy to 20 significant digits
+    and then rounded to float64.
 
     Raises
     ------
@@ -347,7 +348,7 @@ def symbolic_or_numeric(entries, symbolic: bool):
 
 def to_float(value, what: str = "matrix entry") -> float:
     """``value`` (a number, or a sympy expression without free symbols) as a finite float:
-    sympy evaluates it to 20 digits, rounded once.
+    sympy evaluates it to 20 significant digits, then it is rounded to float64.
 
     Raises
     ------

@@ -12,7 +12,7 @@ import types
 import numpy as np
 import sympy
 
-from ..base import Transform
+from ..base import Transform, _canonical
 from .base import NonlinearTransform, _fmt, _per_axis
 
 #: Longest ``token=`` a FunctionMap accepts.
@@ -56,8 +56,11 @@ class _Tokenizer:
     def feed(self, value, where: str, depth: int = 0) -> None:
         if depth > MAX_TOKEN_DEPTH:
             raise _Untokenizable(f"{where} is nested deeper than {MAX_TOKEN_DEPTH}")
-        if value is None or isinstance(value, bool | int | str | bytes | complex):
-            self.text(type(value).__name__, repr(value))
+        if isinstance(value, int) and not isinstance(value, bool):
+            self.text(type(value).__qualname__, hex(value))  # no digit limit, unlike repr
+            return
+        if value is None or isinstance(value, bool | str | bytes | complex):
+            self.text(type(value).__qualname__, repr(value))
             return
         if isinstance(value, float):
             self.text("float", value.hex())
@@ -99,10 +102,8 @@ class _Tokenizer:
             self.feed(value.__self__, f"{where}.__self__", depth)
         elif isinstance(value, types.ModuleType):
             self.text("module", value.__name__)
-        elif isinstance(value, sympy.Basic):
-            self.text("sympy", sympy.srepr(value))
-        elif isinstance(value, Transform):
-            self.text("transform", type(value).__qualname__, value.key)
+        elif isinstance(value, sympy.Basic | Transform):
+            self.text("canonical", type(value).__qualname__, _canonical(value))
         elif isinstance(value, types.BuiltinFunctionType | np.ufunc | type) or callable(value):
             self._feed_named(value, where, depth)
         elif type(value).__module__ == "builtins" and type(value) in (range, slice):
