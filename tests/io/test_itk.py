@@ -499,3 +499,13 @@ def test_long_fields_are_quoted_short(tmp_path):
     body = "Transform: IdentityTransform_double_2_2\n" + "A" * 10**6
     message = _refused(tfm(tmp_path, body), "expected .Name: value")
     assert len(message) < 400
+
+
+@pytest.mark.parametrize("token", ["1_0", "\u0661", "0x10", "1e", "--1", "\uff11"])
+def test_numbers_are_ascii_decimals(tmp_path, token):
+    body = f"Transform: TranslationTransform_double_2_2\nParameters: {token} 2\n"
+    _refused(tfm(tmp_path, body), "is not a number")
+
+
+def test_dimensions_are_ascii_digits(tmp_path):
+    _refused(tfm(tmp_path, "Transform: AffineTransform_double_\u0662_\u0662\n"), "not of the form")

@@ -317,6 +317,8 @@ _ITK_LINES = [
     "Transform: AffineTransform_double_" + "9" * 30 + "_" + "9" * 30,
     "Transform: Euler3DTransform_double_3_3",
     "Parameters: nan inf 1e999",
+    "Parameters: 1_0 \u0661 0x10",
+    "Transform: AffineTransform_double_\u0662_\u0662",
     "ComponentTransformFile: part.tfm",
     f"ComponentTransformFile: {_OUTSIDE}",
     "ComponentTransformFile: ../" + os.path.basename(os.path.dirname(_OUTSIDE)) + "/passwd",

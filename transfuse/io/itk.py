@@ -55,7 +55,8 @@ MAX_ITK_NDIM = MAX_NDIM
 MAX_ITK_TRANSFORMS = MAX_NODES
 
 HEADER = "#Insight Transform File V1.0"
-_TYPE_NAME = re.compile(r"^([A-Za-z0-9]+)_(double|float)_(\d+)_(\d+)$")
+_TYPE_NAME = re.compile(r"^([A-Za-z0-9]+)_(double|float)_([0-9]+)_([0-9]+)$", re.ASCII)
+_NUMBER = re.compile(r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$", re.ASCII)
 
 
 # -- grids -------------------------------------------------------------------------------------
@@ -238,10 +239,11 @@ class _Source:
 def _numbers(value, where, field, src):
     out = []
     for token in value.split():
-        try:
-            number = float(token)
-        except ValueError:
-            raise FormatError(f"{where}: {field}: {src.show(token)} is not a number") from None
+        if _NUMBER.match(token) is None:  # ASCII decimals only: not "1_0", not "١"
+            if token.lower().lstrip("+-") in ("inf", "infinity", "nan"):
+                raise FormatError(f"{where}: {field}: {src.show(token)} is not finite")
+            raise FormatError(f"{where}: {field}: {src.show(token)} is not a number")
+        number = float(token)
         if not math.isfinite(number):
             raise FormatError(f"{where}: {field}: {src.show(token)} is not finite")
         out.append(number)
