@@ -504,13 +504,15 @@ def test_file_size_limit_is_exit_1(tmp_path, recipe, fmt):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["T.json", "in.npy"]
 
 
-def _have_user_namespaces() -> bool:
+def _can_mount_a_tmpfs(directory) -> bool:
+    """Whether an unprivileged user and mount namespace can mount a tmpfs here."""
     import shutil
 
     if shutil.which("unshare") is None:
         return False
     probe = subprocess.run(
-        ["unshare", "--user", "--map-root-user", "--mount", "true"],
+        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c"]
+        + [f"mount -t tmpfs -o size=64k tmpfs {directory}"],
         capture_output=True,
         timeout=30,
     )
@@ -520,11 +522,11 @@ def _have_user_namespaces() -> bool:
 @pytest.mark.skipif(sys.platform != "linux", reason="tmpfs in a user namespace: Linux only")
 @pytest.mark.parametrize("fmt", ["npy"])
 def test_really_full_disk_in_a_small_tmpfs(tmp_path, recipe, fmt):
-    if not _have_user_namespaces():
-        pytest.skip("unprivileged user and mount namespaces are not available")
-    src = _save(np.random.default_rng(0).random((400, 400)), tmp_path / "in.npy")
     mnt = tmp_path / "mnt"
     mnt.mkdir()
+    if not _can_mount_a_tmpfs(mnt):
+        pytest.skip("cannot mount a tmpfs in an unprivileged user and mount namespace")
+    src = _save(np.random.default_rng(0).random((400, 400)), tmp_path / "in.npy")
     dst = mnt / f"out.{fmt}"
     script = (
         f"mount -t tmpfs -o size=512k tmpfs {mnt} && "
