@@ -335,14 +335,36 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-@pytest.mark.parametrize("fmt", ["npy", "zarr"])
-@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def _default_signals():
+    """In the child: the default dispositions, whatever the test runner inherited (a runner
+    started in the background of a non-interactive shell ignores SIGINT, and a child would
+    keep ignoring it)."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+def _popen(cmd, **kwargs):
+    return subprocess.Popen(
+        cmd, stderr=subprocess.PIPE, text=True, preexec_fn=_default_signals, **kwargs
+    )
+
+
+@pytest.mark.parametrize(
+    "sig, code, fmt",
+    [
+        (signal.SIGINT, 130, "npy"),
+        (signal.SIGINT, 130, "zarr"),
+        (signal.SIGTERM, 143, "npy"),
+        (signal.SIGTERM, 143, "zarr"),
+        (signal.SIGHUP, 129, "npy"),
+    ],
+)
 def test_signal_while_computing(tmp_path, recipe, sig, code, fmt):
     src = _save(np.random.default_rng(0).random((64, 64)), tmp_path / "in.npy")
     before = _digest(src)
     dst = tmp_path / f"out.{fmt}"
     cmd = [sys.executable, "-c", SLOW_MAIN, "apply", recipe, str(src), str(dst), "--chunks", "8"]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    proc = _popen(cmd)
     deadline = time.monotonic() + 30
     while not _leftovers(tmp_path) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -351,8 +373,14 @@ def test_signal_while_computing(tmp_path, recipe, sig, code, fmt):
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
-    assert err.strip().splitlines()[-1] == "transfuse: error: " + (
-        "interrupted" if sig == signal.SIGINT else "terminated"
+    assert (
+        err.strip().splitlines()[-1]
+        == "transfuse: error: "
+        + {
+            signal.SIGINT: "interrupted",
+            signal.SIGTERM: "terminated",
+            signal.SIGHUP: "hung up",
+        }[sig]
     )
     assert "Traceback" not in err
     assert not dst.exists()
@@ -366,3 +394,302 @@ def test_demo_still_runs(tmp_path, capsys):
     assert main(["demo", "--size", "8", "--chunks", "4", "--output", str(out)]) == 0
     assert np.load(out).shape == (8, 8, 8)
     assert main(["demo", "--size", "2"]) == 2
+
+
+# -- issue 9, item 17: the demo checks its output first, writes atomically, never overwrites --
+DEMO = ["demo", "--size", "8", "--chunks", "4", "--output"]
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("demo.txt", "ending in .npy"),
+        ("demo", "ending in .npy"),
+        ("missing/demo.npy", "directory"),
+    ],
+)
+def test_demo_refuses_a_bad_output_before_computing(tmp_path, monkeypatch, capsys, name, message):
+    import transfuse.demo
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(transfuse.demo, "demo_volume", lambda *a: pytest.fail("computed"))
+    code, out, err = _run([*DEMO, name], capsys)
+    _assert_one_line_error(code, err, 2, message)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_demo_refuses_to_overwrite_unless_asked(tmp_path, capsys):
+    out = tmp_path / "demo.npy"
+    out.write_bytes(b"keep me")
+    code, _, err = _run([*DEMO, out], capsys)
+    _assert_one_line_error(code, err, 2, "already exists (use --overwrite")
+    assert out.read_bytes() == b"keep me"
+    code, stdout, err = _run([*DEMO, out, "--overwrite"], capsys)
+    assert code == 0, err
+    assert np.load(out).shape == (8, 8, 8)
+    assert f"to {out}" in stdout
+    assert _leftovers(tmp_path) == []
+
+
+def test_demo_reports_the_file_it_wrote(tmp_path, capsys):
+    out = tmp_path / "result.NPY"
+    code, stdout, _ = _run([*DEMO, out], capsys)
+    assert code == 0
+    assert stdout.strip().splitlines()[-1].endswith(f"to {out}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["result.NPY"]
+
+
+def test_demo_write_is_atomic(tmp_path, monkeypatch, capsys):
+    def failing_save(fh, array):
+        fh.write(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "save", failing_save)
+    code, _, err = _run([*DEMO, tmp_path / "demo.npy"], capsys)
+    _assert_one_line_error(code, err, 1, "No space left")
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- issue 9, item 1: a full disk is exit 1 with one line, never SIGBUS ---------------------------
+@pytest.mark.parametrize("fmt", ["npy", "tif"])
+def test_disk_full_while_allocating_the_output(tmp_path, recipe, monkeypatch, capsys, fmt):
+    src = _save(_image(), tmp_path / "in.npy")
+    calls = []
+
+    def full(fd, offset, length):
+        calls.append((offset, length))
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full, raising=False)
+    code, _, err = _run(["apply", recipe, src, tmp_path / f"out.{fmt}"], capsys)
+    _assert_one_line_error(code, err, 1, "No space left on device")
+    assert len(calls) == 1 and calls[0][1] == _image().nbytes
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["T.json", "in.npy"]
+
+
+def test_preallocation_falls_back_to_writing_zeros(tmp_path, monkeypatch):
+    import errno
+
+    def unsupported(fd, offset, length):
+        raise OSError(errno.EOPNOTSUPP, "not supported")
+
+    monkeypatch.setattr(os, "posix_fallocate", unsupported, raising=False)
+    path = tmp_path / "f"
+    path.write_bytes(b"HEAD")
+    arrays.preallocate(path, 4, 3 * 2**20 + 5)
+    data = path.read_bytes()
+    assert data[:4] == b"HEAD" and len(data) == 3 * 2**20 + 9 and not any(data[4:])
+
+
+FSIZE_MAIN = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+from transfuse.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("fmt", ["npy"])
+def test_file_size_limit_is_exit_1(tmp_path, recipe, fmt):
+    # RLIMIT_FSIZE (with SIGXFSZ ignored) makes writes past 100 kB fail with EFBIG, as a
+    # full disk makes them fail with ENOSPC.
+    src = _save(np.random.default_rng(0).random((200, 100)), tmp_path / "in.npy")
+    dst = tmp_path / f"out.{fmt}"
+    cmd = [sys.executable, "-c", FSIZE_MAIN, "apply", recipe, str(src), str(dst), "-q"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("transfuse: error: writing"), proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["T.json", "in.npy"]
+
+
+def _can_mount_a_tmpfs(directory) -> bool:
+    """Whether an unprivileged user and mount namespace can mount a tmpfs here."""
+    import shutil
+
+    if shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c"]
+        + [f"mount -t tmpfs -o size=64k tmpfs {directory}"],
+        capture_output=True,
+        timeout=30,
+    )
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="tmpfs in a user namespace: Linux only")
+@pytest.mark.parametrize("fmt", ["npy"])
+def test_really_full_disk_in_a_small_tmpfs(tmp_path, recipe, fmt):
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    if not _can_mount_a_tmpfs(mnt):
+        pytest.skip("cannot mount a tmpfs in an unprivileged user and mount namespace")
+    src = _save(np.random.default_rng(0).random((400, 400)), tmp_path / "in.npy")
+    dst = mnt / f"out.{fmt}"
+    script = (
+        f"mount -t tmpfs -o size=512k tmpfs {mnt} && "
+        f"{sys.executable} -m transfuse.cli apply {recipe} {src} {dst} -q; "
+        f'code=$?; ls -A {mnt}; exit "$code"'
+    )
+    proc = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stderr  # was 135: SIGBUS
+    assert "No space left on device" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stdout.strip() == ""  # nothing left in the full file system
+
+
+# -- issue 9, item 16: start-up interrupts, FIFOs, distributed interrupts ----------------------
+SLOW_IMPORT = """
+import sys, time
+import transfuse_launcher
+class SlowImport:
+    def find_spec(self, name, path=None, target=None):
+        if name == "transfuse.cli":
+            print("importing", flush=True)
+            time.sleep(60)
+        return None
+sys.meta_path.insert(0, SlowImport())
+sys.argv = ["transfuse", "explain", "x.json"]
+sys.exit(transfuse_launcher.main())
+"""
+SLOW_START = """
+import sys, time
+import transfuse.cli as cli
+def slow(path, args):
+    print("loading", flush=True)
+    time.sleep(60)
+cli._load_pipeline = slow
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize(
+    "script, sig, code",
+    [
+        (SLOW_IMPORT, signal.SIGINT, 130),
+        (SLOW_START, signal.SIGINT, 130),
+        (SLOW_START, signal.SIGHUP, 129),
+    ],
+    ids=["import-int", "start-int", "start-hup"],
+)
+def test_signal_during_start_up_is_one_line(tmp_path, script, sig, code):
+    cmd = [sys.executable, "-c", script, "explain", str(tmp_path / "x.json")]
+    proc = _popen(cmd, stdout=subprocess.PIPE)
+    assert proc.stdout.readline().strip() in ("importing", "loading")
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert err.strip().splitlines() == [
+        "transfuse: error: " + {130: "interrupted", 143: "terminated", 129: "hung up"}[code]
+    ]
+
+
+def test_the_command_starts_through_the_launcher(monkeypatch, capsys):
+    import tomllib
+
+    import transfuse_launcher
+
+    with open(Path(__file__).parents[1] / "pyproject.toml", "rb") as fh:
+        meta = tomllib.load(fh)
+    assert meta["project"]["scripts"]["transfuse"] == "transfuse_launcher:main"
+    monkeypatch.setattr(sys, "argv", ["transfuse", "--help"])
+    assert transfuse_launcher.main() == 0
+    assert "exit codes" in capsys.readouterr().out
+
+
+def test_ignored_signals_stay_ignored(tmp_path, recipe):
+    # nohup: SIGHUP ignored when the command starts must not end it
+    src = _save(np.random.default_rng(0).random((16, 16)), tmp_path / "in.npy")
+    dst = tmp_path / "out.npy"
+    cmd = [sys.executable, "-c", SLOW_MAIN, "apply", recipe, str(src), str(dst), "--chunks", "8"]
+
+    def ignore_hup():
+        _default_signals()
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, preexec_fn=ignore_hup)
+    deadline = time.monotonic() + 30
+    while not _leftovers(tmp_path) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGHUP)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert dst.exists()
+
+
+@pytest.mark.parametrize("role", ["INPUT", "RECIPE", "OUTPUT"])
+def test_fifos_are_refused_without_blocking(tmp_path, recipe, capsys, role):
+    src = _save(_image(), tmp_path / "in.npy")
+    argv = {"RECIPE": recipe, "INPUT": str(src), "OUTPUT": str(tmp_path / "out.npy")}
+    fifo = tmp_path / {"INPUT": "pipe.npy", "RECIPE": "pipe.json", "OUTPUT": "pipe.npy"}[role]
+    os.mkfifo(fifo)
+    argv[role] = str(fifo)
+    result = {}
+
+    def run():
+        result["code"] = main(
+            ["apply", argv["RECIPE"], argv["INPUT"], argv["OUTPUT"], "-q", "--overwrite"]
+        )
+
+    import threading
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive(), "the command blocked on the FIFO"
+    _, err = capsys.readouterr()
+    _assert_one_line_error(result["code"], err, 2, "not a regular file")
+    assert fifo.exists() and not fifo.is_file()
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_a_device_as_input_is_refused_without_reading(tmp_path, recipe, capsys):
+    os.symlink("/dev/zero", tmp_path / "zero.npy")
+    code, _, err = _run(["apply", recipe, tmp_path / "zero.npy", tmp_path / "o.npy"], capsys)
+    _assert_one_line_error(code, err, 2, "not a regular file")
+    arrays.check_output(tmp_path / "zero.npy", overwrite=True)  # a link is replaced, not its target
+
+
+DISTRIBUTED_MAIN = """
+import sys, time
+from distributed import LocalCluster
+from transfuse.io import arrays
+store = arrays.store_image
+def slow_block(block):
+    time.sleep(0.25)
+    return block
+def slow_store(array, path, fmt, **kwargs):
+    return store(array.map_blocks(slow_block, dtype=array.dtype), path, fmt, **kwargs)
+arrays.store_image = slow_store
+from transfuse.cli import main
+with LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                  dashboard_address=None) as cluster:
+    code = main([*sys.argv[1:], "--scheduler", cluster.scheduler_address])
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130)])
+def test_interrupt_under_a_distributed_scheduler_is_one_line(tmp_path, recipe, sig, code):
+    pytest.importorskip("distributed")
+    src = _save(np.random.default_rng(0).random((64, 64)), tmp_path / "in.npy")
+    dst = tmp_path / "out.npy"
+    cmd = [sys.executable, "-c", DISTRIBUTED_MAIN, "apply", recipe, str(src), str(dst)]
+    proc = _popen([*cmd, "--chunks", "8"])
+    deadline = time.monotonic() + 60
+    while not _leftovers(tmp_path) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _leftovers(tmp_path), "the computation never started"
+    time.sleep(0.5)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err
+    assert "Traceback" not in err and "Task exception" not in err, err
+    assert err.strip().splitlines()[-1].startswith("transfuse: error: ")
+    assert not dst.exists() and _leftovers(tmp_path) == []

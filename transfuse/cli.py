@@ -14,10 +14,16 @@ Exit codes
 2
     Usage or input error: bad arguments, missing files, a bad recipe, a recipe that does not
     fit the input, an unknown file type, an output that already exists.
+129
+    Hung up (SIGHUP: the terminal went away).
 130
     Interrupted (SIGINT, Ctrl-C).
 143
     Terminated (SIGTERM).
+
+On SIGINT, SIGTERM and SIGHUP the running tasks finish, the partial output is removed and
+the command exits with the code above. A signal that was ignored when the command started
+(``nohup``, a background job of a non-interactive shell) stays ignored.
 
 Errors are reported as one line on stderr, ``transfuse: error: ...``, without a traceback
 (``--traceback`` shows it).
@@ -41,9 +47,11 @@ __all__ = [
     "build_parser",
     "CLIError",
     "Terminated",
+    "HungUp",
     "EXIT_OK",
     "EXIT_FAILURE",
     "EXIT_USAGE",
+    "EXIT_HANGUP",
     "EXIT_INTERRUPTED",
     "EXIT_TERMINATED",
 ]
@@ -51,6 +59,7 @@ __all__ = [
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_HANGUP = 129
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
@@ -75,6 +84,10 @@ class CLIError(Exception):
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like a KeyboardInterrupt so that the same clean-up runs."""
+
+
+class HungUp(KeyboardInterrupt):
+    """SIGHUP, raised like a KeyboardInterrupt so that the same clean-up runs."""
 
 
 # -- argument types ---------------------------------------------------------------------------
@@ -182,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="transfuse",
         description="Compose geometric transforms lazily and resample once.",
         epilog="exit codes: 0 ok, 1 runtime failure, 2 usage or input error, "
-        "130 interrupted, 143 terminated",
+        "129 hung up, 130 interrupted, 143 terminated",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_apply(sub)
@@ -191,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--size", type=int, default=96, help="edge of the cubic volume")
     demo.add_argument("--chunks", type=int, default=32, help="chunk edge")
     demo.add_argument("--output", default="transfuse-demo-output.npy", help=".npy to write")
+    demo.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     return parser
 
 
@@ -290,25 +304,79 @@ def _scheduler(name: str):
         client = Client(name)
     except (OSError, TimeoutError, ValueError) as exc:
         raise CLIError(f"cannot connect to the dask scheduler at {name!r}: {exc}", 1) from exc
-    with client:
+    _drop_cancelled_task_reports(client)
+    try:
         yield None
+    except KeyboardInterrupt:
+        _quiet_async_shutdown()
+        raise
+    finally:
+        _uninterrupted(client.close)
+
+
+def _drop_cancelled_task_reports(client) -> None:
+    """On an interrupt the client cancels its pending gathers; asyncio then reports each as
+    "Task exception was never retrieved" with a traceback when it is collected, which can
+    be before the interrupt reaches us. Drop those reports (only those) on the client's
+    event loop."""
+    loop = getattr(getattr(client, "loop", None), "asyncio_loop", None)
+    if loop is None:
+        return
+
+    def handler(loop, context):
+        exc = context.get("exception")
+        if isinstance(exc, KeyboardInterrupt) or type(exc).__name__ in (
+            "AllExit",
+            "CancelledError",
+        ):
+            return
+        loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+
+
+def _quiet_async_shutdown() -> None:
+    """After an interrupt, the distributed client's pending asyncio tasks are cancelled and
+    report it ("Task exception was never retrieved", tracebacks) through logging as they
+    are collected: silence those loggers, the one-line message says what happened."""
+    import logging
+
+    for name in ("asyncio", "distributed", "tornado"):
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+
+
+def _uninterrupted(func, *args):
+    """Run ``func(*args)`` to the end, through further interrupts (clean-up must finish)."""
+    from .io.arrays import _uninterrupted as run
+
+    return run(func, *args)
+
+
+#: Signals raised as exceptions, so that the partial output is removed (see _interrupted).
+_SIGNALS = {"SIGTERM": Terminated, "SIGHUP": HungUp}
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """Turn SIGTERM into :class:`Terminated` while the block runs (main thread only)."""
+def _signals_as_interrupts():
+    """Turn SIGTERM into :class:`Terminated` and SIGHUP into :class:`HungUp` while the block
+    runs (main thread only). Signals that are ignored (SIG_IGN) stay ignored."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    previous = {}
 
     def handler(signum, frame):
-        raise Terminated()
+        raise _SIGNALS[signal.Signals(signum).name]()
 
-    previous = signal.signal(signal.SIGTERM, handler)
     try:
+        for name in _SIGNALS:
+            sig = getattr(signal, name, None)
+            if sig is not None and signal.getsignal(sig) is signal.SIG_DFL:
+                previous[sig] = signal.signal(sig, handler)
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _progress(show: bool):
@@ -324,7 +392,7 @@ def _write(result, args) -> None:
 
     with _scheduler(args.scheduler) as scheduler:
         show = not args.quiet and scheduler is not None
-        with _sigterm_as_interrupt(), _progress(show):
+        with _progress(show):
             try:
                 write_image(result, args.output, overwrite=args.overwrite, scheduler=scheduler)
             except ImageFileError as exc:
@@ -417,13 +485,22 @@ def _cmd_explain(args) -> int:
 
 # -- demo -------------------------------------------------------------------------------------
 def _cmd_demo(args) -> int:
-    from .demo import run_demo
+    from .demo import check_demo_output, run_demo
+    from .io.arrays import ImageFileError
 
     if args.size < 4 or args.chunks < 1:
-        print("transfuse: error: --size must be >= 4 and --chunks >= 1", file=sys.stderr)
-        return 2
-    run_demo(args.size, args.chunks, args.output)
-    return 0
+        raise CLIError("--size must be >= 4 and --chunks >= 1")
+    try:
+        check_demo_output(args.output, args.overwrite)  # before computing anything
+    except ImageFileError as exc:
+        raise CLIError(f"--output {exc}") from exc
+    try:
+        run_demo(args.size, args.chunks, args.output, overwrite=args.overwrite)
+    except ImageFileError as exc:  # the output appeared meanwhile
+        raise CLIError(f"--output {exc}") from exc
+    except OSError as exc:
+        raise CLIError(f"writing {args.output!r} failed: {_describe_exc(exc)}", 1) from exc
+    return EXIT_OK
 
 
 # -- entry point ------------------------------------------------------------------------------
@@ -449,12 +526,17 @@ def _run(args) -> int:
         _show_traceback(args, exc)
         _error(f"unexpected {_describe_exc(exc)}")
         return EXIT_FAILURE
-    except Terminated:
+
+
+def _interrupted(exc: KeyboardInterrupt) -> int:
+    if isinstance(exc, Terminated):
         _error("terminated")
         return EXIT_TERMINATED
-    except KeyboardInterrupt:
-        _error("interrupted")
-        return EXIT_INTERRUPTED
+    if isinstance(exc, HungUp):
+        _error("hung up")
+        return EXIT_HANGUP
+    _error("interrupted")
+    return EXIT_INTERRUPTED
 
 
 def main(argv=None) -> int:
@@ -468,13 +550,21 @@ def main(argv=None) -> int:
     Returns
     -------
     int
-        0 ok, 1 runtime failure, 2 usage or input error, 130 interrupted, 143 terminated.
+        0 ok, 1 runtime failure, 2 usage or input error, 129 hung up, 130 interrupted,
+        143 terminated.
     """
     try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    return _run(args)
+        with _signals_as_interrupts():
+            try:
+                args = build_parser().parse_args(argv)
+            except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+                return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+            return _run(args)
+    except KeyboardInterrupt as exc:  # at any point: start-up, work, clean-up
+        try:
+            return _interrupted(exc)
+        except KeyboardInterrupt:  # a second one while reporting the first
+            return _interrupted(exc)
 
 
 if __name__ == "__main__":

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["demo_volume", "run_demo"]
+__all__ = ["check_demo_output", "demo_volume", "run_demo"]
 
 
 def demo_volume(size: int = 96, seed: int = 0) -> np.ndarray:
@@ -24,18 +25,58 @@ def demo_volume(size: int = 96, seed: int = 0) -> np.ndarray:
     return vol.astype(np.float32)
 
 
+def check_demo_output(output, overwrite: bool = False) -> Path:
+    """Check, before anything is computed, that the demo can write ``output``: a ``.npy``
+    name in an existing directory, not already there unless ``overwrite``.
+
+    Raises
+    ------
+    transfuse.io.arrays.ImageFileError
+        (a ``ValueError``) saying what is wrong.
+    """
+    from .io.arrays import ImageFileError, check_output
+
+    path = Path(output)
+    if path.suffix.lower() != ".npy":
+        raise ImageFileError(
+            f"{str(path)!r}: the demo writes a .npy file; give a name ending in .npy"
+        )
+    check_output(path, overwrite)
+    return path
+
+
 def run_demo(
-    size: int = 96, chunks: int = 32, output: str = "transfuse-demo-output.npy", out=print
+    size: int = 96,
+    chunks: int = 32,
+    output: str = "transfuse-demo-output.npy",
+    out=print,
+    overwrite: bool = False,
 ) -> np.ndarray:
     """Rotate, scale and rotate again a generated volume with one fused resample.
 
     Prints the plan and a comparison with running the three steps one after the other in
-    scipy.ndimage, saves the result to ``output`` (.npy) and returns it.
+    scipy.ndimage, saves the result to ``output`` and returns it.
+
+    ``output`` must end in ``.npy`` and lie in an existing directory; an existing file is
+    replaced only with ``overwrite=True``. Both are checked before anything is computed.
+    The file is written under a temporary name in the same directory and renamed into place
+    once complete, so ``output`` never holds half a result.
+
+    Raises
+    ------
+    transfuse.io.arrays.ImageFileError
+        (a ``ValueError``) for a bad or existing ``output``.
+    OSError
+        When writing fails (the temporary file is removed).
     """
     import dask
     import scipy.ndimage as ndi
 
     import transfuse as tf
+
+    from .io.arrays import atomic_output
+
+    path = check_demo_output(output, overwrite)
 
     x = demo_volume(size)
     c = ((size - 1) / 2,) * 3
@@ -70,6 +111,8 @@ def run_demo(
         f"max |transfuse - one scipy call with the composed matrix| = "
         f"{float(np.abs(result - single).max()):.2e}"
     )
-    np.save(output, result)
-    out(f"saved {result.shape} {result.dtype} to {output}")
+    with atomic_output(path, overwrite) as partial:
+        with open(partial, "wb") as fh:  # a file object: np.save adds no suffix
+            np.save(fh, result)
+    out(f"saved {result.shape} {result.dtype} to {path}")
     return result

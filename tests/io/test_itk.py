@@ -361,3 +361,151 @@ def test_grid_from_ngff_metadata(tmp_path):
     phys_zyx = Affine(np.hstack([A[::-1, ::-1], t[::-1, None]]))
     want = from_ngff(ngff(s_mov, t_mov)) @ phys_zyx @ from_ngff(ngff(s_fix, t_fix)).inverse()
     np.testing.assert_allclose(T.matrix(), want.matrix(), atol=1e-12)
+
+
+# -- reading is confined and bounded (issue 9, item 2) ----------------------------------------
+SECRET = "root:x:0:0:SECRET-LINE:/root:/bin/bash"
+COMPOSITE = "Transform: CompositeTransform_double_2_2\nComponentTransformFile: {}\n"
+
+
+@pytest.fixture
+def outside(tmp_path):
+    """A directory with a secret file, and a recipe directory beside it."""
+    (tmp_path / "outside").mkdir()
+    secret = tmp_path / "outside" / "passwd"
+    secret.write_text(SECRET + "\n")
+    (tmp_path / "tfm").mkdir()
+    return tmp_path / "tfm", secret
+
+
+def _refused(path, match):
+    with pytest.raises(FormatError, match=match) as info:
+        read_itk(path)
+    assert "SECRET" not in str(info.value)
+    return str(info.value)
+
+
+@pytest.mark.parametrize(
+    "ref, match",
+    [
+        ("{secret}", "must stay inside"),
+        ("../outside/passwd", "must stay inside"),
+        ("./../outside/passwd", "must stay inside"),
+        ("sub//x.tfm", "must stay inside"),
+        ("C:\\x.tfm", "must stay inside"),
+        ("link.tfm", "leads outside"),
+        ("missing.tfm", "not found"),
+        ("dir", "not a regular file"),
+        ("passwd-copy", "component file not shown|expected the header"),
+    ],
+)
+def test_component_files_stay_inside_the_directory(outside, ref, match):
+    base, secret = outside
+    (base / "link.tfm").symlink_to(secret)
+    (base / "dir").mkdir()
+    (base / "passwd-copy").write_text(SECRET + "\n")
+    path = tfm(base, COMPOSITE.format(ref.format(secret=secret)))
+    _refused(path, match)
+
+
+def test_component_file_through_a_symlink_inside_is_read(tmp_path):
+    (tmp_path / "parts").mkdir()
+    tfm(tmp_path / "parts", one("TranslationTransform_double_2_2", [1, 2], []), "real.tfm")
+    (tmp_path / "alias.tfm").symlink_to(tmp_path / "parts" / "real.tfm")
+    for ref in ("alias.tfm", "parts/real.tfm"):
+        T = read_itk(tfm(tmp_path, COMPOSITE.format(ref)))
+        np.testing.assert_array_equal(T.matrix(), Translate((2.0, 1.0)).matrix())
+
+
+def test_component_errors_do_not_quote_the_component(tmp_path):
+    (tmp_path / "part.tfm").write_text(
+        "#Insight Transform File V1.0\nTransform: IdentityTransform_double_2_2\n" + SECRET + "\n"
+    )
+    message = _refused(tfm(tmp_path, COMPOSITE.format("part.tfm")), "part.tfm")
+    assert "not shown" in message
+
+
+def _run_with_timeout(func, seconds=10):
+    import threading
+
+    result = {}
+
+    def target():
+        try:
+            func()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            result["exc"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), "reading blocked"
+    return result.get("exc")
+
+
+def test_fifo_is_refused_without_blocking(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "pipe.tfm")
+    exc = _run_with_timeout(lambda: read_itk(tmp_path / "pipe.tfm"))
+    assert isinstance(exc, FormatError) and "not a regular file" in str(exc)
+    exc = _run_with_timeout(lambda: read_itk(tfm(tmp_path, COMPOSITE.format("pipe.tfm"))))
+    assert isinstance(exc, FormatError) and "not a regular file" in str(exc)
+
+
+def test_devices_are_refused(tmp_path):
+    with pytest.raises(FormatError, match="not a regular file"):
+        read_itk("/dev/zero")
+    (tmp_path / "zero.tfm").symlink_to("/dev/zero")
+    _refused(tfm(tmp_path, COMPOSITE.format("zero.tfm")), "leads outside")
+
+
+def test_file_size_limits(tmp_path, monkeypatch):
+    from transfuse.io import itk
+
+    monkeypatch.setattr(itk, "MAX_ITK_BYTES", 4000)
+    big = tfm(tmp_path, "#" + "x" * 5000 + "\n" + one("IdentityTransform_double_2_2", [], []))
+    _refused(big, "exceeds the limit of 4000")
+    part = tfm(tmp_path, "#" + "x" * 1500 + "\n" + one("IdentityTransform_double_2_2", [], []))
+    assert read_itk(part).ndim == 2
+    monkeypatch.setattr(itk, "MAX_ITK_TOTAL_BYTES", 5000)
+    body = "Transform: CompositeTransform_double_2_2\n" + "ComponentTransformFile: t.tfm\n" * 9
+    _refused(tfm(tmp_path, body, "many.tfm"), "exceeds the limit")
+
+
+def test_huge_dimensions_are_refused_before_allocating(tmp_path):
+    import tracemalloc
+
+    body = "Transform: AffineTransform_double_40000_40000\nParameters: 1 2 3\nFixedParameters: 0\n"
+    tracemalloc.start()
+    try:
+        _refused(tfm(tmp_path, body), r"dimensions must be 1 to 32")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 10 * 2**20
+    digits = "9" * 5000
+    _refused(tfm(tmp_path, f"Transform: AffineTransform_double_{digits}_{digits}\n"), "dimensions")
+    _refused(tfm(tmp_path, "Transform: IdentityTransform_double_0_0\n"), "dimensions")
+
+
+def test_invalid_utf8_is_a_format_error(tmp_path):
+    path = tmp_path / "bad.tfm"
+    path.write_bytes(b"#Insight Transform File V1.0\nTransform: \xff\xfe\n")
+    _refused(path, "not a UTF-8 text transform file")
+
+
+def test_long_fields_are_quoted_short(tmp_path):
+    body = "Transform: IdentityTransform_double_2_2\n" + "A" * 10**6
+    message = _refused(tfm(tmp_path, body), "expected .Name: value")
+    assert len(message) < 400
+
+
+@pytest.mark.parametrize("token", ["1_0", "\u0661", "0x10", "1e", "--1", "\uff11"])
+def test_numbers_are_ascii_decimals(tmp_path, token):
+    body = f"Transform: TranslationTransform_double_2_2\nParameters: {token} 2\n"
+    _refused(tfm(tmp_path, body), "is not a number")
+
+
+def test_dimensions_are_ascii_digits(tmp_path):
+    _refused(tfm(tmp_path, "Transform: AffineTransform_double_\u0662_\u0662\n"), "not of the form")

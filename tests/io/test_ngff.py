@@ -439,3 +439,73 @@ def test_round_trip_random_affine(rng):
     for form in ("sequence", "affine"):
         back = from_ngff(to_ngff(T, form=form))
         np.testing.assert_allclose(back.matrix(), T.matrix(), atol=1e-12)
+
+
+# -- hostile documents (issue 9, item 18) -------------------------------------------------------
+def _nested(depth):
+    node = {"type": "identity"}
+    for _ in range(depth):
+        node = {"type": "inverseOf", "transformation": node}
+    return node
+
+
+def _cycle():
+    node = {"type": "inverseOf"}
+    node["transformation"] = node
+    return node
+
+
+HOSTILE = {
+    "string numbers": ([{"type": "scale", "scale": ["1", "2"]}], "scale="),
+    "string translation": ({"type": "translation", "translation": ["1e3"]}, "translation="),
+    "bool numbers": ({"type": "scale", "scale": [True, 2]}, "scale="),
+    "string matrix": ({"type": "affine", "affine": [["1", 0, 0], [0, 1, 0]]}, "affine="),
+    "ragged affine": ({"type": "affine", "affine": [[1, 0, 0], [0, 1]]}, "differ in length"),
+    "ragged rotation": ({"type": "rotation", "rotation": [[1, 0], [0]]}, "differ in length"),
+    "huge mapAxis": ({"type": "mapAxis", "mapAxis": [0, 10**30]}, "mapAxis="),
+    "negative mapAxis": ({"type": "mapAxis", "mapAxis": [-1, 0]}, "mapAxis="),
+    "huge int": ({"type": "scale", "scale": [10**400, 1]}, "scale"),
+    "deep nesting": (_nested(10_000), "nested deeper than 64"),
+    "a cycle": (_cycle(), "nested deeper than 64"),
+    "long type": ({"type": "x" * 10**6}, "unknown transformation type"),
+    "long key list": ({"type": "scale", "scale": ["y" * 10**6]}, "scale="),
+    "huge byDimension axis": (
+        {
+            "type": "byDimension",
+            "transformations": [
+                {"type": "scale", "scale": [2], "input_axes": [0], "output_axes": [10**12]}
+            ],
+        },
+        "axis",
+    ),
+    "too many dimensions": ({"type": "scale", "scale": [1.0] * 1000}, "at most 33"),
+    "non-string path": ({"type": "scale", "path": ["a"]}, "path must be a string"),
+}
+
+
+@pytest.mark.parametrize("ct, match", HOSTILE.values(), ids=HOSTILE.keys())
+def test_hostile_documents_are_format_errors(ct, match):
+    with pytest.raises(FormatError, match=match) as info:
+        from_ngff(ct, arrays={"a": np.ones(2)})
+    assert len(str(info.value)) < 500
+
+
+@pytest.mark.parametrize(
+    "systems",
+    [
+        [{"name": "a", "axes": 5}],
+        [{"name": ["a"], "axes": ["x"]}],
+        [{"name": "a", "axes": [{"name": 3}]}],
+        [{"name": "a", "axes": ["x"] * 1000}],
+    ],
+)
+def test_bad_coordinate_systems_are_format_errors(systems):
+    with pytest.raises(FormatError, match="coordinate system"):
+        from_ngff({"type": "identity", "input": "a", "output": "a"}, systems)
+
+
+def test_numeric_arrays_at_paths_are_still_read():
+    T = from_ngff({"type": "scale", "path": "s"}, arrays={"s": np.array([2, 4], np.int32)})
+    np.testing.assert_allclose(T.matrix(), Scale((0.5, 0.25)).matrix())
+    with pytest.raises(FormatError, match="must hold numbers"):
+        from_ngff({"type": "scale", "path": "s"}, arrays={"s": np.array(["2", "4"])})

@@ -63,7 +63,21 @@ _NPY_RECIPE = write_recipe(
     os.path.join(_TMP, "field.json"),
     indent=None,
 ).read_text()
-BASES = [dumps(T, indent=None) for T in TRANSFORMS] + [dumps(PIPELINE), _NPY_RECIPE]
+# ... and one whose .npy file is referred to three times (read once, issue 9 item 7).
+_field = np.linspace(0, 5, 2 * 50 * 50).reshape(2, 50, 50)
+_REPEATED_NPY_RECIPE = write_recipe(
+    transfuse.CoordinateMap(_field)
+    @ transfuse.CoordinateMap(_field)
+    @ transfuse.CoordinateMap(_field),
+    os.path.join(_TMP, "field.json"),
+    indent=None,
+).read_text()
+BASES = [dumps(T, indent=None) for T in TRANSFORMS] + [
+    dumps(PIPELINE),
+    _NPY_RECIPE,
+    _REPEATED_NPY_RECIPE,
+    dumps(transfuse.Rotate(sympy.Integer(30)) @ transfuse.Translate((sympy.Rational(1, 2), 0))),
+]
 
 
 def _listing():
@@ -207,3 +221,225 @@ def test_random_bytes_raise_only_recipe_errors(blob):
 def test_bases_load():
     for text in BASES:
         assert loads(text, base_dir=_TMP) is not None
+
+
+# -- numeric expression trees: loading and then evaluating stay quick (issue 9, item 3) --------
+_NUMERIC_LEAVES = st.one_of(
+    st.integers(-(2**40), 2**40),
+    st.sampled_from([0.5, 1.5, -2.25, 1e300, 1e-300, 2**255, -(2**255)]),
+    st.sampled_from([{"op": "pi"}, {"op": "E"}, {"symbol": "theta", "real": True}]),
+)
+_EXPONENTS = st.sampled_from([2, 3, 1000, -1, -1000, 0.5, [1, 3], 1e3])
+
+
+def _numeric_node(children):
+    def op(name, n):
+        return st.lists(children, min_size=n, max_size=n).map(
+            lambda args: {"op": name, "args": args}
+        )
+
+    return st.one_of(
+        op("Add", 2),
+        op("Mul", 2),
+        st.tuples(children, st.one_of(_EXPONENTS, children)).map(
+            lambda be: {"op": "Pow", "args": list(be)}
+        ),
+        *(op(name, 1) for name in ("floor", "ceiling", "exp", "sin", "log", "Abs")),
+    )
+
+
+numeric_trees = st.recursive(_NUMERIC_LEAVES, _numeric_node, max_leaves=10)
+
+
+# sympy's first evaluation of a function imports and caches things: the time limit is
+# the alarm below (a hang), not hypothesis's per-example deadline
+@examples(1.25)  # evaluation time is asserted inside, not by a deadline
+@given(numeric_trees)
+def test_numeric_expressions_load_and_evaluate_quickly(tree):
+    import signal
+
+    doc = {
+        "transfuse": "recipe",
+        "version": 1,
+        "transform": {"type": "Rotate", "angle": {"expr": tree}},
+    }
+    start = time.perf_counter()
+
+    def too_slow(signum, frame):
+        raise AssertionError(f"evaluating {json.dumps(tree)[:200]} took over 5 s")
+
+    previous = signal.signal(signal.SIGALRM, too_slow)
+    signal.alarm(5)
+    try:
+        try:
+            T = from_dict(doc)
+        except RecipeError as exc:
+            event(f"refused: {exc.reason[:30]}")
+            return
+        try:
+            if T.free_symbols:
+                T = T.bind(theta=1.5)
+            m = T.matrix(2)
+        except ValueError:  # not a finite real number: refused when the plan is built
+            event("not finite")
+            return
+        assert m.dtype == np.float64 and np.isfinite(m).all()
+        event("evaluated")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert time.perf_counter() - start < 5
+
+
+# -- ITK transform files: only FormatError, never a file outside, never its text ----------------
+_ITK_DIR = tempfile.mkdtemp(prefix="transfuse-fuzz-itk-")
+atexit.register(shutil.rmtree, _ITK_DIR, ignore_errors=True)
+_SECRET = "root:x:0:0:FUZZ-SECRET:/root:/bin/bash"
+_OUTSIDE = os.path.join(tempfile.mkdtemp(prefix="transfuse-fuzz-outside-"), "passwd")
+atexit.register(shutil.rmtree, os.path.dirname(_OUTSIDE), ignore_errors=True)
+with open(_OUTSIDE, "w") as _fh:
+    _fh.write(_SECRET + "\n")
+os.symlink(_OUTSIDE, os.path.join(_ITK_DIR, "link.tfm"))
+os.mkfifo(os.path.join(_ITK_DIR, "fifo.tfm"))
+os.mkdir(os.path.join(_ITK_DIR, "sub"))
+with open(os.path.join(_ITK_DIR, "secret-inside.tfm"), "w") as _fh:
+    _fh.write("#Insight Transform File V1.0\n" + _SECRET + "\n")
+with open(os.path.join(_ITK_DIR, "part.tfm"), "w") as _fh:
+    _fh.write(
+        "#Insight Transform File V1.0\nTransform: TranslationTransform_double_2_2\n"
+        "Parameters: 1 2\n"
+    )
+_ITK_LINES = [
+    "#Insight Transform File V1.0",
+    "#Transform 0",
+    "Transform: CompositeTransform_double_2_2",
+    "Transform: AffineTransform_double_2_2",
+    "Parameters: 1 0 0 1 3 4",
+    "FixedParameters: 0 0",
+    "Transform: AffineTransform_double_40000_40000",
+    "Transform: AffineTransform_double_" + "9" * 30 + "_" + "9" * 30,
+    "Transform: Euler3DTransform_double_3_3",
+    "Parameters: nan inf 1e999",
+    "Parameters: 1_0 \u0661 0x10",
+    "Transform: AffineTransform_double_\u0662_\u0662",
+    "ComponentTransformFile: part.tfm",
+    f"ComponentTransformFile: {_OUTSIDE}",
+    "ComponentTransformFile: ../" + os.path.basename(os.path.dirname(_OUTSIDE)) + "/passwd",
+    "ComponentTransformFile: link.tfm",
+    "ComponentTransformFile: fifo.tfm",
+    "ComponentTransformFile: sub",
+    "ComponentTransformFile: secret-inside.tfm",
+    "ComponentTransformFile: /dev/zero",
+    "ComponentTransformFile: missing.tfm",
+    _SECRET,
+]
+itk_files = st.lists(
+    st.one_of(
+        st.sampled_from(_ITK_LINES),
+        st.text(max_size=20),
+        st.binary(max_size=8).map(lambda b: b.decode("latin-1")),
+    ),
+    max_size=8,
+).map(lambda lines: ["#Insight Transform File V1.0", *lines])
+
+
+@FUZZ
+@given(itk_files, st.booleans())
+def test_itk_files_raise_only_format_errors(lines, invalid_utf8):
+    from transfuse.io.itk import FormatError, read_itk
+
+    data = "\n".join(lines).encode("utf-8", "surrogatepass") + (b"\xff\n" if invalid_utf8 else b"")
+    path = os.path.join(_ITK_DIR, "main.tfm")
+    with open(path, "wb") as fh:
+        fh.write(data)
+    start = time.perf_counter()
+    try:
+        T = read_itk(path)
+    except FormatError as exc:
+        assert "FUZZ-SECRET" not in str(exc) or _SECRET in "\n".join(lines)
+        assert len(str(exc)) < 1000
+        event(f"refused: {str(exc).split(': ', 2)[-1][:30]}")
+    else:
+        assert isinstance(T, transfuse.Transform)
+        event("loaded")
+    assert time.perf_counter() - start < 0.5
+
+
+# -- OME-NGFF documents: only FormatError, bounded messages ----------------------------------
+NGFF_BASES = [
+    [{"type": "scale", "scale": [0.5, 2.0]}, {"type": "translation", "translation": [1.0, 3.0]}],
+    {
+        "type": "sequence",
+        "transformations": [
+            {"type": "mapAxis", "mapAxis": [1, 0]},
+            {"type": "affine", "affine": [[1.0, 0.5, 2.0], [0.0, 1.0, -1.0]]},
+            {"type": "rotation", "rotation": [[0.0, -1.0], [1.0, 0.0]]},
+        ],
+    },
+    {
+        "type": "bijection",
+        "forward": {"type": "scale", "scale": [2.0, 2.0]},
+        "inverse": {"type": "inverseOf", "transformation": {"type": "scale", "path": "s"}},
+    },
+    {
+        "type": "byDimension",
+        "input": "in",
+        "output": "out",
+        "transformations": [
+            {"type": "scale", "scale": [2.0], "input_axes": ["y"], "output_axes": ["y"]},
+            {
+                "type": "translation",
+                "translation": [1.0],
+                "input_axes": ["x"],
+                "output_axes": ["x"],
+            },
+        ],
+    },
+]
+NGFF_SYSTEMS = [{"name": "in", "axes": ["y", "x"]}, {"name": "out", "axes": ["y", "x"]}]
+
+
+@st.composite
+def mutated_ngff(draw):
+    doc = copy.deepcopy(draw(st.sampled_from(NGFF_BASES)))
+    for _ in range(draw(st.integers(1, 3))):
+        slots = _slots(doc, [])
+        if not slots:
+            break
+        parent, key = draw(st.sampled_from(slots))
+        action = draw(st.sampled_from(["delete", "replace", "retype", "nest", "big"]))
+        if action == "delete":
+            del parent[key]
+        elif action == "replace":
+            parent[key] = draw(json_values)
+        elif action == "retype":
+            parent[key] = draw(
+                st.sampled_from(
+                    [["1", "2"], [True, 1], [[1, 0, 0], [0, 1]], [10**30], "x" * 10_000, 1e308]
+                )
+            )
+        elif action == "nest":
+            node = parent[key]
+            for _ in range(draw(st.sampled_from([2, 70]))):
+                node = {"type": "inverseOf", "transformation": node}
+            parent[key] = node
+        else:
+            parent[key] = [1.0] * draw(st.sampled_from([3, 40, 5000]))
+    return doc
+
+
+@FUZZ
+@given(mutated_ngff())
+def test_ngff_documents_raise_only_format_errors(doc):
+    from transfuse.io.ngff import FormatError, from_ngff
+
+    start = time.perf_counter()
+    try:
+        T = from_ngff(doc, NGFF_SYSTEMS, arrays={"s": np.array([0.5, 0.5])})
+    except FormatError as exc:
+        assert len(str(exc)) < 1000
+        event(f"refused: {str(exc).split(': ', 1)[-1][:30]}")
+    else:
+        assert isinstance(T, transfuse.Transform)
+        event("loaded")
+    assert time.perf_counter() - start < 0.5

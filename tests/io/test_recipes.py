@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 
 import numpy as np
@@ -849,3 +850,186 @@ def test_top_level_names():
     assert transfuse.loads(transfuse.dumps(Rotate(theta))) == Rotate(theta)
     assert transfuse.RecipeError is RecipeError
     assert transfuse.Pipeline is Pipeline
+
+
+# -- files: regular only, each .npy read once, a total budget (issue 9, items 2 and 7) ---------
+def _field_refs(name, count):
+    nodes = [
+        {
+            "type": "DisplacementField",
+            "field": {"array": {"dtype": "<f8", "shape": [2, 40, 50], "npy": name}},
+        }
+        for _ in range(count)
+    ]
+    return doc({"type": "Compose", "transforms": nodes})
+
+
+def test_one_npy_referred_to_many_times_is_loaded_once(tmp_path, monkeypatch):
+    import tracemalloc
+
+    field = np.random.default_rng(0).normal(size=(2, 40, 50))
+    np.save(tmp_path / "f.npy", field)
+    reads = []
+    original = np.fromfile
+    monkeypatch.setattr(np, "fromfile", lambda *a, **k: reads.append(1) or original(*a, **k))
+    tracemalloc.start()
+    try:
+        T = from_dict(_field_refs("f.npy", 60), base_dir=tmp_path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(reads) == 1
+    assert peak < 6 * field.nbytes  # was one copy per reference (60 x)
+    fields = [part.field for part in T.transforms]
+    assert all(f is fields[0] for f in fields)
+    np.testing.assert_array_equal(fields[0], field)
+    assert not fields[0].flags.writeable
+    # the same content from a user's array still gives the same key, and is copied
+    user = field.copy()
+    D = transfuse.DisplacementField(user)
+    assert D.field is not user and D.key == T.transforms[0].key
+    user[0, 0, 0] += 1  # the transform does not see changes to the caller's array
+    assert D.key == T.transforms[0].key and D.field[0, 0, 0] == field[0, 0, 0]
+
+
+def test_npy_total_budget(tmp_path, monkeypatch):
+    from transfuse.io import recipe_arrays
+
+    for name in ("a.npy", "b.npy"):
+        np.save(tmp_path / name, np.zeros((2, 40, 50)))
+    monkeypatch.setattr(recipe_arrays, "MAX_TOTAL_NPY_BYTES", 50_000)
+    assert from_dict(_field_refs("a.npy", 5), base_dir=tmp_path) is not None  # counted once
+    two = _field_refs("a.npy", 2)
+    two["transform"]["transforms"][1]["field"]["array"]["npy"] = "b.npy"
+    refused(two, "in all", base_dir=tmp_path)
+
+
+def test_one_npy_referred_to_with_two_shapes_is_refused(tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros((2, 40, 50)))
+    d = _field_refs("a.npy", 2)
+    d["transform"]["transforms"][1]["field"]["array"]["shape"] = [2, 50, 40]
+    refused(d, "transforms[1]", "holds", base_dir=tmp_path)
+
+
+def test_fifos_and_devices_are_refused_without_blocking(tmp_path):
+    import threading
+
+    os.mkfifo(tmp_path / "pipe.npy")
+    os.mkfifo(tmp_path / "pipe.json")
+    os.symlink("/dev/zero", tmp_path / "zero.npy")
+    outcome = {}
+
+    def run():
+        for key, load in {
+            "npy": lambda: from_dict(_field_refs("pipe.npy", 1), base_dir=tmp_path),
+            "device": lambda: from_dict(_field_refs("zero.npy", 1), base_dir=tmp_path),
+            "recipe": lambda: read_recipe(tmp_path / "pipe.json"),
+        }.items():
+            try:
+                load()
+            except RecipeError as exc:
+                outcome[key] = str(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive(), "reading blocked"
+    assert "not a regular file" in outcome["npy"]
+    assert "leads outside" in outcome["device"]
+    assert "not a regular file" in outcome["recipe"]
+
+
+# -- exact arithmetic is bounded (issue 9, item 3) --------------------------------------------
+def _pow(b, e):
+    return {"op": "Pow", "args": [b, e]}
+
+
+def _op(name, *args):
+    return {"op": name, "args": list(args)}
+
+
+THREE = _op("Add", 1, 2)
+THETA = {"symbol": "theta", "real": True}
+PI = {"op": "pi"}
+HEAVY = {
+    "nested powers (the 232-byte recipe)": _pow(_pow(_pow(THREE, 1000), 1000), 1000),
+    "nested powers of a symbol": _pow(_pow(_pow(_op("Add", THETA, 2), 1000), 1000), 1000),
+    "nested powers of a float": _pow(_pow(1.5, 1000), 1000),
+    "a huge computed exponent": _pow(THREE, _op("floor", _op("Mul", PI, 2**255))),
+    "an unbounded floor": _pow(THREE, _op("floor", _pow(_op("sin", {"op": "E"}), -1))),
+    "a tower of exp": _op("exp", _op("exp", _op("exp", 1000))),
+    "a product of big powers, powered": _pow(
+        _op("Mul", *[_pow(THREE, 1000) for _ in range(30)]), 1000
+    ),
+}
+
+
+@pytest.mark.parametrize("tree", HEAVY.values(), ids=HEAVY.keys())
+def test_expressions_with_huge_exact_values_are_refused_quickly(tree):
+    import time
+
+    text = json.dumps(doc({"type": "Rotate", "angle": {"expr": tree}}))
+    start = time.perf_counter()
+    refused(text, "transform.angle.expr", f"more than {expressions.MAX_EXACT_BITS} bits")
+    assert time.perf_counter() - start < 0.5
+
+
+def test_the_232_byte_recipe_no_longer_hangs_the_cli(tmp_path, capsys):
+    from transfuse.cli import main
+
+    path = tmp_path / "hang.json"
+    path.write_text(
+        json.dumps(doc({"type": "Rotate", "angle": {"expr": HEAVY[next(iter(HEAVY))]}}))
+    )
+    assert len(path.read_bytes()) < 300
+    for argv in (["explain", path], ["explain", path, "--shape", "4,4"]):
+        assert main([str(a) for a in argv]) == 2
+        assert "more than 16384 bits" in capsys.readouterr().err
+
+
+LIGHT = {
+    "3**1000 / 3**999": (_op("Mul", _pow(THREE, 1000), _pow(THREE, -999)), 3),
+    "pi**1000 / pi**999": (_op("Mul", _pow(PI, 1000), _pow(PI, -999)), math.pi),
+    "1 / sin(E)": (_pow(_op("sin", {"op": "E"}), -1), 1 / math.sin(math.e)),
+    "exp(700) / exp(699)": (_op("Mul", _op("exp", 700), _op("exp", -699)), math.e),
+    "floor(pi * 100)": (_op("floor", _op("Mul", PI, 100)), 314),
+    "30 as an expression": (30, 30),
+}
+
+
+@pytest.mark.parametrize("tree, angle", LIGHT.values(), ids=LIGHT.keys())
+def test_moderate_constant_expressions_load_and_plan(tree, angle):
+    import scipy.ndimage as ndi
+
+    T = loads(json.dumps(doc({"type": "Rotate", "angle": {"expr": tree}})))
+    np.testing.assert_allclose(T.matrix(2), Rotate(angle).matrix(2), rtol=0, atol=1e-12)
+    x = np.random.default_rng(1).random((7, 8))
+    out = transfuse.lazy(x, chunks=4).transform(T, order=1).compute()
+    np.testing.assert_allclose(out, ndi.affine_transform(x, T.matrix(2), order=1), atol=1e-12)
+
+
+def test_writing_checks_the_same_bound():
+    e = sympy.Pow(
+        sympy.Pow(sympy.Add(1, 2, evaluate=False), 1000, evaluate=False), 1000, evaluate=False
+    )
+    with pytest.raises(RecipeError, match="bits"):
+        dumps(Rotate(e))
+
+
+# -- messages quote at most a little of what a recipe holds (issue 9, item 18) ----------------
+LONG = "k" * 2**20
+LONG_KEYS = [
+    {"transfuse": "recipe", "version": 1, "transform": {"type": "Identity"}, LONG: 1},
+    doc({"type": "Identity", LONG: 1}),
+    doc({"type": "Identity", **{f"{LONG[:1000]}{i}": i for i in range(1000)}}),
+    {"transfuse": "recipe", "version": 1, "pipeline": {"transform": {"type": "Identity"}, LONG: 1}},
+    doc({"type": "Rotate", "angle": {"expr": {"op": "Add", "args": [1, 2], LONG: 0}}}),
+    doc({"type": "Rotate", "angle": {"expr": {"symbol": "t", LONG: True}}}),
+    doc({"type": "CoordinateMap", "coords": {"array": {"dtype": "<f8", LONG: 0}}}),
+]
+
+
+@pytest.mark.parametrize("d", LONG_KEYS, ids=range(len(LONG_KEYS)))
+def test_unknown_keys_are_quoted_short(d):
+    err = refused(d, "unknown" if "coords" not in json.dumps(d)[:300] else "needs")
+    assert len(str(err)) < 600

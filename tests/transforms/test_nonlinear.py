@@ -5,8 +5,13 @@ References are computed directly with numpy/scipy (never through transfuse's pla
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 import pickle
+import subprocess
+import sys
+import threading
 import warnings
 
 import dask.array as da
@@ -330,7 +335,9 @@ def test_function_map_vectorized_and_pointwise():
     b = FunctionMap(g, 2, vectorized=False)
     np.testing.assert_allclose(a(pts), b(pts), rtol=1e-15)
     assert a != b and a == FunctionMap(f, 2) and a != FunctionMap(f, 2, bounds=1)
-    assert FunctionMap(lambda c: c, 2) != FunctionMap(lambda c: c, 2)
+    # keys follow the content of the function, not its identity
+    assert FunctionMap(lambda c: c, 2) == FunctionMap(lambda c: c, 2)
+    assert FunctionMap(lambda c: c, 2) != FunctionMap(lambda c: c * 1, 2)
 
 
 @pytest.mark.parametrize(
@@ -346,6 +353,121 @@ def test_function_map_vectorized_and_pointwise():
 def test_function_map_bad_input(args, kwargs, match):
     with pytest.raises(ValueError, match=match):
         FunctionMap(*args, **kwargs)
+
+
+# -- FunctionMap keys (issue 9, item 4) ------------------------------------------------------
+def _shift_by(k):
+    return lambda c: c + k
+
+
+def _box_by(k):
+    return lambda lo, hi: (lo - k, hi + k)
+
+
+def test_function_map_keys_of_freed_closures_never_repeat():
+    # Before: the key used id(func); a freed closure's id is reused at once, so maps that
+    # shift by different amounts shared a dask key.
+    keys, names = set(), set()
+    x = np.arange(30.0).reshape(5, 6)
+    for k in range(40):
+        F = FunctionMap(_shift_by(float(k % 7)), 2, bounds=_box_by(k % 7))
+        keys.add(F.key)
+        names.add(transfuse.lazy(x, chunks=3).transform(F, order=0).to_dask().name)
+        del F
+    assert len(keys) == len(names) == 7
+
+
+def test_function_map_key_follows_code_defaults_closure_and_globals():
+    def f(c, s=1.0):
+        return c * s
+
+    def g(c, s=2.0):
+        return c * s
+
+    base = FunctionMap(f, 2).key
+    assert FunctionMap(g, 2).key != base  # defaults
+    assert FunctionMap(_shift_by(np.float64(1)), 2) != FunctionMap(_shift_by(np.float32(1)), 2)
+    arr = np.zeros(3)
+    a = FunctionMap(_shift_by(arr), 3)
+    assert a == FunctionMap(_shift_by(np.zeros(3)), 3)
+    assert a != FunctionMap(_shift_by(np.ones(3)), 3)
+    part = functools.partial(np.add, 2.0)
+    assert FunctionMap(part, 2) == FunctionMap(functools.partial(np.add, 2.0), 2)
+    assert FunctionMap(part, 2) != FunctionMap(functools.partial(np.add, 3.0), 2)
+    assert FunctionMap(np.sin, 2) != FunctionMap(np.cos, 2)
+    assert FunctionMap(_shift_by(1), 2, bounds=_box_by(1)) != FunctionMap(
+        _shift_by(1), 2, bounds=_box_by(2)
+    )
+
+
+class _Shifter:
+    def __init__(self, k):
+        self.k = k
+
+    def __call__(self, c):
+        return c + self.k
+
+    def method(self, c):
+        return c - self.k
+
+
+def test_function_map_callable_objects_and_methods():
+    assert FunctionMap(_Shifter(1), 2) == FunctionMap(_Shifter(1), 2)
+    assert FunctionMap(_Shifter(1), 2) != FunctionMap(_Shifter(2), 2)
+    assert FunctionMap(_Shifter(1).method, 2) == FunctionMap(_Shifter(1).method, 2)
+    assert FunctionMap(_Shifter(1).method, 2) != FunctionMap(_Shifter(3).method, 2)
+
+
+@pytest.mark.parametrize(
+    "captured",
+    [threading.Lock(), object(), iter([1]), np.array([object()])],
+    ids=["lock", "object", "iterator", "object-array"],
+)
+def test_function_map_untokenizable_closure_is_refused(captured):
+    def f(c):
+        return c if captured else c
+
+    with pytest.raises(ValueError, match="func=.*token="):
+        FunctionMap(f, 2)
+    with pytest.raises(ValueError, match="bounds=.*token="):
+        FunctionMap(np.negative, 2, bounds=lambda lo, hi: (lo, hi) if captured else None)
+    F = FunctionMap(f, 2, token="identity-v1")
+    assert F == FunctionMap(lambda c: c, 2, token="identity-v1")
+    assert F != FunctionMap(f, 2, token="identity-v2")
+    np.testing.assert_array_equal(F([[1.0, 2.0]]), [[1.0, 2.0]])
+
+
+@pytest.mark.parametrize("token", ["", 5, b"x", "x" * 201])
+def test_function_map_bad_token(token):
+    with pytest.raises(ValueError, match="token="):
+        FunctionMap(np.negative, 2, token=token)
+
+
+KEY_SCRIPT = """
+import numpy as np
+from transfuse import FunctionMap
+names = {"alpha", "beta", "gamma", "delta"}
+table = {"b": 2.0, "a": 1.0}
+def make(k):
+    def f(c):
+        return c + k + len(names) + table["a"]
+    return f
+def bounds(lo, hi):
+    return lo - 1, hi + 1
+print(FunctionMap(make(np.arange(3.0)), 2, bounds=bounds).key)
+"""
+
+
+def test_function_map_key_is_the_same_in_every_process():
+    keys = set()
+    for seed in ("0", "12345"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        out = subprocess.run(
+            [sys.executable, "-c", KEY_SCRIPT], capture_output=True, text=True, env=env, timeout=60
+        )
+        assert out.returncode == 0, out.stderr
+        keys.add(out.stdout.strip())
+    assert len(keys) == 1
 
 
 def test_function_map_bad_output_shape():

@@ -209,3 +209,87 @@ def test_homogeneous_sympy_matrix_is_read_as_homogeneous():
 def test_singular_symbolic_inverse_raises():
     with pytest.raises(ValueError, match="singular"):
         Affine(sympy.Matrix([[a, 2 * a], [1, 2]])).inverse()
+
+
+# -- constant sympy parameters (issue 9, item 9) --------------------------------------------
+CONSTANT_CASES = [
+    (Rotate(sympy.pi * 10), Rotate(float(sympy.pi * 10))),
+    (Translate((sympy.Rational(1, 2), 0)), Translate((0.5, 0.0))),
+    (Scale((sympy.sqrt(2), sympy.Rational(1, 3))), Scale((2**0.5, 1 / 3))),
+    (Rotate(sympy.Integer(30), center=(sympy.pi, 1)), Rotate(30.0, center=(np.pi, 1.0))),
+    (Shear(sympy.E, axes=(1, 0), ndim=2), Shear(float(sympy.E), axes=(1, 0), ndim=2)),
+    (Affine(sympy.Matrix([[sympy.cos(1), 0, 1], [0, 2, sympy.pi]])), None),
+]
+
+
+@pytest.mark.parametrize("sym, num", CONSTANT_CASES)
+def test_constant_sympy_parameters_give_float_matrices(sym, num):
+    assert not sym.free_symbols
+    m = sym.matrix(2)
+    assert isinstance(m, np.ndarray) and m.dtype == np.float64
+    exact = sym.matrix(2, exact=True)
+    assert isinstance(exact, sympy.MatrixBase)
+    np.testing.assert_allclose(m, np.array(exact.evalf(30), dtype=np.float64), atol=1e-15)
+    if num is not None:
+        np.testing.assert_allclose(m, num.matrix(2), rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("sym, num", CONSTANT_CASES)
+def test_constant_sympy_parameters_plan_and_compute(sym, num):
+    import scipy.ndimage as ndi
+
+    x = np.random.default_rng(0).random((9, 11))
+    out = transfuse.lazy(x, chunks=5).transform(sym, order=1).compute()
+    want = ndi.affine_transform(x, sym.matrix(2), order=1)
+    np.testing.assert_allclose(out, want, rtol=0, atol=1e-12)
+    assert "pass" in transfuse.lazy(x).transform(sym @ sym).explain()
+
+
+@pytest.mark.parametrize("value", [sympy.I, sympy.asin(2), sympy.sqrt(sympy.pi - 4), sympy.zoo])
+def test_constant_sympy_parameter_that_is_not_real_is_refused(value):
+    with pytest.raises(ValueError, match="angle"):
+        Rotate(value)
+
+
+# -- bind() never parses text (issue 9, item 12) ---------------------------------------------
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "__import__('os').system('touch pwned')",
+        "30",
+        "b",
+        b"1",
+        True,
+        np.bool_(False),
+        1j,
+        float("nan"),
+        [1.0],
+        sympy.Eq(a, 1),
+    ],
+    ids=repr,
+)
+def test_bind_refuses_strings_and_non_numbers(bad, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="bind\\(\\): a="):
+        Rotate(a, center=(b, 0)).bind(a=bad)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bind_accepts_numbers_and_sympy_expressions():
+    t = Rotate(a, center=(b, 0))
+    assert t.bind(a=np.float32(30), b=np.int8(2)) == Rotate(30, center=(2, 0))
+    assert t.bind(a=sympy.Rational(1, 2), b=2 * c).free_symbols == {c}
+    assert t.bind(a=np.array(30.0), b=1) == Rotate(30, center=(1, 0))
+
+
+@SETTINGS
+@given(st.one_of(st.text(max_size=30), st.binary(max_size=10), st.sampled_from(["a", "pi", "1"])))
+def test_bind_never_parses_text(text):
+    with pytest.raises(ValueError, match="bind"):
+        Rotate(a).bind(a=text)
+
+
+@SETTINGS
+@given(st.one_of(st.integers(-(10**6), 10**6), value))
+def test_bound_numbers_give_the_numeric_transform(v):
+    assert Rotate(a, center=(b, 1)).bind(a=v, b=v) == Rotate(v, center=(v, 1))

@@ -384,3 +384,72 @@ def test_returned_matrix_is_a_fresh_copy():
     m = t.matrix()
     m[0, 2] = 100
     np.testing.assert_array_equal(t.matrix()[:2, 2], [1, 2])
+
+
+# -- issue 9, item 18 ------------------------------------------------------------------------
+@pytest.mark.parametrize("ndim", [np.int64(2), np.int32(3), np.uint8(2)])
+def test_numpy_integers_as_ndim(ndim):
+    from transfuse import Flip, Identity, Shear
+
+    for t in (Rotate(30, ndim=ndim), Shear(0.5, ndim=ndim), Flip(0, ndim=ndim)):
+        assert type(t.ndim) is int and t.ndim == int(ndim)
+        assert t.key == type(t)(**{**t.params(), "ndim": int(ndim)}).key
+    assert Identity(ndim).ndim == int(ndim)
+    assert Affine(np.eye(int(ndim)), ndim=ndim).ndim == int(ndim)
+
+
+@pytest.mark.parametrize("ndim", [2.0, "2", True, np.bool_(True), 0, -1, 1])
+def test_bad_ndim_refused(ndim):
+    with pytest.raises(ValueError, match="ndim"):
+        Rotate(30, ndim=ndim)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: Translate("1"),
+        lambda: Translate(("1", "2")),
+        lambda: Translate(np.array(["1", "2"])),
+        lambda: Scale("2"),
+        lambda: Rotate("30"),
+        lambda: Rotate(30, center=("1", "1")),
+        lambda: Affine([["1", "0"], ["0", "1"]]),
+    ],
+)
+def test_strings_are_not_numbers(build):
+    with pytest.raises(ValueError):
+        build()
+
+
+@pytest.mark.parametrize("axes", [True, (False, True), (0, True), np.array([True, False])])
+def test_bools_are_not_axes(axes):
+    from transfuse import Flip
+
+    with pytest.raises(ValueError, match="axes"):
+        Rotate(30, axes=axes)
+    with pytest.raises(ValueError, match="axes"):
+        Flip(axes)
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.zeros((2, 4, 4), complex),
+        np.zeros((2, 4, 4), np.complex64),
+        np.array([[[1j]], [[0]]], dtype=object),
+        np.full((2, 3, 3), "1"),
+    ],
+    ids=["complex128", "complex64", "object-complex", "strings"],
+)
+def test_complex_and_text_fields_are_refused(array):
+    import warnings
+
+    from transfuse import CoordinateMap, DisplacementField
+
+    before = array.copy()
+    for cls, name in ((DisplacementField, "field"), (CoordinateMap, "coords")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(ValueError, match=f"{name} must be an array of real numbers"):
+                cls(array)
+    np.testing.assert_array_equal(array, before)

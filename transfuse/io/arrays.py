@@ -29,10 +29,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import functools
+import math
 import os
 import secrets
 import shutil
+import stat
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -50,6 +53,7 @@ __all__ = [
     "atomic_output",
     "check_output",
     "partial_path",
+    "preallocate",
     "write_image",
     "MappedFile",
     "TiffZarr",
@@ -195,12 +199,19 @@ def read_image(path, chunks=None) -> da.Array:
     Raises
     ------
     ImageFileError
-        When the file is missing, of an unknown type or not a readable image.
+        When the file is missing, of an unknown type, not a regular file (a FIFO or a
+        device: refused without opening it) or not a readable image.
     """
     path = Path(path)
     fmt = image_format(path)
-    if not os.path.lexists(path):
-        raise ImageFileError(f"{str(path)!r}: no such file or directory")
+    try:
+        mode = os.stat(path).st_mode  # never opens it: a FIFO must not block here
+    except OSError:
+        raise ImageFileError(f"{str(path)!r}: no such file or directory") from None
+    if fmt == "zarr" and not stat.S_ISDIR(mode):
+        raise ImageFileError(f"{str(path)!r}: not a zarr store (a directory)")
+    if fmt != "zarr" and not stat.S_ISREG(mode):
+        raise ImageFileError(f"{str(path)!r}: not a regular file (a FIFO, device or directory)")
     try:
         return _READERS[fmt](path, chunks)
     except ImageFileError:
@@ -275,7 +286,42 @@ def _check_writable(array, fmt: str) -> None:
         raise ImageFileError(f"a TIFF image needs at least 2 dimensions, got shape {array.shape}")
 
 
+def preallocate(path, offset: int, nbytes: int) -> None:
+    """Give the region ``[offset, offset + nbytes)`` of the file ``path`` real disk blocks.
+
+    Memory-mapped outputs are created sparse; a write through the map into a hole that the
+    file system cannot fill (disk full, quota) kills the process with SIGBUS. Allocating
+    the blocks first turns that into an ``OSError`` (``ENOSPC``) here, before computing.
+    Uses ``posix_fallocate``; where the file system or the platform lacks it, writes zeros.
+
+    Raises
+    ------
+    OSError
+        When the space cannot be allocated.
+    """
+    if nbytes <= 0:
+        return
+    fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if hasattr(os, "posix_fallocate"):
+            try:
+                os.posix_fallocate(fd, offset, nbytes)
+                return
+            except OSError as exc:
+                if exc.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                    raise
+        block = bytes(min(nbytes, 2**20))
+        done = 0
+        while done < nbytes:
+            done += os.pwrite(fd, block[: min(len(block), nbytes - done)], offset + done)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _store_mapped(array, reader: MappedFile, compute_kwargs) -> None:
+    nbytes = math.prod(reader.shape) * np.dtype(reader.dtype).itemsize
+    preallocate(reader.path, reader.offset, nbytes)
     target = dataclasses.replace(reader, writable=True)
     da.store(array, target, lock=False, compute=True, **compute_kwargs)
 
@@ -333,6 +379,11 @@ def check_output(path, overwrite: bool = False) -> None:
         raise ImageFileError(f"{str(path)!r}: directory {str(parent)!r} does not exist")
     if os.path.lexists(path) and not overwrite:
         raise ImageFileError(f"{str(path)!r} already exists (use --overwrite to replace it)")
+    if os.path.lexists(path) and not (path.is_symlink() or path.is_file() or path.is_dir()):
+        raise ImageFileError(
+            f"{str(path)!r} is not a regular file or directory (a FIFO, device or socket); "
+            "it is never replaced"
+        )
 
 
 @contextlib.contextmanager

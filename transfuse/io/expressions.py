@@ -29,11 +29,13 @@ import math
 import sympy
 
 from .errors import RecipeError
+from .safe_files import quote_keys
 
 __all__ = [
     "ASSUMPTIONS",
     "CONSTANTS",
     "FUNCTIONS",
+    "MAX_EXACT_BITS",
     "MAX_EXPONENT",
     "MAX_EXPR_NODES",
     "MAX_FLOAT_EXPONENT",
@@ -51,6 +53,10 @@ MAX_EXPR_NODES = 10_000
 MAX_INT_BITS = 256
 #: Largest magnitude of an integer exponent in ``Pow``.
 MAX_EXPONENT = 1_000
+#: Largest size, in bits, that exact arithmetic on an expression may build: a bound on every
+#: integer or rational sympy could compute from it (symbols counted as small numbers), and
+#: on the magnitude (log2) of every constant subexpression.
+MAX_EXACT_BITS = 2**14
 #: Largest precision, in bits, of a float of non-standard precision.
 MAX_FLOAT_PRECISION = MAX_INT_BITS
 #: Largest magnitude of the binary exponent of a float of non-standard precision.
@@ -165,8 +171,11 @@ def encode_expr(expr, path: str = "expr", budget: Budget | None = None, depth: i
     """
     if depth == 0:
         budget = Budget(MAX_EXPR_NODES, "nodes in one expression", budget)
+        tree = encode_expr(expr, path, budget, 1)
+        check_size(expr, path)
+        return tree
     budget.spend(path)
-    if depth > 48:
+    if depth > 49:
         raise RecipeError("expression is nested too deeply", path)
     if isinstance(expr, sympy.Integer):
         return _check_int(int(expr), path)
@@ -255,7 +264,9 @@ def decode_expr(tree, path: str = "expr", budget: Budget | None = None):
     ...
     transfuse.io.errors.RecipeError: expr: unknown operation '__import__'
     """
-    return _decode(tree, path, Budget(MAX_EXPR_NODES, "nodes in one expression", budget), 0)
+    expr = _decode(tree, path, Budget(MAX_EXPR_NODES, "nodes in one expression", budget), 0)
+    check_size(expr, path)
+    return expr
 
 
 def _decode(tree, path, budget, depth):
@@ -308,7 +319,8 @@ def _decode_symbol(tree, path):
     extra = sorted(set(tree) - {"symbol", *ASSUMPTIONS})
     if extra:
         raise RecipeError(
-            f"unknown symbol keys {extra}; allowed assumptions are {list(ASSUMPTIONS)}", path
+            f"unknown symbol keys {quote_keys(extra)}; allowed assumptions are {list(ASSUMPTIONS)}",
+            path,
         )
     name = tree["symbol"]
     _check_name(name, f"{path}.symbol")
@@ -351,7 +363,7 @@ def _decode_float(tree, path):
 def _decode_op(tree, path, budget, depth):
     extra = sorted(set(tree) - {"op", "args"})
     if extra:
-        raise RecipeError(f"unknown keys {extra} in an operation", path)
+        raise RecipeError(f"unknown keys {quote_keys(extra)} in an operation", path)
     name = tree["op"]
     if type(name) is not str:
         raise RecipeError("'op' must be a string", path)
@@ -390,3 +402,148 @@ def _check_pow(base, exponent, path):
             )
         if isinstance(base, sympy.Rational):
             raise RecipeError("a rational to an integer power must be written as its value", path)
+
+
+# -- bounding exact arithmetic -----------------------------------------------------------------
+_INF = math.inf
+_BOUNDED = (sympy.sin, sympy.cos, sympy.tanh, sympy.atan, sympy.asin, sympy.acos, sympy.sign)
+_GROWING = (sympy.exp, sympy.sinh, sympy.cosh)
+
+
+def _log2_abs(number) -> float:
+    """log2 of ``|number|`` for a sympy Integer, Rational or Float (-inf for zero)."""
+    if isinstance(number, sympy.Float):
+        sign, man, exp, bc = number._mpf_
+        return -_INF if man == 0 else float(exp + bc)
+    p, q = abs(int(number.p)), int(number.q)
+    return -_INF if p == 0 else float(p.bit_length() - q.bit_length() + 1)
+
+
+class _Size:
+    """Bounds of one subexpression: ``bits`` — the size of any exact number sympy may build
+    from it (symbols, floats and constants count as one bit; this also bounds log2 of every
+    exact integer or rational it can evaluate to); ``mag`` — for a constant, an upper bound
+    of log2 of its absolute value, or None when unknown (no lower bound for a divisor);
+    ``const`` — no free symbols."""
+
+    __slots__ = ("bits", "mag", "const")
+
+    def __init__(self, bits, mag, const):
+        self.bits, self.mag, self.const = bits, mag, const
+
+    def too_big(self) -> bool:
+        return self.bits > MAX_EXACT_BITS or (
+            self.const and self.mag is not None and self.mag > MAX_EXACT_BITS
+        )
+
+
+def check_size(expr, path: str = "expr") -> None:
+    """Refuse an expression on which exact arithmetic could build numbers of more than
+    :data:`MAX_EXACT_BITS` bits, or whose constant parts may exceed ``2**MAX_EXACT_BITS``.
+
+    Nested powers of numbers (``((1 + 2)**1000)**1000``), powers with huge computed
+    exponents (``3**floor(pi * 10**300)``) and towers (``exp(exp(exp(1000)))``) would make
+    sympy compute for hours once the expression is evaluated (e.g. by ``cos`` when a matrix
+    is built); the bound is computed from the tree alone, before any evaluation.
+
+    Raises
+    ------
+    RecipeError
+
+    Examples
+    --------
+    >>> import sympy
+    >>> three = sympy.Add(1, 2, evaluate=False)
+    >>> check_size(sympy.Pow(three, 1000, evaluate=False))
+    >>> check_size(sympy.Pow(sympy.Pow(three, 1000, evaluate=False), 1000, evaluate=False))
+    Traceback (most recent call last):
+    ...
+    transfuse.io.errors.RecipeError: expr: exact arithmetic on this expression could build ...
+    """
+    if _size(expr, {}).too_big():
+        raise RecipeError(
+            "exact arithmetic on this expression could build numbers of more than "
+            f"{MAX_EXACT_BITS} bits (powers of powers, huge or unbounded exponents, "
+            "floor or ceiling of an unbounded value, towers of exp); write the value as a "
+            "number",
+            path,
+        )
+
+
+def _size(expr, memo) -> _Size:
+    key = id(expr)
+    if key not in memo:
+        args = [_size(a, memo) for a in expr.args]
+        out = _node_size(expr, args)
+        if out.too_big():
+            out.bits = _INF  # stop here: every node above is too big as well
+        memo[key] = out
+    return memo[key]
+
+
+def _combine(mags, how):
+    return None if any(m is None for m in mags) else how(mags)
+
+
+def _node_size(expr, args) -> _Size:
+    if isinstance(expr, sympy.Rational):
+        bits = max(1, int(abs(expr.p)).bit_length() + int(expr.q).bit_length())
+        return _Size(bits, max(_log2_abs(expr), 0.0), True)
+    if isinstance(expr, sympy.Float):
+        return _Size(1, max(_log2_abs(expr), 0.0), True)
+    if isinstance(expr, sympy.Symbol):
+        return _Size(1, None, False)
+    if not args:  # pi, E and other constants
+        return _Size(1, 2.0, True)
+    const = all(a.const for a in args)
+    bits = sum(a.bits for a in args)
+    mags = [a.mag for a in args]
+    if isinstance(expr, sympy.Add):
+        return _Size(bits, _combine(mags, lambda m: max(m) + math.log2(len(m))), const)
+    if isinstance(expr, sympy.Mul):
+        return _Size(bits, _combine(mags, sum), const)
+    if isinstance(expr, sympy.Pow):
+        return _pow_size(expr, *args)
+    if isinstance(expr, sympy.floor | sympy.ceiling):
+        (a,) = args
+        if not a.const:
+            return _Size(a.bits, None, False)
+        # sympy computes the integer: it has as many bits as the value's magnitude
+        made = _INF if a.mag is None else a.mag + 1
+        return _Size(max(a.bits, made), None if a.mag is None else a.mag + 1, True)
+    if isinstance(expr, _BOUNDED) or isinstance(expr, sympy.atan2):
+        return _Size(bits, 2.0, const)
+    if isinstance(expr, _GROWING):
+        (m,) = mags
+        return _Size(bits, None if m is None else (1.45 * 2.0**m if m < 64 else _INF), const)
+    if isinstance(expr, sympy.Abs | sympy.Min | sympy.Max):
+        return _Size(bits, _combine(mags, max), const)
+    return _Size(bits, None, const)  # log, tan: no bound without a lower bound
+
+
+def _pow_size(expr, base, exponent) -> _Size:
+    const = base.const and exponent.const
+    b, e = expr.args
+    if isinstance(e, sympy.Rational | sympy.Float):
+        k = abs(float(e))
+        if k == 0:
+            mag = 0.0
+        elif float(e) > 0:
+            mag = None if base.mag is None else base.mag * k
+        elif isinstance(b, sympy.Rational | sympy.Float) and not b.is_zero:  # a known base
+            mag = abs(_log2_abs(b)) * k
+        else:
+            mag = None  # a base near zero to a negative power: no bound
+        if isinstance(e, sympy.Rational):
+            bits = base.bits * max(1, math.ceil(k))
+        else:
+            bits = base.bits + 1  # a float power: floating-point arithmetic
+        return _Size(bits, mag, const)
+    if not exponent.const:
+        return _Size(base.bits + exponent.bits, None, const)
+    # A constant exponent: its magnitude bounds the size of an exact power and the
+    # magnitude of the result; without a bound the power is refused.
+    log_k = _INF if exponent.mag is None else exponent.mag
+    k = 2.0**log_k if log_k < 64 else _INF
+    mag = None if base.mag is None else base.mag * k
+    return _Size(base.bits * max(1.0, k) + exponent.bits, mag, const)

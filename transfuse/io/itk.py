@@ -30,19 +30,33 @@ import re
 import numpy as np
 
 from ..transforms import Affine, Transform
+from .errors import FormatError
+from .recipe_limits import MAX_NDIM, MAX_NODES, MAX_TEXT_BYTES
+from .safe_files import SideFileError, quote, read_limited, side_file
 
-try:  # the shared io error class, once transfuse.io.errors provides one
-    from .errors import FormatError  # type: ignore[attr-defined]
-except ImportError:
+__all__ = [
+    "FormatError",
+    "MAX_ITK_BYTES",
+    "MAX_ITK_TOTAL_BYTES",
+    "MAX_ITK_NDIM",
+    "MAX_ITK_TRANSFORMS",
+    "read_itk",
+    "write_itk",
+    "index_to_physical",
+]
 
-    class FormatError(ValueError):
-        """A transform file or metadata document does not follow its format."""
-
-
-__all__ = ["FormatError", "read_itk", "write_itk", "index_to_physical"]
+#: Largest transform file (the main file, and each component file), in bytes.
+MAX_ITK_BYTES = MAX_TEXT_BYTES
+#: Most bytes read for one transform: the main file and all its component files.
+MAX_ITK_TOTAL_BYTES = 4 * MAX_TEXT_BYTES
+#: Largest dimension of a transform (``AffineTransform_double_N_N``).
+MAX_ITK_NDIM = MAX_NDIM
+#: Most ``Transform:`` entries in one transform, component files included.
+MAX_ITK_TRANSFORMS = MAX_NODES
 
 HEADER = "#Insight Transform File V1.0"
-_TYPE_NAME = re.compile(r"^([A-Za-z0-9]+)_(double|float)_(\d+)_(\d+)$")
+_TYPE_NAME = re.compile(r"^([A-Za-z0-9]+)_(double|float)_([0-9]+)_([0-9]+)$", re.ASCII)
+_NUMBER = re.compile(r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$", re.ASCII)
 
 
 # -- grids -------------------------------------------------------------------------------------
@@ -211,66 +225,87 @@ class _Record:
         self.params_line = self.fixed_line = None
 
 
-def _numbers(value, where, field):
+class _Source:
+    """One file being parsed: its name for messages, its directory, and whether its text
+    may be quoted in messages (only the main file's, never a component's)."""
+
+    def __init__(self, name: str, base_dir: str, depth: int, budget: dict):
+        self.name, self.base_dir, self.depth, self.budget = name, base_dir, depth, budget
+
+    def show(self, text) -> str:
+        return quote(text) if self.depth == 0 else "(text of a component file not shown)"
+
+
+def _numbers(value, where, field, src):
     out = []
     for token in value.split():
-        try:
-            number = float(token)
-        except ValueError:
-            raise FormatError(f"{where}: {field}: {token!r} is not a number") from None
+        if _NUMBER.match(token) is None:  # ASCII decimals only: not "1_0", not "١"
+            if token.lower().lstrip("+-") in ("inf", "infinity", "nan"):
+                raise FormatError(f"{where}: {field}: {src.show(token)} is not finite")
+            raise FormatError(f"{where}: {field}: {src.show(token)} is not a number")
+        number = float(token)
         if not math.isfinite(number):
-            raise FormatError(f"{where}: {field}: {token!r} is not finite")
+            raise FormatError(f"{where}: {field}: {src.show(token)} is not finite")
         out.append(number)
     return np.array(out, dtype=np.float64)
 
 
-def _parse_type(value, where):
+def _parse_type(value, where, src):
     match = _TYPE_NAME.match(value)
     if not match:
         raise FormatError(
-            f"{where}: Transform: {value!r} is not of the form Name_double_N_N (e.g. "
+            f"{where}: Transform: {src.show(value)} is not of the form Name_double_N_N (e.g. "
             "AffineTransform_double_3_3)"
         )
     kind, _, n_in, n_out = match.groups()
+    if len(n_in) > 3 or len(n_out) > 3 or not 1 <= int(n_in) <= MAX_ITK_NDIM:
+        raise FormatError(
+            f"{where}: Transform: {src.show(value)}: dimensions must be 1 to {MAX_ITK_NDIM}"
+        )
     if n_in != n_out:
-        raise FormatError(f"{where}: Transform: {value!r} maps {n_in}-D to {n_out}-D points")
+        raise FormatError(
+            f"{where}: Transform: {src.show(value)} maps {n_in}-D to {n_out}-D points"
+        )
     ndim = int(n_in)
     if kind != "CompositeTransform" and kind not in _TYPES:
         raise FormatError(
-            f"{where}: Transform: unsupported type {kind!r}; supported: "
+            f"{where}: Transform: unsupported type {src.show(kind)}; supported: "
             f"{', '.join(sorted([*_TYPES, 'CompositeTransform']))}"
         )
     dims = _TYPES[kind][0] if kind in _TYPES else None
-    if ndim < 1 or (dims is not None and ndim not in dims):
+    if dims is not None and ndim not in dims:
         raise FormatError(f"{where}: Transform: {kind} does not exist in {ndim}-D")
     return kind, ndim
 
 
-def _parse(text: str, source: str, base_dir: str, depth: int = 0) -> list[_Record]:
+def _parse(text: str, src: _Source) -> list[_Record]:
     records: list[_Record] = []
     seen_header = False
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
-        where = f"{source}:{number}"
+        where = f"{src.name}:{number}"
         if not line:
             continue
         if not seen_header:
             if not line.startswith("#Insight Transform File"):
-                raise FormatError(f"{where}: expected the header {HEADER!r}, got {line[:60]!r}")
+                raise FormatError(f"{where}: expected the header {HEADER!r}, got {src.show(line)}")
             seen_header = True
             continue
         if line.startswith("#"):
             continue
         name, sep, value = line.partition(":")
         if not sep:
-            raise FormatError(f"{where}: expected 'Name: value', got {line[:60]!r}")
+            raise FormatError(f"{where}: expected 'Name: value', got {src.show(line)}")
         name, value = name.strip(), value.strip()
         if name == "Transform":
-            records.append(_Record(*_parse_type(value, where), number, where))
+            src.budget["transforms"] += 1
+            if src.budget["transforms"] > MAX_ITK_TRANSFORMS:
+                raise FormatError(f"{where}: more than {MAX_ITK_TRANSFORMS} transforms")
+            records.append(_Record(*_parse_type(value, where, src), number, where))
         elif name == "ComponentTransformFile":
-            if depth > 0:
+            if src.depth > 0:
                 raise FormatError(f"{where}: ComponentTransformFile inside a component file")
-            records.extend(_read_component(value, base_dir, where, depth))
+            records.extend(_read_component(value, src, where))
         elif name in ("Parameters", "FixedParameters"):
             if not records:
                 raise FormatError(f"{where}: {name} before any 'Transform:' line")
@@ -280,25 +315,47 @@ def _parse(text: str, source: str, base_dir: str, depth: int = 0) -> list[_Recor
                 raise FormatError(
                     f"{where}: second {name} line for the transform of line {rec.line}"
                 )
-            setattr(rec, attr, _numbers(value, where, name))
+            setattr(rec, attr, _numbers(value, where, name, src))
             setattr(rec, attr + "_line", where)
         else:
-            raise FormatError(f"{where}: unknown field {name!r}")
+            raise FormatError(f"{where}: unknown field {src.show(name)}")
     if not seen_header:
-        raise FormatError(f"{source}: empty file (expected the header {HEADER!r})")
+        raise FormatError(f"{src.name}: empty file (expected the header {HEADER!r})")
     if not records:
-        raise FormatError(f"{source}: no 'Transform:' line")
+        raise FormatError(f"{src.name}: no 'Transform:' line")
     return records
 
 
-def _read_component(name, base_dir, where, depth):
-    path = os.path.join(base_dir, name)
+def _read_text(path, name: str, budget: dict, where: str) -> str:
+    """The text of one transform file, within the byte limits (regular files only)."""
+    left = MAX_ITK_TOTAL_BYTES - budget["bytes"]
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
+        data = read_limited(path, min(MAX_ITK_BYTES, left), label=name)
+    except SideFileError as exc:
+        raise FormatError(f"{where}: {exc}") from None
+    budget["bytes"] += len(data)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FormatError(
+            f"{where}: not a UTF-8 text transform file (invalid byte at offset {exc.start})"
+        ) from None
+
+
+def _read_component(name, src, where):
+    try:
+        path = side_file(src.base_dir, name)
+    except SideFileError as exc:
+        raise FormatError(f"{where}: ComponentTransformFile: {exc}") from None
+    shown = quote(name)
+    try:
+        text = _read_text(path, shown, src.budget, f"{where}: ComponentTransformFile {shown}")
     except OSError as exc:
-        raise FormatError(f"{where}: ComponentTransformFile {name!r}: {exc}") from exc
-    return _parse(text, path, os.path.dirname(path), depth + 1)
+        raise FormatError(
+            f"{where}: ComponentTransformFile {shown}: cannot read it ({exc.strerror or 'error'})"
+        ) from None
+    component = _Source(f"{src.name}:{shown}", os.path.dirname(path), src.depth + 1, src.budget)
+    return _parse(text, component)
 
 
 def _physical(rec: _Record) -> np.ndarray:
@@ -408,12 +465,10 @@ def read_itk(
            [0., 0., 1.]])
     """
     path = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except UnicodeDecodeError as exc:
-        raise FormatError(f"{path}: not a text transform file ({exc})") from exc
-    records = _parse(text, path, os.path.dirname(os.path.abspath(path)))
+    budget = {"bytes": 0, "transforms": 0}
+    text = _read_text(path, "the file", budget, path)
+    src = _Source(path, os.path.dirname(os.path.abspath(path)), 0, budget)
+    records = _parse(text, src)
     phys, n = _physical_chain(records, path)
     g_out = index_to_physical(n, spacing, origin, direction)
     g_in = index_to_physical(

@@ -25,7 +25,9 @@ import numpy as np
 
 from .. import transforms as _transforms
 from ..transforms import Affine, Compose, Identity, Permute, Scale, Transform, Translate
-from .itk import FormatError
+from .errors import FormatError
+from .recipe_limits import MAX_DEPTH, MAX_NDIM
+from .safe_files import quote
 
 __all__ = ["FormatError", "from_ngff", "to_ngff"]
 
@@ -53,13 +55,13 @@ class _Context:
         path = node["path"]
         if self.arrays is None:
             raise FormatError(
-                f"{where}: parameters are stored in the array at path {path!r}; pass arrays= "
+                f"{where}: parameters are stored in the array at path {quote(path)}; pass arrays= "
                 "(a mapping or a callable from path to array) to read them"
             )
         try:
             value = self.arrays(path) if callable(self.arrays) else self.arrays[path]
         except (KeyError, LookupError) as exc:
-            raise FormatError(f"{where}: no array at path {path!r}") from exc
+            raise FormatError(f"{where}: no array at path {quote(path)}") from exc
         return np.asarray(value)
 
 
@@ -76,27 +78,61 @@ def _systems(coordinate_systems) -> dict:
             items.append((cs["name"], cs["axes"]))
     out = {}
     for name, axes in items:
-        out[name] = tuple(a["name"] if isinstance(a, dict) else a for a in axes)
+        if not isinstance(name, str) or not isinstance(axes, list | tuple) or len(axes) > MAX_NDIM:
+            raise FormatError(
+                f"coordinate system {quote(name)}: needs a string name and a list of at most "
+                f"{MAX_NDIM} axes"
+            )
+        names = tuple(a.get("name") if isinstance(a, dict) else a for a in axes)
+        if not all(isinstance(a, str) for a in names):
+            raise FormatError(f"coordinate system {quote(name)}: axes must have string names")
+        out[name] = names
     return out
 
 
-def _numbers(value, where, field, ndim=1):
+def _is_number(v) -> bool:
+    """A JSON number (or a numpy one): never a bool, never a string (not even "1")."""
+    return isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
+
+
+def _numbers(value, where, field, ndim=1, limit=MAX_NDIM + 1):
+    """``value`` as a float array of ``ndim`` dimensions, each of at most ``limit`` entries:
+    JSON numbers only (no strings such as ``"1"``, no booleans), finite, not ragged."""
+    shape = "a list of numbers" if ndim == 1 else "a list of rows of numbers of equal length"
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "iuf":
+            raise FormatError(f"{where}: {field} must hold numbers, got dtype {value.dtype}")
+    else:
+        rows = value if ndim == 2 else [value]
+        if not isinstance(value, list | tuple) or not all(
+            isinstance(r, list | tuple) and all(_is_number(v) for v in r) for r in rows
+        ):
+            raise FormatError(f"{where}: {field}={quote(value)} must be {shape}")
+        if ndim == 2 and len({len(r) for r in rows}) > 1:
+            raise FormatError(f"{where}: {field} must be {shape}; its rows differ in length")
     try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise FormatError(f"{where}: {field}={value!r} is not an array of numbers") from None
+        with np.errstate(over="ignore"):
+            arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        raise FormatError(f"{where}: {field}={quote(value)} is not an array of numbers") from None
     if arr.ndim != ndim or arr.size == 0:
-        shape = "a list of numbers" if ndim == 1 else "a list of rows"
         raise FormatError(f"{where}: {field} must be {shape}, got shape {arr.shape}")
+    if max(arr.shape) > limit:
+        raise FormatError(
+            f"{where}: {field} has shape {arr.shape}; at most {limit} entries per axis "
+            f"(transforms of up to {MAX_NDIM} dimensions)"
+        )
     if not np.all(np.isfinite(arr)):
-        raise FormatError(f"{where}: {field}={value!r} holds a non-finite number")
+        raise FormatError(f"{where}: {field}={quote(value)} holds a non-finite number")
     return arr
 
 
 def _param(node, key, where, ctx, ndim=1):
     """An inline parameter, or the array at ``path`` (which wins, as the spec says)."""
     if "path" in node and (ctx.arrays is not None or key not in node):
-        return _numbers(ctx.array(node, where), where, f"array at {node['path']!r}", ndim)
+        if not isinstance(node["path"], str):
+            raise FormatError(f"{where}: path must be a string, got {quote(node['path'])}")
+        return _numbers(ctx.array(node, where), where, f"array at {quote(node['path'])}", ndim)
     if key not in node:
         raise FormatError(f"{where}: a {node['type']} needs the field {key!r} (or 'path')")
     return _numbers(node[key], where, key, ndim)
@@ -108,7 +144,7 @@ def _check_dims(node, n, where, ctx):
         if axes is not None and len(axes) != n:
             raise FormatError(
                 f"{where}: {node['type']} is {n}-D but its {role} coordinate system "
-                f"{node[role]!r} has {len(axes)} axes"
+                f"{quote(node[role])} has {len(axes)} axes"
             )
 
 
@@ -126,11 +162,18 @@ def _map_axis(node, where, ctx) -> np.ndarray:
         try:
             return np.array([ins.index(value[name]) for name in outs])
         except (KeyError, ValueError) as exc:
-            raise FormatError(f"{where}: mapAxis={value!r} does not match the axes") from exc
+            raise FormatError(f"{where}: mapAxis={quote(value)} does not match the axes") from exc
     if not isinstance(value, list | tuple) or not all(
         isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value
     ):
-        raise FormatError(f"{where}: mapAxis={value!r} must be a list of integers")
+        raise FormatError(f"{where}: mapAxis={quote(value)} must be a list of integers")
+    if not value:
+        raise FormatError(f"{where}: mapAxis must not be empty")
+    if any(not 0 <= v < MAX_NDIM for v in value) or len(value) > MAX_NDIM:
+        raise FormatError(
+            f"{where}: mapAxis={quote(value)} must hold at most {MAX_NDIM} axis indices "
+            f"from 0 to {MAX_NDIM - 1}"
+        )
     return np.array(value, dtype=int)
 
 
@@ -160,7 +203,7 @@ def _rect(node, where, ctx, n_in=None) -> np.ndarray:
         return np.hstack([r, np.zeros((len(r), 1))])
     if kind == "affine":
         return _affine_rows(node, where, ctx, n_in)
-    raise FormatError(f"{where}: {kind!r} is not a matrix transformation")
+    raise FormatError(f"{where}: {quote(kind)} is not a matrix transformation")
 
 
 def _rotation(node, where, ctx):
@@ -175,9 +218,9 @@ def _rotation(node, where, ctx):
 
 def _affine_rows(node, where, ctx, n_in=None):
     value = node.get("affine")
-    if "path" not in node and value is not None and np.ndim(value) == 1:
+    if "path" not in node and isinstance(value, list | tuple) and all(map(_is_number, value)):
         # an early 0.5-dev draft stored the rows flat: M*(N+1) numbers
-        flat = _numbers(value, where, "affine")
+        flat = _numbers(value, where, "affine", limit=MAX_NDIM * (MAX_NDIM + 1))
         n = n_in if n_in is not None else int(round((np.sqrt(4 * len(flat) + 1) - 1) / 2))
         if n < 1 or len(flat) % (n + 1):
             raise FormatError(
@@ -196,6 +239,8 @@ def _affine_rows(node, where, ctx, n_in=None):
 
 def _square(rect, where, kind):
     m, cols = rect.shape
+    if m > MAX_NDIM:
+        raise FormatError(f"{where}: a {m}-D {kind}; at most {MAX_NDIM} dimensions")
     if cols != m + 1:
         raise FormatError(
             f"{where}: this {kind} maps {cols - 1}-D to {m}-D points; only invertible maps "
@@ -272,7 +317,7 @@ def _by_dimension(node, where, ctx):
     outs = ctx.axes(node.get("output"), where, "output")
     children = []
     for i, child in enumerate(_list(node, "transformations", where)):
-        cw = f"{where}.transformations[{i}]"
+        cw = _at(where, f".transformations[{i}]")
         if not isinstance(child, dict):
             raise FormatError(f"{cw}: must be an object")
         inner = child.get("transformation", child)
@@ -308,8 +353,15 @@ def _first(child, inner, keys, where):
 
 
 def _span(axis_lists):
-    idx = [a for axes in axis_lists for a in axes if isinstance(a, int)]
-    return max(idx) + 1 if idx else 0
+    idx = [a for axes in axis_lists if isinstance(axes, list) for a in axes if _is_int(a)]
+    span = max(idx) + 1 if idx else 0
+    if not 0 <= span <= MAX_NDIM:
+        raise FormatError(f"byDimension: axis indices must be 0 to {MAX_NDIM - 1}")
+    return span
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _axis_indices(axes, names, n, where, field):
@@ -319,12 +371,14 @@ def _axis_indices(axes, names, n, where, field):
     for a in axes:
         if isinstance(a, str):
             if names is None or a not in names:
-                raise FormatError(f"{where}: {field}: axis {a!r} is not in the coordinate system")
+                raise FormatError(
+                    f"{where}: {field}: axis {quote(a)} is not in the coordinate system"
+                )
             out.append(names.index(a))
         elif isinstance(a, int) and not isinstance(a, bool) and 0 <= a < n:
             out.append(a)
         else:
-            raise FormatError(f"{where}: {field}: {a!r} is not an axis of a {n}-D space")
+            raise FormatError(f"{where}: {field}: {quote(a)} is not an axis of a {n}-D space")
     return out
 
 
@@ -347,7 +401,13 @@ def _field(node, where, ctx):
     try:
         return cls(vectors)
     except (TypeError, ValueError) as exc:
-        raise FormatError(f"{where}: the array at {node['path']!r}: {exc}") from exc
+        raise FormatError(f"{where}: the array at {quote(node['path'])}: {exc}") from exc
+
+
+def _at(where: str, step: str) -> str:
+    """The position ``where + step`` for messages, its middle elided beyond 160 characters."""
+    out = where + step
+    return out if len(out) <= 160 else out[:50] + "..." + out[-100:]
 
 
 def _list(node, key, where):
@@ -372,16 +432,23 @@ def _compose(parts, where):
         raise FormatError(f"{where}: {exc}") from exc
 
 
-def _convert(node, where, ctx, pull: bool) -> Transform:
+def _convert(node, where, ctx, pull: bool, depth: int = 0) -> Transform:
     """The pull transform of ``node`` (``pull=True``) or its forward map as a transform."""
+    if depth > MAX_DEPTH:
+        raise FormatError(f"transformations are nested deeper than {MAX_DEPTH}")
     kind = _typed(node, where)["type"]
     if kind in ("identity", "scale", "translation", "mapAxis", "rotation", "affine"):
-        forward, backward = _matrix_pair(node, where, ctx)
+        try:
+            forward, backward = _matrix_pair(node, where, ctx)
+        except FormatError:
+            raise
+        except (ValueError, ZeroDivisionError, OverflowError) as exc:  # a transform refusing it
+            raise FormatError(f"{where}: {kind}: {exc}") from exc
         return backward if pull else forward
     if kind == "sequence":
         items = _list(node, "transformations", where)
         parts = [
-            _convert(child, f"{where}.transformations[{i}]", ctx, pull)
+            _convert(child, _at(where, f".transformations[{i}]"), ctx, pull, depth + 1)
             for i, child in enumerate(items)
         ]
         # forward applies items[0] first, so forward = f_last @ ... @ f_0;
@@ -390,14 +457,21 @@ def _convert(node, where, ctx, pull: bool) -> Transform:
     if kind == "inverseOf":
         if "transformation" not in node:
             raise FormatError(f"{where}: inverseOf needs 'transformation'")
-        return _convert(node["transformation"], f"{where}.transformation", ctx, not pull)
+        return _convert(
+            node["transformation"], _at(where, ".transformation"), ctx, not pull, depth + 1
+        )
     if kind == "bijection":
         key = "inverse" if pull else "forward"
         if key not in node:
             raise FormatError(f"{where}: bijection needs 'forward' and 'inverse'")
-        return _convert(node[key], f"{where}.{key}", ctx, False)
+        return _convert(node[key], _at(where, f".{key}"), ctx, False, depth + 1)
     if kind == "byDimension":
-        forward, backward = _by_dimension(node, where, ctx)
+        try:
+            forward, backward = _by_dimension(node, where, ctx)
+        except FormatError:
+            raise
+        except (ValueError, ZeroDivisionError, OverflowError) as exc:
+            raise FormatError(f"{where}: byDimension: {exc}") from exc
         return backward if pull else forward
     if kind in _FIELD_NODES:
         node_ = _field(node, where, ctx)
@@ -409,7 +483,7 @@ def _convert(node, where, ctx, pull: bool) -> Transform:
             f"{where}: a forward {kind} transformation has no exact inverse; store it "
             "inside 'inverseOf' or a 'bijection' to give the pull direction"
         )
-    raise FormatError(f"{where}: unknown transformation type {kind!r}")
+    raise FormatError(f"{where}: unknown transformation type {quote(kind)}")
 
 
 def from_ngff(

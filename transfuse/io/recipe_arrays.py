@@ -5,13 +5,29 @@ from __future__ import annotations
 
 import hashlib
 import math
-from pathlib import Path, PurePosixPath
+import os
+from pathlib import Path
 
 import numpy as np
 
+from ..transforms.nonlinear.base import share_read_only
 from .errors import RecipeError
 from .recipe_fields import Field, _refuse
-from .recipe_limits import MAX_EXTENT, MAX_INLINE_ELEMENTS, MAX_NDIM, MAX_NPY_BYTES
+from .recipe_limits import (
+    MAX_EXTENT,
+    MAX_INLINE_ELEMENTS,
+    MAX_NDIM,
+    MAX_NPY_BYTES,
+    MAX_TOTAL_NPY_BYTES,
+)
+from .safe_files import (
+    SideFileError,
+    check_reference,
+    open_regular,
+    quote,
+    quote_keys,
+    side_file,
+)
 
 _DTYPES = frozenset(
     ["|b1", "|i1", "|u1"]
@@ -60,7 +76,9 @@ def _dec_array(j, r, p):
     spec, p = j["array"], f"{p}.array"
     keys = set(spec)
     if keys not in ({"dtype", "shape", "data"}, {"dtype", "shape", "npy"}):
-        raise RecipeError(f"needs dtype, shape and one of data or npy, got {sorted(keys)}", p)
+        raise RecipeError(
+            f"needs dtype, shape and one of data or npy, got {quote_keys(sorted(keys))}", p
+        )
     dtype = spec["dtype"]
     if type(dtype) is not str or dtype not in _DTYPES:
         raise RecipeError(f"dtype {dtype!r:.40} is not one of {sorted(_DTYPES)}", f"{p}.dtype")
@@ -96,30 +114,38 @@ def _inline_array(data, dtype, shape, size, p):
 
 
 def _npy_file(ref, r, p) -> Path:
-    if type(ref) is not str or not ref.endswith(".npy") or len(ref) > 255:
-        raise RecipeError("must be a relative path ending in .npy", p)
-    parts = ref.split("/")
-    if (
-        any(c in ref for c in "\\:\x00")
-        or PurePosixPath(ref).is_absolute()
-        or any(part in ("", "..") for part in parts)
-    ):
-        raise RecipeError(f"{ref!r:.80} must stay inside the recipe's directory", p)
-    if r.base_dir is None:
-        raise RecipeError(f"refers to file {ref!r}; read the recipe with read_recipe()", p)
-    root = r.base_dir.resolve()
-    full = (root / ref).resolve()
-    if not full.is_relative_to(root):
-        raise RecipeError(f"{ref!r:.80} leads outside the recipe's directory", p)
-    if not full.is_file():
-        raise RecipeError(f"file {ref!r} not found next to the recipe", p)
-    return full
+    try:
+        check_reference(ref, suffix=".npy")
+        if r.base_dir is None:
+            raise RecipeError(f"refers to file {quote(ref)}; read the recipe with read_recipe()", p)
+        return side_file(r.base_dir, ref, suffix=".npy")
+    except SideFileError as exc:
+        raise RecipeError(str(exc).replace("the document", "the recipe"), p) from None
 
 
 def _read_npy(ref, dtype, shape, r, p):
+    """The array of a ``.npy`` file beside the recipe, read once per resolved path (each
+    further reference shares the same read-only array), within :data:`MAX_NPY_BYTES` per
+    file and :data:`MAX_TOTAL_NPY_BYTES` for the whole recipe."""
     full = _npy_file(ref, r, p)
+    cached = r.arrays.get(full)
+    if cached is not None:
+        if cached.dtype != dtype or cached.shape != shape:
+            raise RecipeError(
+                f".npy file {quote(ref)} holds {cached.dtype}{cached.shape}, the recipe says "
+                f"{dtype}{shape}",
+                p,
+            )
+        return cached
+    nbytes = math.prod(shape) * dtype.itemsize
     try:
-        with open(full, "rb") as fh:
+        if nbytes > MAX_NPY_BYTES:
+            raise ValueError(f"is larger than {MAX_NPY_BYTES} bytes")
+        if r.array_bytes + nbytes > MAX_TOTAL_NPY_BYTES:
+            raise ValueError(
+                f"would bring the recipe's .npy data over {MAX_TOTAL_NPY_BYTES} bytes in all"
+            )
+        with os.fdopen(open_regular(full, label=quote(ref)), "rb") as fh:
             version = np.lib.format.read_magic(fh)
             read_header = {
                 (1, 0): np.lib.format.read_array_header_1_0,
@@ -127,18 +153,21 @@ def _read_npy(ref, dtype, shape, r, p):
             }.get(version)
             if read_header is None:
                 raise ValueError(f"unsupported .npy version {version}")
-            file_shape, _, file_dtype = read_header(fh)
-        if file_dtype != dtype or tuple(file_shape) != shape:
-            raise ValueError(f"holds {file_dtype}{file_shape}, the recipe says {dtype}{shape}")
-        if math.prod(shape) * dtype.itemsize > MAX_NPY_BYTES:
-            raise ValueError(f"is larger than {MAX_NPY_BYTES} bytes")
-        out = np.load(full, allow_pickle=False)
+            file_shape, fortran, file_dtype = read_header(fh)
+            if file_dtype != dtype or tuple(file_shape) != shape:
+                raise ValueError(f"holds {file_dtype}{file_shape}, the recipe says {dtype}{shape}")
+            if os.fstat(fh.fileno()).st_size - fh.tell() < nbytes:
+                raise ValueError("is truncated")
+            out = np.fromfile(fh, dtype=dtype, count=math.prod(shape))
+        out = out.reshape(shape, order="F" if fortran else "C")
     except RecipeError:
         raise
-    except Exception as exc:  # a malformed or truncated file
-        raise RecipeError(f"bad .npy file {ref!r}: {exc}", p) from exc
+    except Exception as exc:  # a malformed or truncated file, not a regular file
+        raise RecipeError(f"bad .npy file {quote(ref)}: {exc}", p) from None
     if out.dtype != dtype or out.shape != shape:
-        raise RecipeError(f".npy file {ref!r} does not hold {dtype}{shape}", p)
+        raise RecipeError(f".npy file {quote(ref)} does not hold {dtype}{shape}", p)
+    r.array_bytes += nbytes
+    r.arrays[full] = share_read_only(out)
     return out
 
 

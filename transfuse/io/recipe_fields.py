@@ -35,6 +35,8 @@ class _Reader:
         self.base_dir = None if base_dir is None else Path(base_dir)
         self.nodes = Budget(MAX_NODES, "transform nodes")
         self.exprs = Budget(MAX_TOTAL_EXPR_NODES, "expression nodes")
+        self.arrays: dict[Path, np.ndarray] = {}  # resolved .npy path -> its array, read once
+        self.array_bytes = 0  # .npy bytes loaded so far
 
 
 def _kind_of(value) -> str:

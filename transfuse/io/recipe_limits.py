@@ -14,6 +14,9 @@ INLINE_ELEMENTS = 4_096
 MAX_INLINE_ELEMENTS = 2**20
 #: Largest ``.npy`` file a recipe may refer to (its array data, in bytes).
 MAX_NPY_BYTES = 2**32
+#: Most bytes of ``.npy`` array data one recipe may load, all its files together (a file
+#: referred to several times is loaded, and counted, once).
+MAX_TOTAL_NPY_BYTES = 2**33
 #: Largest number of dimensions of a stored array, of an ``ndim`` field and of an axis index.
 MAX_NDIM = 32
 #: Largest single extent in ``output_shape`` or ``output_chunks``.

@@ -28,6 +28,7 @@ from .recipe_fields import (
     _kind_of,
     _refuse,
 )
+from .safe_files import quote_keys
 
 
 def _enc_transform(v, w, p):
@@ -142,7 +143,7 @@ def _decode_node(j, r, p):
     r.nodes.spend(p)
     unknown = sorted(set(j) - set(codec.fields) - {"type"})
     if unknown:
-        raise RecipeError(f"unknown fields {unknown} for {codec.name}", p)
+        raise RecipeError(f"unknown fields {quote_keys(unknown)} for {codec.name}", p)
     missing = [f for f in codec.required if f not in j]
     if missing:
         raise RecipeError(f"{codec.name} needs the fields {missing}", p)

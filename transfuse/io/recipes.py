@@ -62,6 +62,7 @@ from .recipe_limits import (
     MAX_NPY_BYTES,
     MAX_TEXT_BYTES,
     MAX_TOTAL_EXPR_NODES,
+    MAX_TOTAL_NPY_BYTES,
 )
 from .recipe_nodes import (
     TRANSFORM,
@@ -71,6 +72,7 @@ from .recipe_nodes import (
     register_node,
     registered_types,
 )
+from .safe_files import SideFileError, quote_keys, read_limited
 
 __all__ = [
     "FORMAT",
@@ -82,6 +84,7 @@ __all__ = [
     "INLINE_ELEMENTS",
     "MAX_INLINE_ELEMENTS",
     "MAX_NPY_BYTES",
+    "MAX_TOTAL_NPY_BYTES",
     "MAX_NDIM",
     "MAX_EXTENT",
     "Pipeline",
@@ -262,7 +265,7 @@ def _decode_pipeline(j, r, p):
         raise RecipeError(f"must be an object, got {_kind_of(j)}", p)
     unknown = sorted(set(j) - set(_PIPELINE_FIELDS))
     if unknown:
-        raise RecipeError(f"unknown pipeline fields {unknown}", p)
+        raise RecipeError(f"unknown pipeline fields {quote_keys(unknown)}", p)
     if "transform" not in j:
         raise RecipeError("a pipeline needs a 'transform'", p)
     kwargs = {f: k.decode(j[f], r, f"{p}.{f}") for f, k in _PIPELINE_FIELDS.items() if f in j}
@@ -393,7 +396,7 @@ def from_dict(doc, *, base_dir=None):
         raise RecipeError(f"a recipe must be a JSON object, got {_kind_of(doc)}")
     unknown = sorted(set(doc) - {"transfuse", "version", "transform", "pipeline"})
     if unknown:
-        raise RecipeError(f"unknown top-level keys {unknown}")
+        raise RecipeError(f"unknown top-level keys {quote_keys(unknown)}")
     if doc.get("transfuse") != FORMAT:
         raise RecipeError('not a transfuse recipe: needs "transfuse": "recipe"')
     version = doc.get("version")
@@ -487,12 +490,19 @@ def read_recipe(path):
         outside the recipe's directory (``..``, absolute paths, symbolic links).
     OSError
         When the recipe file itself cannot be read.
+
+    Notes
+    -----
+    The recipe file and its ``.npy`` files must be regular files (a FIFO or a device is
+    refused without blocking); each ``.npy`` file is loaded once however often the recipe
+    refers to it, and all of them together at most ``MAX_TOTAL_NPY_BYTES``.
     """
     path = Path(path)
-    size = path.stat().st_size
-    if size > MAX_TEXT_BYTES:
-        raise RecipeError(f"recipe file of {size} bytes exceeds {MAX_TEXT_BYTES}")
-    return loads(path.read_bytes(), base_dir=path.parent)
+    try:
+        text = read_limited(path, MAX_TEXT_BYTES, label="the recipe file")
+    except SideFileError as exc:
+        raise RecipeError(str(exc)) from None
+    return loads(text, base_dir=path.parent)
 
 
 def write_recipe(obj, path, *, indent: int | None = 2, inline_limit: int = INLINE_ELEMENTS):

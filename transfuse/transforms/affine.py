@@ -8,8 +8,8 @@ import numpy as np
 import sympy
 from scipy import special
 
-from .base import Transform, symbolic_or_numeric
-from .params import as_axes, as_scalar, as_vector, is_symbolic
+from .base import Transform, symbolic_or_numeric, to_float
+from .params import as_axes, as_ndim, as_scalar, as_vector, is_symbolic
 
 __all__ = [
     "AffineTransform",
@@ -61,7 +61,10 @@ class AffineTransform(Transform):
         Returns
         -------
         numpy.ndarray or sympy.Matrix
-            float64 when every parameter is a number, an exact sympy Matrix otherwise.
+            An exact sympy Matrix when a parameter has free symbols or ``exact=True``;
+            float64 otherwise, also for sympy parameters without free symbols
+            (``Rotate(sympy.pi)``, ``Translate((Rational(1, 2), 0))``), which are evaluated
+            and rounded to float64.
         """
         ndim = self.resolve_ndim(ndim)
         return symbolic_or_numeric(self._entries(ndim, exact), symbolic=exact)
@@ -112,8 +115,8 @@ class Identity(AffineTransform):
     ndim: int | None = None
 
     def __post_init__(self):
-        if self.ndim is not None and (not isinstance(self.ndim, int) or self.ndim < 1):
-            raise ValueError(f"ndim={self.ndim!r} must be a positive integer")
+        if self.ndim is not None:
+            object.__setattr__(self, "ndim", as_ndim(self.ndim))
 
     def _entries(self, ndim, exact=False):
         return _identity_entries(ndim)
@@ -253,8 +256,7 @@ class Rotate(AffineTransform):
                 )
             object.__setattr__(self, "output_center", None if oc == self.center else oc)
         if self.ndim is not None:
-            if not isinstance(self.ndim, int) or self.ndim < 2:
-                raise ValueError(f"ndim={self.ndim!r} must be an integer >= 2")
+            object.__setattr__(self, "ndim", as_ndim(self.ndim, minimum=2))
             if self.center is not None and len(self.center) != self.ndim:
                 raise ValueError(f"center={self.center!r} does not have ndim={self.ndim} entries")
         if self.ndim is None and self.center is not None:
@@ -274,11 +276,16 @@ class Rotate(AffineTransform):
 
     def _cos_sin(self, exact=False):
         a = self.angle
+        if is_symbolic(a) and not exact and not a.free_symbols:
+            a = to_float(a, "angle")  # a constant: the matrix of its float value
         if exact or is_symbolic(a):
             if not is_symbolic(a):
                 a = sympy.Integer(int(a)) if float(a).is_integer() else sympy.Float(a)
-            rad = sympy.pi * a / 180
-            return sympy.cos(rad), sympy.sin(rad)
+            try:
+                rad = sympy.pi * a / 180
+                return sympy.cos(rad), sympy.sin(rad)
+            except Exception as exc:  # an error inside sympy's simplification
+                raise ValueError(f"angle={str(self.angle)[:80]}: sympy cannot evaluate it") from exc
         return float(special.cosdg(a)), float(special.sindg(a))
 
     def _entries(self, ndim, exact=False):
@@ -331,8 +338,7 @@ class Shear(AffineTransform):
         object.__setattr__(self, "factor", as_scalar(self.factor, "factor"))
         axes = as_axes(self.axes, "axes", count=2)
         if self.ndim is not None:
-            if not isinstance(self.ndim, int) or self.ndim < 2:
-                raise ValueError(f"ndim={self.ndim!r} must be an integer >= 2")
+            object.__setattr__(self, "ndim", as_ndim(self.ndim, minimum=2))
             axes = _check_axes_fit(axes, self.ndim, "axes")
         elif min(axes) < 0:
             raise ValueError(f"axes={axes!r}: negative axes need ndim to be given")
@@ -469,10 +475,8 @@ class Affine(AffineTransform):
     offset: tuple = ()
 
     def __init__(self, matrix, offset=0.0, ndim=None):
-        if ndim is not None and (
-            isinstance(ndim, bool) or not isinstance(ndim, int | np.integer) or ndim < 1
-        ):
-            raise ValueError(f"ndim={ndim!r} must be a positive integer")
+        if ndim is not None:
+            ndim = as_ndim(ndim)
         linear, offset = split_affine_matrix(matrix, offset, ndim=ndim, name="matrix")
         object.__setattr__(self, "linear", linear)
         object.__setattr__(self, "offset", offset)
@@ -527,8 +531,7 @@ class Flip(AffineTransform):
             center = as_vector(self.center, "center", length=len(axes))
         object.__setattr__(self, "center", center)
         if self.ndim is not None:
-            if not isinstance(self.ndim, int) or self.ndim < 1:
-                raise ValueError(f"ndim={self.ndim!r} must be a positive integer")
+            object.__setattr__(self, "ndim", as_ndim(self.ndim))
             axes = _check_axes_fit(axes, self.ndim, "axes")
         elif min(axes) < 0:
             raise ValueError(f"axes={axes!r}: negative axes need ndim to be given")

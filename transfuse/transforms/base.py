@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
+import numbers
 from functools import cached_property
 
 import numpy as np
@@ -19,7 +21,7 @@ import sympy
 
 from .params import free_symbols_of, is_symbolic
 
-__all__ = ["Transform", "Compose", "unify_ndim"]
+__all__ = ["Transform", "Compose", "unify_ndim", "to_float"]
 
 
 def unify_ndim(parts, what: str = "transforms") -> int | None:
@@ -121,10 +123,17 @@ class Transform:
     def bind(self, **values) -> Transform:
         """Substitute numbers for free symbols, by symbol name.
 
+        Parameters
+        ----------
+        **values : number or sympy expression
+            Real numbers (Python or numpy) or sympy expressions. Strings are refused: they
+            would be parsed by sympy, which evaluates them as Python code.
+
         Raises
         ------
         ValueError
-            If a name is not a free symbol of the transform.
+            If a name is not a free symbol of the transform, or a value is not a finite real
+            number or a sympy expression (a string, a bool, a complex number, ...).
         """
         free = {s.name: s for s in self.free_symbols}
         unknown = sorted(set(values) - set(free))
@@ -133,7 +142,7 @@ class Transform:
                 f"bind(): {', '.join(unknown)} not among the free symbols "
                 f"{sorted(free) or 'of this transform (it has none)'}"
             )
-        subs = {free[name]: value for name, value in values.items()}
+        subs = {free[name]: _bind_value(name, value) for name, value in values.items()}
         return self._substitute(subs)
 
     def _substitute(self, subs: dict) -> Transform:
@@ -183,6 +192,32 @@ class Transform:
         return f"{type(self).__name__}({args})"
 
 
+def _bind_value(name: str, value):
+    """A value :meth:`Transform.bind` may substitute: a sympy expression, an exact
+    ``sympy.Integer`` for an integer, a float for another real number."""
+    if isinstance(value, sympy.Basic):
+        if not isinstance(value, sympy.Expr):
+            raise ValueError(f"bind(): {name}={value!r:.60} is not a sympy expression")
+        return value
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, str | bytes):
+        raise ValueError(
+            f"bind(): {name}={value!r:.60} is a string; pass a number or a sympy expression "
+            "(strings are not parsed)"
+        )
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        raise ValueError(
+            f"bind(): {name}={value!r:.60} must be a real number or a sympy expression"
+        )
+    if isinstance(value, numbers.Integral):
+        return sympy.Integer(int(value))
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"bind(): {name}={value!r} must be finite")
+    return value + 0.0
+
+
 def _is_value(value) -> bool:
     return not isinstance(value, Transform | np.ndarray)
 
@@ -193,10 +228,7 @@ def _subs(value, subs):
     if isinstance(value, sympy.Basic):
         out = value.subs(subs)
         if not out.free_symbols:
-            try:
-                return float(out)
-            except TypeError as exc:
-                raise ValueError(f"binding gives a non-real value {out}") from exc
+            return to_float(out, "binding gives the value")
         return out
     if isinstance(value, Transform):
         return value._substitute(subs)
@@ -306,10 +338,45 @@ def recipe_codec():
 
 
 def symbolic_or_numeric(entries, symbolic: bool):
-    """Turn a nested list of scalars into a numpy float array or an exact sympy Matrix."""
-    if symbolic or is_symbolic(tuple(tuple(row) for row in entries)):
+    """Turn a nested list of scalars into a numpy float array or an exact sympy Matrix.
+
+    The result is a sympy Matrix when ``symbolic`` is asked for or when an entry has free
+    symbols. Otherwise it is float64: sympy entries without free symbols (``pi / 4``,
+    ``Rational(1, 2)``, ``cos(pi**2 / 18)``) are evaluated by sympy to 20 significant digits
+    and then rounded to float64.
+
+    Raises
+    ------
+    ValueError
+        If a constant sympy entry is not a finite real number.
+    """
+    rows = tuple(tuple(row) for row in entries)
+    if symbolic or free_symbols_of(rows):
         return sympy.Matrix([[_exact(v) for v in row] for row in entries])
+    if is_symbolic(rows):
+        return np.array([[to_float(v) for v in row] for row in rows], dtype=np.float64)
     return np.array(entries, dtype=np.float64)
+
+
+def to_float(value, what: str = "matrix entry") -> float:
+    """``value`` (a number, or a sympy expression without free symbols) as a finite float:
+    sympy evaluates it to 20 significant digits, then it is rounded to float64.
+
+    Raises
+    ------
+    ValueError
+        Naming ``what``, when the value is not a finite real number or sympy fails to
+        evaluate it.
+    """
+    if not isinstance(value, sympy.Basic):
+        return float(value)
+    try:
+        out = float(value.evalf(20))
+    except Exception as exc:  # not real, or an error inside sympy's evaluation
+        raise ValueError(f"{what} {str(value)[:80]} is not a real number") from exc
+    if not math.isfinite(out):
+        raise ValueError(f"{what} {str(value)[:80]} is not a finite number")
+    return out + 0.0
 
 
 def _exact(value):

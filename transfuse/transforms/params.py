@@ -12,7 +12,16 @@ import numbers
 import numpy as np
 import sympy
 
-__all__ = ["MODES", "symbols", "as_scalar", "as_vector", "is_symbolic", "free_symbols_of"]
+__all__ = [
+    "MODES",
+    "symbols",
+    "as_scalar",
+    "as_vector",
+    "as_axes",
+    "as_ndim",
+    "is_symbolic",
+    "free_symbols_of",
+]
 
 #: Every boundary mode of scipy.ndimage, with its canonical name (``grid-mirror`` is
 #: ``reflect``). Transforms that sample data (displacement fields) and the planner share it.
@@ -138,3 +147,28 @@ def as_axes(value, name: str, count: int | None = None) -> tuple[int, ...]:
     if len(set(out)) != len(out):
         raise ValueError(f"{name}={value!r} repeats an axis")
     return tuple(out)
+
+
+def as_ndim(value, name: str = "ndim", minimum: int = 1) -> int:
+    """Return a dimension given as a Python or numpy integer as an ``int``.
+
+    Raises
+    ------
+    ValueError
+        For booleans, non-integers (floats, strings) and integers below ``minimum``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> as_ndim(np.int64(3))
+    3
+    >>> as_ndim(2.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: ndim=2.0 must be an integer >= 1
+    """
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name}={value!r:.60} must be an integer >= {minimum}")
+    if int(value) < minimum:
+        raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
+    return int(value)

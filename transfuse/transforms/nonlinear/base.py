@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import warnings
+import weakref
 
 import numpy as np
 import sympy
@@ -12,15 +14,46 @@ import sympy
 from ..base import Transform
 from ..params import as_scalar, as_vector
 
+# Arrays this module froze (read-only float64 copies), and read-only arrays that their
+# owner (the recipe reader) declared it never writes: both may be used without another copy.
+# Keyed by id() for identity only (entries leave with the array, so an id is never stale).
+_FROZEN: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+_SHARED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+_FROZEN_OF: dict[int, np.ndarray] = {}  # id(shared source) -> its frozen float64 copy
+_TOKENS: dict[int, str] = {}  # id(frozen array) -> its content token
+
+
+def _known(registry, array) -> bool:
+    return registry.get(id(array)) is array
+
+
+def share_read_only(array: np.ndarray) -> np.ndarray:
+    """Mark ``array`` read-only and declare that its owner never writes to it again, so
+    that :func:`freeze_array` converts it once however many transforms use it.
+
+    For arrays transfuse itself creates (the recipe reader's ``.npy`` cache); a user's
+    arrays are always copied.
+    """
+    array.setflags(write=False)
+    if not _known(_SHARED, array):
+        _SHARED[id(array)] = array
+        weakref.finalize(array, _FROZEN_OF.pop, id(array), None)
+    return array
+
 
 def array_token(array) -> str:
     """A content token of a numpy array, or the graph name of a dask array."""
     name = getattr(array, "name", None)
     if name is not None and hasattr(array, "dask"):
         return f"dask:{name}"
+    if _known(_FROZEN, array) and id(array) in _TOKENS:
+        return _TOKENS[id(array)]
     arr = np.ascontiguousarray(array)
     digest = hashlib.sha256(arr.view(np.uint8).reshape(-1).tobytes()).hexdigest()
-    return f"ndarray:{arr.dtype.str}:{arr.shape}:{digest}"
+    token = f"ndarray:{arr.dtype.str}:{arr.shape}:{digest}"
+    if _known(_FROZEN, array):
+        _TOKENS[id(array)] = token
+    return token
 
 
 _EVALUATOR = []
@@ -47,8 +80,8 @@ def _is_dask(array) -> bool:
 def freeze_array(array, name: str, *, min_ndim: int = 1):
     """A read-only float64 copy of a numpy array, or a dask array unchanged (as float64).
 
-    Raises ValueError naming ``name`` for non-real dtypes, too few dimensions, or (numpy)
-    NaN/inf entries.
+    Raises ValueError naming ``name`` for non-real dtypes (complex numbers, strings — which
+    are never parsed as numbers), too few dimensions, or (numpy) NaN/inf entries.
     """
     if _is_dask(array):
         if np.dtype(array.dtype).kind not in "biuf":
@@ -56,15 +89,34 @@ def freeze_array(array, name: str, *, min_ndim: int = 1):
         if array.ndim < min_ndim:
             raise ValueError(f"{name} must have at least {min_ndim} dimensions, got {array.ndim}")
         return array.astype(np.float64) if array.dtype != np.float64 else array
+    if _known(_FROZEN, array) or (_known(_SHARED, array) and id(array) in _FROZEN_OF):
+        arr = array if _known(_FROZEN, array) else _FROZEN_OF[id(array)]
+        if arr.ndim < min_ndim:
+            raise ValueError(
+                f"{name} must have at least {min_ndim} dimensions, got shape {arr.shape}"
+            )
+        return arr
     try:
-        arr = np.array(array, dtype=np.float64, copy=True)
+        raw = np.asarray(array)
     except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be an array of real numbers") from exc
+    if raw.dtype.kind not in "biufO":
+        raise ValueError(f"{name} must be an array of real numbers, got dtype {raw.dtype}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", np.exceptions.ComplexWarning)
+            arr = np.array(raw, dtype=np.float64, copy=True)
+    except (TypeError, ValueError, np.exceptions.ComplexWarning) as exc:
         raise ValueError(f"{name} must be an array of real numbers") from exc
     if arr.ndim < min_ndim:
         raise ValueError(f"{name} must have at least {min_ndim} dimensions, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or infinite values")
     arr.setflags(write=False)
+    _FROZEN[id(arr)] = arr
+    weakref.finalize(arr, _TOKENS.pop, id(arr), None)
+    if _known(_SHARED, array):
+        _FROZEN_OF[id(array)] = arr
     return arr
 
 
