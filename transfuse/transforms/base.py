@@ -182,6 +182,12 @@ class Transform:
         args = ", ".join(f"{k}={_short(v)}" for k, v in self.params().items())
         return f"{type(self).__name__}({args})"
 
+    def _repr_latex_(self) -> str:
+        """The matrix or expressions as LaTeX (notebooks; see :mod:`transfuse.transforms.latex`)."""
+        from .latex import transform_latex
+
+        return transform_latex(self)
+
 
 def _is_value(value) -> bool:
     return not isinstance(value, Transform | np.ndarray)
