@@ -6,12 +6,13 @@ downsampled to at most ``max_size`` samples a side. The preview is fused into th
 grid is the last resampling pass's output grid, subsampled — so it reads only the input
 chunks that plane needs and computes only the preview's samples.
 
-Measured on a 256³ float32 volume in chunks of 64³ (2 cores, ``benchmarks/bench_explorer.py``):
-a slider move (bind, plan, compute a 256² preview, encode the PNG) takes about 40 ms at
-order 1 (computing the whole bound volume: 1.2 s); at order 3 it takes about 3 s, nearly
-all of it the spline prefilter of the 32 input chunks under the plane (the whole volume:
-25 s), and 40 ms again with ``preview_order=1`` (a preview at order 1 of the order-3
-chain: no prefilter).
+Measured on a 256³ float32 volume in chunks of 64³ (2 cores, ``benchmarks/bench_explorer.py``,
+median of 7 moves): a slider move (bind, plan, compute a 256² preview, encode the PNG) takes
+40 ms at order 1 on an idle machine (80-120 ms with the cores shared with other jobs), against
+1.2 s to compute the whole bound volume. At order 3 a move takes about 3 s, nearly all of it
+the spline prefilter of the 32 input chunks under the plane (the whole volume: 25 s), and
+40-100 ms again with ``preview_order=1`` (a preview at order 1 of the order-3 chain: no
+prefilter). The preview runs 9 tasks where the whole volume needs 125.
 
 The callback is a plain method, :meth:`Explorer.update`, so it runs (and is tested) without a
 browser; the widgets are built only when the explorer is displayed.
