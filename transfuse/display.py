@@ -503,7 +503,9 @@ def lazy_html(image) -> str:
             note = _cut(str(exc), 200)
     if plan is not None:
         rows.append(("chunks", _e(chunks_text(plan.passes[-1].output.chunks))))
-        rows.append(("tasks", _e(f"{plan.ntasks} (one graph, {len(plan.passes)} layer(s))")))
+        resample = sum(p.ntasks for p in plan.passes)
+        split = f"{plan.ntasks - resample} prefilter + {resample} resample"
+        rows.append(("tasks", _e(f"{plan.ntasks} ({split})")))
     else:
         rows.append(("input chunks", _e(chunks_text(chain.source.chunks))))
     rows.append(("steps", _e(f"{len(steps)} -> {len(runs)} resampling pass(es)")))
