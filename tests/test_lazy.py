@@ -247,7 +247,8 @@ class TestBadInput:
 
     def test_bad_cval_and_prefilter(self):
         with pytest.raises(ValueError, match="cval"):
-            tf.lazy(self.x).shift(1, cval=np.nan)
+            tf.lazy(self.x).shift(1, cval="0")
+        tf.lazy(self.x).shift(1, cval=np.nan)  # NaN fills, as in scipy
         with pytest.raises(ValueError, match="prefilter"):
             tf.lazy(self.x).shift(1, prefilter="yes")
 

@@ -15,6 +15,7 @@ from .executors.spline import field_coefficients
 from .planner import plan as _plan
 from .planner.expr import Source, Step
 from .planner.options import ResampleOptions, check_chunks, check_output_shape
+from .planner.physical import GridView
 from .transforms import Affine, Rotate, Scale, Transform, Translate
 
 __all__ = ["LazyImage", "lazy", "plan"]
@@ -125,6 +126,56 @@ def _plane_axes(axes, ndim: int) -> list[int]:
     if any(a < 0 or a >= ndim for a in axes) or axes[0] == axes[1]:
         raise ValueError(f"axes={axes!r} is not a plane of a {ndim}-D image")
     return sorted(axes)
+
+
+def _grid_view(key, shape):
+    """The :class:`~transfuse.planner.physical.GridView` of numpy basic indexing ``key`` on
+    a grid of ``shape``, and the selection's shape."""
+    items = key if isinstance(key, tuple) else (key,)
+    if sum(1 for k in items if k is Ellipsis) > 1:
+        raise ValueError(f"index {key!r}: an index can only have a single ellipsis")
+    if Ellipsis in items:
+        i = items.index(Ellipsis)
+        fill = (slice(None),) * (len(shape) - len(items) + 1)
+        items = items[:i] + fill + items[i + 1 :]
+    if len(items) > len(shape):
+        raise ValueError(f"index {key!r} has {len(items)} entries for {len(shape)} axes")
+    items = items + (slice(None),) * (len(shape) - len(items))
+    axes, out_shape = [], []
+    for a, (k, n) in enumerate(zip(items, shape, strict=True)):
+        if isinstance(k, slice):
+            start, stop, step = k.indices(n)
+            size = len(range(start, stop, step))
+            axes.append((len(out_shape), start if size else 0, step))
+            out_shape.append(size)
+        elif isinstance(k, numbers.Integral) and not isinstance(k, bool | np.bool_):
+            if not -n <= k < n:
+                raise ValueError(f"index {k} is out of bounds for axis {a} with size {n}")
+            axes.append((None, int(k) % n, 0))
+        else:
+            raise ValueError(
+                f"index {key!r}: only integers, slices and ... select a lazy view "
+                f"(got {type(k).__name__}); compute first for fancy indexing"
+            )
+    if not out_shape:
+        raise ValueError(f"index {key!r} selects a single point: keep one axis, e.g. [i:i+1]")
+    return GridView(tuple(axes), tuple(shape), tuple(out_shape)), tuple(out_shape)
+
+
+def _view_chunks(view, step, array):
+    """Chunks of a view: the step's output chunk size per kept axis, divided by the step."""
+    if step.output_chunks is not None:
+        base = check_chunks(step.output_chunks, step.output_shape)
+        sizes = [max(c) if c else 1 for c in base]
+    elif array.ndim == len(step.output_shape) and step.view is None:
+        sizes = [max(c) for c in array.chunks]
+    else:
+        sizes = list(step.output_shape)
+    out = []
+    for (j, _, stride), size in zip(view.axes, sizes, strict=True):
+        if j is not None:
+            out.append(max(1, size // abs(stride)))
+    return tuple(out)
 
 
 def _options(order, mode, cval, prefilter):
@@ -299,6 +350,9 @@ class LazyImage:
         """
         opts = _options(order, mode, cval, prefilter)
         arr = np.asarray(matrix) if not hasattr(matrix, "free_symbols") else matrix
+        rank = None if output_shape is None or np.ndim(output_shape) == 0 else len(output_shape)
+        if rank is not None and rank < self.ndim and getattr(arr, "ndim", 2) == 2:
+            return self._rank_changing(arr, offset, output_shape, opts, output_chunks, output, rank)
         if getattr(arr, "ndim", 2) == 2 and arr.shape[1] == self.ndim + 1:
             if np.ndim(offset) != 0 or offset != 0:
                 warnings.warn(
@@ -325,6 +379,41 @@ class LazyImage:
             f"affine_transform(offset={np.asarray(offset).tolist()})",
             "affine_transform",
         )
+
+    def _rank_changing(self, matrix, offset, output_shape, opts, output_chunks, output, rank):
+        """scipy's ``(n_in, n_out)`` / ``(n_in, n_out + 1)`` matrices with an output of rank
+        ``n_out < n_in``: the matrix padded with zero columns to a square one, resampled on
+        a grid with trailing axes of 1 that a view drops (the zeros add exactly nothing)."""
+        m = np.asarray(matrix, dtype=np.float64)
+        n_in = self.ndim
+        if m.shape[0] != n_in or m.shape[1] not in (rank, rank + 1):
+            raise ValueError(
+                f"matrix has shape {m.shape}: an output of rank {rank} from a {n_in}-D image "
+                f"needs ({n_in}, {rank}) or ({n_in}, {rank + 1})"
+            )
+        if m.shape[1] == rank + 1:
+            if np.ndim(offset) != 0 or offset != 0:
+                warnings.warn(
+                    "offset is ignored: matrix has an offset column (as in scipy)", stacklevel=3
+                )
+            m, offset = m[:, :rank], m[:, rank]
+        square = np.zeros((n_in, n_in))
+        square[:, :rank] = m
+        full_shape = tuple(output_shape) + (1,) * (n_in - rank)
+        chunks = None
+        if output_chunks is not None:
+            chunks = check_chunks(output_chunks, check_output_shape(output_shape, rank))
+            chunks = tuple(chunks) + ((1,),) * (n_in - rank)
+        step = self._step(
+            Affine(square, offset, ndim=n_in),
+            full_shape,
+            opts,
+            chunks,
+            output,
+            f"affine_transform(matrix {m.shape[0]}x{rank}, offset={np.asarray(offset).tolist()})",
+            "affine_transform",
+        )
+        return step[(Ellipsis, *(0,) * (n_in - rank))]
 
     def rotate(
         self,
@@ -477,6 +566,54 @@ class LazyImage:
             cval=cval,
             output_chunks=output_chunks,
         )
+
+    # -- views ----------------------------------------------------------------------------
+    def __getitem__(self, key) -> LazyImage:
+        """A lazy view: ``img[40]``, ``img[:, 100:300, ::2]``, ``img[..., 5]``.
+
+        The selection is composed into the plan: only the selected points are computed and
+        only the input chunks they touch are read. An integer drops its axis (an oblique
+        slice of a rotated volume is one 2-D resample); slices may have steps, negative
+        ones included. Values equal the full result's at the same points (bit for bit at
+        orders 0 and 1).
+
+        Examples
+        --------
+        >>> import numpy as np, transfuse
+        >>> x = np.random.default_rng(0).random((30, 40, 50))
+        >>> img = transfuse.lazy(x, chunks=10).rotate(30, axes=(1, 2), order=1)
+        >>> plane = img[12, :, ::2]
+        >>> plane.shape
+        (60, 32)
+        >>> bool((plane.compute() == img.compute()[12, :, ::2]).all())
+        True
+        """
+        view, shape = _grid_view(key, self.shape)
+        if not self.steps:  # nothing to resample: a view of the input itself
+            return lazy(self._array[view.index()])
+        step = self._expr
+        full = step.view.compose(view) if step.view is not None else view
+        chunks = _view_chunks(view, step, self._array)
+        new = dataclasses.replace(step, view=full, output_shape=shape, output_chunks=chunks)
+        return LazyImage(new, self._array)
+
+    def preview(self, max_size: int = 256, executor=None) -> np.ndarray:
+        """A cheap look at the result: every ``k``-th point per axis so that no axis has
+        more than ``max_size`` points, computed through a view (only those points).
+
+        Examples
+        --------
+        >>> import numpy as np, transfuse
+        >>> img = transfuse.lazy(np.ones((1000, 600)), chunks=200).rotate(10, order=1)
+        >>> img.preview(max_size=100).shape
+        (99, 96)
+        """
+        if isinstance(max_size, bool) or not isinstance(max_size, numbers.Integral):
+            raise ValueError(f"max_size={max_size!r} must be a positive integer")
+        if max_size < 1:
+            raise ValueError(f"max_size={max_size!r} must be a positive integer")
+        steps = tuple(slice(None, None, max(1, -(-n // max_size))) for n in self.shape)
+        return self[steps].compute(executor=executor)
 
     def bind(self, **values) -> LazyImage:
         """Bind free symbols of every step (see :meth:`transfuse.Transform.bind`)."""

@@ -21,6 +21,13 @@ Differences from dask_image, all on purpose:
   ``spline_filter1d`` along every axis gives, and what scipy's ``spline_filter1d`` does);
   scipy's ``spline_filter`` raises RuntimeError there, dask_image's raises KeyError.
 * ``output_chunks`` of the spline filters is honoured (dask_image ignores it).
+* ``affine_transform`` takes scipy's rank-changing ``(ndim, n_out)`` matrices (and
+  ``(ndim, n_out + 1)`` with an offset column) with an ``output_shape`` of rank ``n_out``.
+* ``depth`` of ``spline_filter`` may be one number, one per axis or ``{axis: depth}`` as in
+  dask_image; the largest is used on every axis (a deeper halo is only more exact).
+  ``spline_filter1d`` takes one number, as dask_image requires.
+* Every function takes ``executor=`` (a keyword dask_image does not have): the backend
+  doing the per-chunk work (see :mod:`transfuse.executors`).
 
 Inputs may be numpy arrays, dask arrays, or cupy arrays / cupy-backed dask arrays (computed
 on the CPU here and converted back to cupy blocks). Complex inputs are resampled as their
@@ -429,11 +436,20 @@ def map_coordinates(  # noqa: A002
         return back(_by_parts(build, arr, cval, out_dtype))
 
 
-def _check_depth(depth, order: int) -> int:
+def _check_depth(depth, order: int, ndim: int, scalar_only: bool = False) -> int:
+    """The halo: dask_image's forms (a number; for ``spline_filter`` also one per axis or
+    ``{axis: depth}``), of which the largest is used for every filtered axis."""
     if depth is None:
         return halo_depth(order)
+    if scalar_only and np.ndim(depth) != 0:
+        raise NDInterpError(f"depth={depth!r} must be a scalar value (one axis is filtered)")
     if isinstance(depth, dict):
+        bad = [k for k in depth if not isinstance(k, numbers.Integral) or not -ndim <= k < ndim]
+        if bad:
+            raise NDInterpError(f"depth={depth!r} has keys that are not axes of {ndim} dims")
         depth = list(depth.values())
+    elif np.ndim(depth) != 0 and len(np.ravel(depth)) != ndim:
+        raise NDInterpError(f"depth={depth!r} must have one entry per axis ({ndim})")
     values = [depth] if np.ndim(depth) == 0 else list(np.ravel(depth))
     out = []
     for v in values:
@@ -521,7 +537,7 @@ def spline_filter1d(
     arr, back = _as_dask(image)
     out_dtype = _output_dtype(output, arr.dtype, np.float64)
     opts = _spline_options(order, mode)
-    depth = _check_depth(depth, opts.order)
+    depth = _check_depth(depth, opts.order, arr.ndim, scalar_only=True)
     backend = get_executor(executor)
     if not isinstance(axis, numbers.Integral) or not -arr.ndim <= axis < arr.ndim:
         raise NDInterpError(f"axis={axis!r} is out of bounds for an array of {arr.ndim} dims")
@@ -587,11 +603,11 @@ def spline_filter(
     arr, back = _as_dask(image)
     out_dtype = _output_dtype(output, arr.dtype, np.float64)
     opts = _spline_options(order, mode)
-    depth = _check_depth(depth, opts.order)
+    depth = _check_depth(depth, opts.order, arr.ndim)
     backend = get_executor(executor)
 
     def build(part, _cval, dtype):
-        if opts.order < 2:
+        if opts.order < 2 or part.ndim == 0:  # a 0-d input is its own spline (scipy)
             return part.astype(dtype)
         if dtype == np.float64:
             return spline_coefficients(part, opts, depth=depth, pad=0, executor=backend)

@@ -435,7 +435,7 @@ def test_pipeline_round_trip(P):
         {"mode": "eval"},
         {"cval": float("nan")},
         {"prefilter": 1},
-        {"output_shape": (0, 3)},
+        {"output_shape": (-1, 3)},
         {"output_shape": (3, 3), "output_chunks": (2,)},
         {"output_chunks": (0, 2)},
     ],

@@ -15,8 +15,9 @@ __all__ = ["CPUExecutor"]
 
 def _affine_stage(job):
     stages = job.stages
-    if len(stages) == 1 and getattr(stages[0], "form", None) == "matrix":
-        return stages[0]
+    first = stages[0]
+    if len(stages) == 1 and getattr(first, "form", None) == "matrix" and first.view is None:
+        return first
     return None
 
 

@@ -19,6 +19,7 @@ import numpy as np
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
+from ..planner.boundary import CVAL, tap_source_index
 from ..planner.footprint import axis_pads, chunk_bounds, coefficient_chunks
 from ..planner.options import ResampleOptions
 from ..planner.physical import CoordinateArrayStage, FieldStage
@@ -58,20 +59,96 @@ def _run_resample(executor, job, footprint, infos, inputs, pieces):
     return executor.resample_chunk(job, footprint, pieces, _layouts(infos))
 
 
-def _filter_axis_plan(n, chunks, coef_chunks, pad, depth, whole, mode):
-    """Per chunk of one axis: its domain span, the input chunks its filter window reads and
-    where they sit (the filter is separable, so axes are planned independently)."""
+def _span_plan(n, chunks, span, pad, depth, whole, mode):
+    """For the coefficients of the domain range ``span`` of one axis: the span, the input
+    chunks its filter window reads and where they sit (the filter is separable, so axes are
+    planned independently)."""
     in_bounds = chunk_bounds(chunks, 0)
+    axis_spec = PrefilterSpec((n,), 0, mode, pad, 0.0, depth, (whole,), (span,), (True,))
+    src = filter_indices(axis_spec)[0]
+    src = src[src >= 0]
+    ids = tuple(sorted(set((np.searchsorted(in_bounds, src, side="right") - 1).tolist())))
+    return span, ids, _axis_info(tuple(chunks), 0, ids)
+
+
+def _filter_axis_plan(n, chunks, coef_chunks, pad, depth, whole, mode):
+    """:func:`_span_plan` for every coefficient chunk of one axis."""
     coef_bounds = chunk_bounds(coef_chunks, pad)
-    out = []
-    for i in range(len(coef_chunks)):
-        span = (int(coef_bounds[i]), int(coef_bounds[i + 1]))
-        axis_spec = PrefilterSpec((n,), 0, mode, pad, 0.0, depth, (whole,), (span,), (True,))
-        src = filter_indices(axis_spec)[0]
-        src = src[src >= 0]
-        ids = tuple(sorted(set((np.searchsorted(in_bounds, src, side="right") - 1).tolist())))
-        out.append((span, ids, _axis_info(tuple(chunks), 0, ids)))
-    return out
+    return [
+        _span_plan(
+            n, chunks, (int(coef_bounds[i]), int(coef_bounds[i + 1])), pad, depth, whole, mode
+        )
+        for i in range(len(coef_chunks))
+    ]
+
+
+#: A task computes its own spline coefficients (from the input, with a halo) when that
+#: costs this many times less than filtering the coefficient chunks its window touches: a
+#: few points into a huge volume, or a thin oblique plane, then cost their neighbourhood,
+#: not whole chunks.
+SPARSE_RATIO = 3
+
+
+@functools.lru_cache(maxsize=65536)
+def _tap_span(lo: int, hi: int, n: int, mode: str, pad: int):
+    """Domain range ``[start, stop)`` of the samples the taps ``lo..hi`` read (None: all
+    read cval)."""
+    src = tap_source_index(np.arange(lo, hi + 1), n, mode, pad)
+    src = src[src != CVAL]
+    return None if src.size == 0 else (int(src.min()), int(src.max()) + 1)
+
+
+def _sharing(p) -> float:
+    """How many resampling tasks read a coefficient chunk, on average."""
+    reads = sum(len(fp.dependencies) for fp in p.footprints.values() if fp.axes is not None)
+    nchunks = int(np.prod([len(c) for c in p.coefficient_chunks]))
+    return max(1.0, reads / max(nchunks, 1))
+
+
+def _local_prefilter(p, idx, fp, array, executor, depth, name, sharing=1.0):
+    """A prefilter task for just what ``fp`` reads, or None when the shared coefficient
+    chunks are the better deal. Returns (graph key, task, layouts info)."""
+    pads = p.pads
+    spans, touched, local = [], 1, 1  # samples filtered (halos included) each way
+    for a, w in enumerate(fp.axes):
+        halo = 0 if a in p.batch_axes else 2 * depth
+        if a in p.batch_axes:
+            span = (w.lo, w.hi + 1)
+        else:
+            span = _tap_span(w.lo, w.hi, p.input.shape[a], p.options.mode, pads[a])
+            if span is None:
+                return None
+        spans.append(span)
+        touched *= sum(p.coefficient_chunks[a][i] + halo for i in w.chunks)
+        local *= min(span[1] - span[0] + halo, p.input.shape[a] + 2 * pads[a] + halo)
+    if touched / sharing < SPARSE_RATIO * local:  # shared chunks cost each task a share
+        return None
+    opts = p.options
+    shape, chunks = p.input.shape, array.chunks
+    filtered = tuple(a not in p.batch_axes for a in range(len(shape)))
+    whole = tuple(
+        filter_axis_whole(n, opts.pad, depth, len(c)) for n, c in zip(shape, chunks, strict=True)
+    )
+    axes = [
+        _span_plan(n, c, span, pd, depth if f else 0, wh and f, opts.mode)
+        for n, c, span, pd, f, wh in zip(shape, chunks, spans, pads, filtered, whole, strict=True)
+    ]
+    spec = PrefilterSpec(
+        tuple(shape),
+        opts.order,
+        opts.mode,
+        opts.pad,
+        opts.cval,
+        depth,
+        whole,
+        tuple(spans),
+        filtered,
+    )
+    deps = [(array.name, *k) for k in itertools.product(*(ax[1] for ax in axes))]
+    key = (name, *idx)
+    task = (_run_prefilter, executor, spec, [ax[2] for ax in axes], deps)
+    infos = [((s,), (e - s,)) for s, e in spans]
+    return key, task, infos
 
 
 def spline_coefficients(
@@ -228,19 +305,33 @@ def resample_pass(p, array: da.Array, executor) -> da.Array:
         stages, p.input.shape, opts, np.dtype(p.output.dtype), p.batch_axes, p.plane_stages
     )
     name = "resample-" + tokenize(coef.name, p.token, executor.name)
+    local_name = "spline-coefficients-local-" + tokenize(name)
+    depth = halo_depth(opts.order)
+    sharing = _sharing(p) if p.needs_prefilter else 1.0
     pads = p.pads
     dsk = {}
+    any_local = False
     for idx, fp in p.footprints.items():
         if fp.axes is None:
             dsk[(name, *idx)] = (_run_resample, executor, job, fp, [], inputs(idx, True), [])
             continue
-        infos = [
-            _axis_info(p.coefficient_chunks[a], pads[a], tuple(w.chunks))
-            for a, w in enumerate(fp.axes)
-        ]
-        deps = [(coef.name, *k) for k in fp.dependencies]
+        local = None
+        if p.needs_prefilter:
+            local = _local_prefilter(p, idx, fp, array, executor, depth, local_name, sharing)
+        if local is not None:
+            key, task, infos = local
+            dsk[key] = task
+            deps = [key]
+            any_local = True
+        else:
+            infos = [
+                _axis_info(p.coefficient_chunks[a], pads[a], tuple(w.chunks))
+                for a, w in enumerate(fp.axes)
+            ]
+            deps = [(coef.name, *k) for k in fp.dependencies]
         dsk[(name, *idx)] = (_run_resample, executor, job, fp, infos, inputs(idx, False), deps)
-    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[coef, *collections])
+    dependencies = [coef, *collections] + ([array] if any_local else [])
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=dependencies)
     meta = executor.meta(p.output.dtype, p.output.ndim)
     return da.Array(graph, name, p.output.chunks, meta=meta)
 

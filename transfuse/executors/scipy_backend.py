@@ -61,7 +61,7 @@ def resample_chunk(backend, job, footprint, pieces, layouts):
         return np.full(shape, cast_like_scipy(np.array(opts.cval), job.dtype), dtype=job.dtype)
     if job.batch_axes:
         return _resample_slices(backend, job, footprint, pieces, layouts)
-    counts = [len(w.chunks) for w in footprint.axes]
+    counts = [len(lay.starts) for lay in layouts]  # the pieces' grid
     window_mode = "nearest"  # taps never leave the window: any mode will do
     if footprint.direct:
         # every coordinate inside the array, every tap inside the coefficient array: no
@@ -114,7 +114,7 @@ def _resample_slices(backend, job, footprint, pieces, layouts):
         axes=tuple(footprint.axes[a] for a in planes),
     )
     plane_layouts = [layouts[a] for a in planes]
-    grid = list(itertools.product(*(range(len(w.chunks)) for w in footprint.axes)))
+    grid = list(itertools.product(*(range(len(lay.starts)) for lay in layouts)))
     out = np.empty(tuple(e - s for s, e in footprint.box), dtype=job.dtype)
     for index in itertools.product(*(range(*footprint.box[a]) for a in batch)):
         # the chunk holding this slice along each batch axis, and the slice within it

@@ -31,31 +31,51 @@ __all__ = ["compile_expression", "coordinates", "sample_field"]
 # -- affine ------------------------------------------------------------------------------------
 
 
+def _grid_axes(stage: AffineStage, box):
+    """Per axis of the stage's grid, its indices over ``box`` (float64, shaped to broadcast
+    over the box's axes; a scalar for an axis a view fixes), and the box's shape."""
+    shape = tuple(b - a for a, b in box)
+    if stage.view is None:
+        out = []
+        for h, (a, b) in enumerate(box):
+            view = [1] * len(box)
+            view[h] = b - a
+            out.append(np.arange(a, b, dtype=np.float64).reshape(view))
+        return out, shape
+    out = []
+    for j, start, step in stage.view.axes:
+        if j is None:
+            out.append(np.float64(start))
+            continue
+        a, b = box[j]
+        view = [1] * len(box)
+        view[j] = b - a
+        idx = start + step * np.arange(a, b, dtype=np.int64)  # exact integers
+        out.append(idx.astype(np.float64).reshape(view))
+    return out, shape
+
+
 def affine_grid(stage: AffineStage, box) -> np.ndarray:
-    """Coordinates of the output box ``((start, stop), ...)`` through the first stage."""
-    grids = [np.arange(a, b, dtype=np.float64) for a, b in box]
-    shape = tuple(len(g) for g in grids)
+    """Coordinates of the output box ``((start, stop), ...)`` through the first stage (a
+    view of the stage's grid reads its integer indices first: values are exactly those of
+    the whole grid at the selected points)."""
+    grids, shape = _grid_axes(stage, box)
+    out = np.empty((stage.ndim_in, *shape))
     if stage.form == "separable":
-        out = np.empty((stage.ndim_in, *shape))
         for h, g in enumerate(grids):
-            view = [1] * len(shape)
-            view[h] = len(g)
             c = g
             for kind, vec in stage.ops:
                 c = c + vec[h] if kind == "add" else c * vec[h]
-            out[h] = c.reshape(view)
+            out[h] = c
         return out
     # scipy: c[h] = offset[h] + o[0] * M[h, 0] + o[1] * M[h, 1] + ... (left to right).
     # Adding broadcast terms in that order gives the same float operations on fewer
     # elements; only the last addition is full size.
-    out = np.empty((stage.ndim_in, *shape))
     n_out = len(grids)
     for h in range(stage.ndim_in):
         acc = stage.offset[h]
         for l in range(n_out):
-            view = [1] * n_out
-            view[l] = len(grids[l])
-            term = grids[l].reshape(view) * stage.linear[h, l]
+            term = grids[l] * stage.linear[h, l]
             if l == n_out - 1:
                 np.add(acc, term, out=out[h])
             else:
@@ -327,7 +347,7 @@ def coordinates(stages, box, ndi) -> np.ndarray:
         p = np.array(first.array, dtype=np.float64, copy=True)
     else:
         p = affine_grid(first, box)
-        if rest and isinstance(rest[0], FieldStage) and first.form == "matrix":
+        if rest and isinstance(rest[0], FieldStage) and first.form == "matrix" and not first.view:
             p = _field_after_affine(rest.pop(0), first, p, box, ndi)
     for stage in rest:
         p = apply_stage(stage, p, ndi)

@@ -160,6 +160,8 @@ class Pipeline:
         if not isinstance(self.transform, base.Transform):
             raise ValueError(f"transform={self.transform!r} is not a Transform")
         opts = ResampleOptions(self.order, self.mode, self.cval, self.prefilter)  # validates
+        if not math.isfinite(opts.cval):
+            raise ValueError(f"cval={self.cval!r} must be finite in a recipe (JSON has no NaN)")
         object.__setattr__(self, "order", opts.order)
         object.__setattr__(self, "cval", opts.cval)
         if self.output_shape is not None:

@@ -48,6 +48,8 @@ def affine_ranges(stage: AffineStage, boxes) -> np.ndarray:
     array([[3., 5.],
            [2., 6.]])
     """
+    if stage.view is not None:  # boxes of the view -> boxes of the stage's own grid
+        boxes = stage.view.base_boxes(boxes)
     lo_hi = _corner_points(boxes)
     nb = lo_hi.shape[0]
     out = np.empty((nb, stage.ndim_in, 2))
@@ -58,7 +60,7 @@ def affine_ranges(stage: AffineStage, boxes) -> np.ndarray:
                 v = v + vec[h] if kind == "add" else v * vec[h]
             out[:, h, 0], out[:, h, 1] = v.min(axis=1), v.max(axis=1)
         return out
-    n_out = stage.ndim_out
+    n_out = stage.linear.shape[1]
     corners = np.array(list(itertools.product((0, 1), repeat=n_out)))
     pts = np.take_along_axis(
         lo_hi[:, None, :, :].repeat(len(corners), axis=1),

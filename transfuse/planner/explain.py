@@ -23,6 +23,8 @@ def _options_text(o) -> str:
 
 def _step_text(step) -> str:
     text = f"{step.label or step.operation}: {step.transform!r}"
+    if step.view is not None:
+        text += f" -> {step.view.describe()}"
     cast = f", output={np.dtype(step.dtype)}" if step.dtype is not None else ""
     return f"{text}  [{_options_text(step.options)}{cast}]"
 
@@ -58,6 +60,8 @@ def _physical(plan) -> list[str]:
                 lines.append(f"    fused matrix ({affine.form}):")
                 for row in str(affine.matrix).splitlines():
                     lines.append("      " + row)
+                if affine.view is not None:
+                    lines.append(f"    of the selection {affine.view.describe()}")
             out = p.output
             lines.append(
                 f"    output: shape={out.shape} dtype={out.dtype} chunks={_chunks_text(out.chunks)}"

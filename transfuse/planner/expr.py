@@ -8,6 +8,7 @@ import numpy as np
 
 from ..transforms import Transform
 from .options import ResampleOptions
+from .physical import GridView
 
 __all__ = ["Source", "Step"]
 
@@ -47,6 +48,7 @@ class Step:
     dtype: np.dtype | None = None
     label: str = ""
     operation: str = "transform"
+    view: GridView | None = None  # a selection of the step's grid (lazy indexing)
 
     @property
     def ndim(self) -> int:

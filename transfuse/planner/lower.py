@@ -162,9 +162,19 @@ def _coordinate_stage(node: CoordinateMap, output_chunks):
         from .options import check_chunks
 
         shape = tuple(coords.shape[1:])
-        spec = output_chunks if output_chunks is not None else _auto_chunks(shape, ndim_in)
+        if output_chunks is not None:
+            spec = output_chunks
+        elif int(np.prod(shape)) <= SPARSE_POINTS:
+            spec = 1  # a few points: each reads only its own neighbourhood
+        else:
+            spec = _auto_chunks(shape, ndim_in)
         chunks = check_chunks(spec, shape)
     return CoordinateArrayStage(coords, chunks, node.key)
+
+
+#: A numpy coordinate array of at most this many points is computed one point per task, so
+#: that scattered points read (and prefilter) only their own neighbourhoods.
+SPARSE_POINTS = 64
 
 
 def _auto_chunks(shape, ndim_in, target_bytes=2**27):
@@ -179,8 +189,35 @@ def _auto_chunks(shape, ndim_in, target_bytes=2**27):
     return tuple(min(n, side) for n in shape)
 
 
+def _with_view(stage, view, output_chunks):
+    """The first stage reading the selection ``view`` of its grid."""
+    if view is None:
+        return stage
+    if isinstance(stage, AffineStage):
+        return dataclasses.replace(stage, view=view)
+    # a coordinate array: select its points (numpy or dask indexing)
+    arr = stage.array
+    index = view.index()
+    sub = arr[(slice(None), *index)]
+    if hasattr(sub, "rechunk"):
+        sub = sub.rechunk((-1, *output_chunks) if output_chunks else {0: -1})
+        chunks = tuple(sub.chunks[1:])
+    else:
+        from .options import check_chunks
+
+        spec = output_chunks if output_chunks is not None else sub.shape[1:]
+        chunks = check_chunks(spec, tuple(sub.shape[1:]))
+    return CoordinateArrayStage(sub, chunks, f"{stage.key}{view.axes}")
+
+
 def compile_map(
-    transform: Transform, ndim: int, output_chunks=None, *, spline_filter=None, separable=False
+    transform: Transform,
+    ndim: int,
+    output_chunks=None,
+    *,
+    spline_filter=None,
+    separable=False,
+    view=None,
 ) -> CompiledMap:
     """The stages (and bounds) of a fused transform on an ``ndim``-D input.
 
@@ -197,6 +234,8 @@ def compile_map(
     separable : bool
         Evaluate a Translate/Scale chain with scipy's separable ``zoom``/``shift``
         arithmetic instead of its matrix.
+    view : GridView, optional
+        Compute only a selection of the output grid (lazy indexing).
 
     Raises
     ------
@@ -217,6 +256,7 @@ def compile_map(
             stage = AffineStage.separable(ops, ndim)
         else:
             stage = AffineStage.from_matrix(_numeric_matrix(transform, ndim))
+        stage = _with_view(stage, view, output_chunks)
         return CompiledMap((stage,), MapBounds((stage,), ()))
     parts = list(transform.parts)
     for i, part in enumerate(parts):
@@ -256,4 +296,5 @@ def compile_map(
             stages.append(stage)
             bounders.append(bound)
             i -= 1
+    stages[0] = _with_view(stages[0], view, output_chunks)
     return CompiledMap(tuple(stages), MapBounds(stages, bounders))

@@ -21,6 +21,9 @@ __all__ = [
 ]
 
 
+_NAN = float("nan")
+
+
 @dataclasses.dataclass(frozen=True)
 class ResampleOptions:
     """How one resampling pass interpolates: spline ``order`` (0-5), boundary ``mode``,
@@ -55,9 +58,12 @@ class ResampleOptions:
         cval = self.cval
         if isinstance(cval, bool | np.bool_) or not isinstance(cval, numbers.Real):
             raise ValueError(f"cval={cval!r} must be a real number")
-        if not math.isfinite(float(cval)):
-            raise ValueError(f"cval={cval!r} must be finite")
-        object.__setattr__(self, "cval", float(cval))
+        cval = float(cval)
+        if math.isinf(cval):
+            raise ValueError(f"cval={cval!r} must be finite or NaN")
+        # NaN fills like any value (scipy, dask_image and xcube's callers use it); one NaN
+        # object so that equal options compare and hash equal
+        object.__setattr__(self, "cval", _NAN if math.isnan(cval) else cval)
         if not isinstance(self.prefilter, bool | np.bool_):
             raise ValueError(f"prefilter={self.prefilter!r} must be True or False")
         object.__setattr__(self, "prefilter", bool(self.prefilter))
@@ -115,6 +121,9 @@ def check_output_shape(shape, ndim: int | None = None, name: str = "output_shape
         raise ValueError(f"{name}={shape!r} must be a sequence of non-negative integers")
     out = []
     for v in shape:
+        if isinstance(v, numbers.Real) and not isinstance(v, numbers.Integral | bool | np.bool_):
+            if math.isfinite(v) and float(v).is_integer():  # 50.0, as real callers pass
+                v = int(v)
         if isinstance(v, bool | np.bool_) or not isinstance(v, numbers.Integral) or v < 0:
             raise ValueError(f"{name}={tuple(shape)!r} must hold non-negative integers")
         out.append(int(v))

@@ -37,6 +37,7 @@ __all__ = [
     "ExprStage",
     "FieldStage",
     "Geometry",
+    "GridView",
     "NewtonStage",
     "PhysicalPass",
     "Stage",
@@ -47,6 +48,70 @@ def _frozen(array) -> np.ndarray:
     out = np.array(array, dtype=np.float64, copy=True)
     out.setflags(write=False)
     return out
+
+
+@dataclasses.dataclass(frozen=True)
+class GridView:
+    """A selection of a grid (lazy indexing): for each axis of the ``base_shape`` grid,
+    ``(j, start, step)`` when new axis ``j`` walks it (index ``start + step * i``), or
+    ``(None, k, 0)`` when it is fixed at index ``k`` (the axis is dropped)."""
+
+    axes: tuple
+    base_shape: tuple[int, ...]
+    shape: tuple[int, ...]  # of the selection
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def drops_axes(self) -> bool:
+        return self.ndim != len(self.axes)
+
+    def base_boxes(self, boxes) -> np.ndarray:
+        """The boxes ``[start, stop)`` of the base grid holding boxes of the view."""
+        boxes = np.asarray(boxes, dtype=np.int64)
+        out = np.empty((boxes.shape[0], len(self.axes), 2), dtype=np.int64)
+        for a, (j, start, step) in enumerate(self.axes):
+            if j is None:
+                out[:, a, 0], out[:, a, 1] = start, start + 1
+                continue
+            first = start + step * boxes[:, j, 0]
+            last = start + step * (boxes[:, j, 1] - 1)
+            out[:, a, 0] = np.minimum(first, last)
+            out[:, a, 1] = np.maximum(first, last) + 1
+        return out
+
+    def index(self) -> tuple:
+        """The numpy index (integers and slices) of the selection."""
+        out = []
+        for j, start, step in self.axes:
+            if j is None:
+                out.append(int(start))
+                continue
+            n = int(self.shape[j])
+            stop = start + step * n
+            out.append(slice(start, None if stop < 0 else stop, step))
+        return tuple(out)
+
+    def compose(self, inner: GridView) -> GridView:
+        """The view ``inner`` taken of this view's result (a view of a view)."""
+        kept = [a for a, (j, _, _) in enumerate(self.axes) if j is not None]
+        axes = list(self.axes)
+        for a in kept:
+            j, start, step = self.axes[a]
+            ij, istart, istep = inner.axes[j]
+            if ij is None:
+                axes[a] = (None, start + step * istart, 0)
+            else:
+                axes[a] = (ij, start + step * istart, step * istep)
+        return GridView(tuple(axes), self.base_shape, inner.shape)
+
+    def describe(self) -> str:
+        parts = []
+        for j, start, step in self.axes:
+            parts.append(str(start) if j is None else f"{start}::{step}")
+        return "view[" + ", ".join(parts) + "]"
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -60,6 +125,7 @@ class AffineStage:
     offset: np.ndarray
     form: str = "matrix"
     ops: tuple = ()
+    view: GridView | None = None  # the first stage may read a selection of its grid
 
     @classmethod
     def from_matrix(cls, matrix) -> AffineStage:
@@ -88,7 +154,8 @@ class AffineStage:
 
     @property
     def ndim_out(self) -> int:
-        return self.linear.shape[1]
+        """Axes of the points the stage takes (of its view, when it has one)."""
+        return self.view.ndim if self.view is not None else self.linear.shape[1]
 
     @property
     def matrix(self) -> np.ndarray:
@@ -103,7 +170,8 @@ class AffineStage:
     @property
     def is_identity(self) -> bool:
         n_in, n_out = self.linear.shape
-        return n_in == n_out and np.array_equal(self.matrix, np.eye(n_in + 1))
+        plain = self.view is None
+        return plain and n_in == n_out and np.array_equal(self.matrix, np.eye(n_in + 1))
 
     def restricted(self, axes) -> AffineStage:
         """The stage on ``axes`` only (for a stage that is the identity on the others: the
@@ -117,9 +185,14 @@ class AffineStage:
     @property
     def token(self) -> tuple:
         ops = tuple((k, v.tobytes()) for k, v in self.ops)
-        return ("affine", self.form, self.linear.tobytes(), self.offset.tobytes(), ops)
+        view = None if self.view is None else (self.view.axes, self.view.shape)
+        return ("affine", self.form, self.linear.tobytes(), self.offset.tobytes(), ops, view)
 
     def describe(self) -> str:
+        text = self._describe()
+        return text if self.view is None else f"{text} @ {self.view.describe()}"
+
+    def _describe(self) -> str:
         if self.form == "separable":
             parts = []
             for kind, v in self.ops:

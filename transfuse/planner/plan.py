@@ -4,9 +4,9 @@ Each stage is a pure function, testable alone:
 
 1. :func:`logical` — the chain as the user wrote it: the source and its steps.
 2. :func:`fuse` — every run of consecutive steps that share interpolation options (order,
-   mode, cval, prefilter) and end no earlier than a step with an output dtype becomes one
-   :class:`Run`, holding the composed transform ``T1 @ T2 @ ... @ Tk``. This is the one
-   place that decides fusion.
+   mode, cval, prefilter) becomes one :class:`Run`, holding the composed transform
+   ``T1 @ T2 @ ... @ Tk``; a cast to another dtype or a view that drops axes ends a run.
+   This is the one place that decides fusion.
 3. :func:`lower` — numbers only: one :class:`~transfuse.planner.physical.PhysicalPass` per
    run (stages, output geometry, coefficient chunks, footprints).
 
@@ -21,7 +21,7 @@ import itertools
 
 import numpy as np
 
-from ..transforms import Compose, Rotate, Transform
+from ..transforms import Compose, Rotate, Scale, Transform, Translate
 from .expr import Source, Step
 from .footprint import ChunkFootprint, axis_pads, coefficient_chunks, footprints
 from .lower import CompiledMap, compile_map
@@ -75,19 +75,32 @@ def fuse(chain: Logical) -> tuple[Run, ...]:
     dtype ends its run (the cast happens where running the steps one by one applies it)."""
     runs: list[list[Step]] = []
     dtype = np.dtype(chain.source.dtype)
-    cast = False  # the run so far ends in a cast to another dtype
+    ends = False  # the run so far ends in a cast to another dtype, or drops axes
     for step in chain.steps:
-        if runs and runs[-1][-1].options == step.options and not cast:
+        if runs and runs[-1][-1].options == step.options and not ends:
             runs[-1].append(step)
         else:
             runs.append([step])
         cast = step.dtype is not None and np.dtype(step.dtype) != dtype
+        ends = cast or (step.view is not None and step.view.drops_axes)
         dtype = np.dtype(step.dtype) if step.dtype is not None else dtype
     out = []
     for run in runs:
-        transform = run[0].transform if len(run) == 1 else Compose(tuple(s.transform for s in run))
+        parts = []
+        for i, step in enumerate(run):
+            parts.append(step.transform)
+            if step.view is not None and i < len(run) - 1:
+                parts.extend(_view_nodes(step.view))
+        transform = parts[0] if len(parts) == 1 else Compose(tuple(parts))
         out.append(Run(tuple(run), transform))
     return tuple(out)
+
+
+def _view_nodes(view) -> list:
+    """A view that keeps every axis, as nodes: index ``start + step * i``."""
+    starts = tuple(float(start) for _, start, _ in view.axes)
+    steps = tuple(float(step) for _, _, step in view.axes)
+    return [Translate(starts), Scale(steps)]
 
 
 def _step_batch_axes(step: Step, ndim: int) -> tuple[int, ...]:
@@ -150,6 +163,7 @@ def compile_run(run: Run, ndim: int, spline_filter=None) -> CompiledMap:
         run.last.output_chunks,
         spline_filter=spline_filter,
         separable=separable,
+        view=run.last.view,
     )
 
 
@@ -181,7 +195,7 @@ def lower(chain: Logical, runs: tuple[Run, ...], spline_filter=None) -> tuple[Ph
         out_dtype = np.dtype(last.dtype) if last.dtype is not None else current.dtype
         check_size(last.output_shape, out_chunks, out_dtype)
         batch = _run_batch_axes(run, current.ndim)
-        if not (len(stages) == 1 and _identity_on(first, batch)):
+        if not (len(stages) == 1 and _identity_on(first, batch)) or last.view is not None:
             batch = ()
         coef_chunks = coefficient_chunks(current.chunks, axis_pads(opts.pad, current.ndim, batch))
         if 0 in current.shape or 0 in last.output_shape:

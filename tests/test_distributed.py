@@ -1,0 +1,128 @@
+"""The same plans on dask.distributed (scale issue, item 1): a LocalCluster of 2 worker
+processes gives the threaded scheduler's results bit for bit, tasks stay small, keys are
+the same in every process, and a killed worker does not change the result."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+
+import dask.array as da
+import numpy as np
+import pytest
+import sympy
+
+import transfuse as tf
+import transfuse.ndinterp
+
+distributed = pytest.importorskip("distributed")
+
+RNG = np.random.default_rng(11)
+IMAGE = RNG.random((64, 72)).astype(np.float32)
+Y, X = tf.symbols("y x")
+
+#: What one resampling task may weigh when pickled (measured: 2-6 kB).
+TASK_BYTES = 32_000
+
+
+@pytest.fixture(scope="module")
+def client():
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
+        yield c
+
+
+def _field():
+    grid = np.indices((9, 10)).astype(float)
+    return tf.DisplacementField(
+        np.stack([1.5 * np.sin(grid[1] / 3), np.cos(grid[0] / 2)]), spacing=8, order=3
+    )
+
+
+def _chains():
+    theta = tf.symbols("theta")
+    expr = tf.ExprMap([Y + 0.02 * (X - 36) ** 2, X + 0.5 * sympy.sin(Y / 7)], (Y, X))
+    return {
+        "affine order 1": tf.lazy(IMAGE, chunks=16).rotate(20, order=1).zoom(1.1, order=1),
+        "affine order 3": tf.lazy(IMAGE, chunks=16).rotate(20, order=3).zoom(1.1, order=3),
+        "affine @ field @ expr": tf.lazy(IMAGE, chunks=16).transform(
+            tf.Rotate(5, center=(32, 36)) @ _field() @ expr, order=1, mode="mirror"
+        ),
+        "symbolic, bound": tf.lazy(IMAGE, chunks=16)
+        .transform(tf.Rotate(theta, center=(32, 36)), order=3)
+        .bind(theta=12.5),
+    }
+
+
+def _resample_tasks(arr):
+    graph = dict(arr.__dask_graph__())
+    return [v for k, v in graph.items() if isinstance(k, tuple) and str(k[0]).startswith("res")]
+
+
+@pytest.mark.parametrize("name", sorted(_chains()))
+def test_cluster_equals_threads_and_tasks_stay_small(client, name):
+    arr = _chains()[name].to_dask()
+    tasks = _resample_tasks(arr)
+    assert tasks and max(len(pickle.dumps(t)) for t in tasks) < TASK_BYTES
+    threaded = arr.compute(scheduler="threads")
+    np.testing.assert_array_equal(client.compute(arr).result(), threaded)
+
+
+def test_map_coordinates_with_dask_coordinates(client):
+    coords = da.from_array(RNG.uniform(-3, 70, (2, 50, 60)), chunks=(2, 25, 30))
+    arr = tf.ndinterp.map_coordinates(da.from_array(IMAGE, chunks=16), coords, order=3)
+    np.testing.assert_array_equal(client.compute(arr).result(), arr.compute(scheduler="threads"))
+
+
+_KEYS = """
+import numpy as np, sympy, transfuse as tf
+rng = np.random.default_rng(11)
+image = rng.random((64, 72)).astype(np.float32)
+Y, X = tf.symbols("y x")
+grid = np.indices((9, 10)).astype(float)
+field = tf.DisplacementField(
+    np.stack([1.5 * np.sin(grid[1] / 3), np.cos(grid[0] / 2)]), spacing=8, order=3)
+expr = tf.ExprMap([Y + 0.02 * (X - 36) ** 2, X + 0.5 * sympy.sin(Y / 7)], (Y, X))
+img = tf.lazy(image, chunks=16).transform(
+    tf.Rotate(5, center=(32, 36)) @ field @ expr, order=1, mode="mirror")
+print(img.to_dask().name)
+"""
+
+
+def test_keys_are_the_same_in_every_process():
+    here = _chains()["affine @ field @ expr"].to_dask().name
+    names = {
+        subprocess.run(
+            [sys.executable, "-c", _KEYS],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONHASHSEED": str(seed), "PATH": ""},
+        ).stdout.strip()
+        for seed in (1, 2)
+    }
+    assert names == {here}
+
+
+def test_a_killed_worker_does_not_change_the_result(client):
+    def slow(points):  # pickled by value to the workers
+        time.sleep(0.05)
+        return points + 0.25
+
+    F = tf.FunctionMap(slow, ndim=2, bounds=0.5)
+    arr = tf.lazy(IMAGE, chunks=8).transform(F, order=1).to_dask()
+    expected = arr.compute(scheduler="threads")
+    future = client.compute(arr)
+    time.sleep(0.3)  # some tasks have run
+    victim = sorted(client.scheduler_info()["workers"])[0]
+    pid = client.run(os.getpid, workers=[victim])[victim]
+    os.kill(pid, signal.SIGKILL)  # the nanny starts a new worker; dask reruns lost tasks
+    np.testing.assert_array_equal(future.result(timeout=120), expected)
