@@ -35,8 +35,9 @@ def test_the_preview_is_the_plane_of_the_full_result(order):
     stride = int(np.ceil(max(full.shape[1:]) / 20))
     ref = full[7, ::stride, ::stride]
     assert got.shape == ref.shape
-    # the preview grid is composed into the fused matrix: equal up to its rounding
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12 * np.abs(ref).max())
+    if order == 1:  # a lazy view is bit-exact at orders 0 and 1
+        np.testing.assert_array_equal(got, ref)
 
 
 def test_the_callback_computes_only_the_preview():
@@ -54,15 +55,19 @@ def test_the_callback_computes_only_the_preview():
     assert len(resample) == p.ntasks < full_plan.passes[0].ntasks
     n = img.shape[1]  # 53 after the zoom: stride 3, an 18 x 18 preview
     assert sum(np.prod([e - s for s, e in r.box]) for r in resample) == (-(-n // 3)) ** 2
-    assert all(r.box[0] == (0, 1) for r in resample)
-    # only the coefficient chunks under the plane are prefiltered (the graph is culled)
+    assert all(len(r.box) == 2 for r in resample)  # a 2-D view: the sliced axis is dropped
+    # only coefficients near the plane are prefiltered (slice 12, chunks of 8)
     read = {d for fp in p.footprints.values() for d in fp.dependencies}
-    assert len(prefilter) == len(read) < np.prod([len(c) for c in p.coefficient_chunks])
-    assert {d[0] for d in read} <= {0, 1, 2}  # slice 12 with chunks of 8: near chunk 1
-    # a second move recomputes the same small graph
+    assert {d[0] for d in read} <= {0, 1, 2}
+    assert all(r.box[0][0] < 24 for r in prefilter)
+    full_prefilter = np.prod([len(c) for c in full_plan.passes[0].coefficient_chunks])
+    assert 0 < len(prefilter) < full_prefilter
+    # a second move recomputes a preview again, nothing more
     before = len(null.records)
     ex.update(theta=-30)
-    assert len(null.records) - before == len(resample) + len(prefilter)
+    again = [r for r in null.records[before:] if r.kind == "resample"]
+    assert len(again) == ex.preview_image().plan().passes[0].ntasks
+    assert sum(np.prod([e - s for s, e in r.box]) for r in again) == (-(-n // 3)) ** 2
 
 
 def test_preview_order_skips_the_prefilter():
@@ -100,10 +105,10 @@ def test_two_symbols_and_a_2d_image():
     assert ex.values == {"a": 0.0, "s": 1.25}
     got = ex.update(a=10)
     ref = img.bind(a=10, s=1.25).compute()[::2, ::2]
-    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(got, ref)
 
 
-def test_a_coordinate_map_last_step_falls_back_to_slicing():
+def test_a_coordinate_map_last_step():
     x = _volume((10, 12, 14))
     coords = np.indices(x.shape).astype(float) + 0.25
     k = tf.symbols("k")
@@ -112,7 +117,7 @@ def test_a_coordinate_map_last_step_falls_back_to_slicing():
         .transform(tf.Translate((k, 0.0, 0.0)), order=1)
         .transform(tf.CoordinateMap(coords), order=1)
     )
-    assert _preview_image(img.bind(k=1), 8, 3) is None
+    assert _preview_image(img.bind(k=1), 8, 3).shape == (1, 6, 7)  # see _preview_image
     got = _preview(img.bind(k=1), max_size=7, index=3)
     ref = img.bind(k=1).compute()[3, ::2, ::2]
     np.testing.assert_array_equal(got, ref)
