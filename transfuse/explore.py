@@ -6,13 +6,12 @@ downsampled to at most ``max_size`` samples a side. The preview is a lazy view
 (``img[k, ::s, ::s]``) fused into the plan, so it reads only the input chunks that plane
 needs and computes only the preview's samples.
 
-Measured on a 256³ float32 volume in chunks of 64³ (2 cores, ``benchmarks/bench_explorer.py``,
-median of 7 moves): a slider move (bind, plan, compute a 256² preview, encode the PNG) takes
-40 ms at order 1 on an idle machine (80-120 ms with the cores shared with other jobs), against
-1.2 s to compute the whole bound volume. At order 3 a move takes about 3 s, nearly all of it
-the spline prefilter of the 32 input chunks under the plane (the whole volume: 25 s), and
-40-100 ms again with ``preview_order=1`` (a preview at order 1 of the order-3 chain: no
-prefilter). The preview runs 9 tasks where the whole volume needs 125.
+Measured on a 256³ float32 volume in chunks of 64³ (``benchmarks/bench_explorer.py``, median
+of 7 moves, 2 cores shared with other jobs, load average 5): a slider move (bind, plan,
+compute a 256² preview, encode the PNG) takes 62 ms at order 1 (25 tasks), against 3.2 s to
+compute the whole bound volume (125 tasks). At order 3 a move takes 1.4 s, most of it the
+spline prefilter of the coefficients under the plane (the whole volume: 25 s), and 55 ms with
+``preview_order=1`` (a preview at order 1 of the order-3 chain: no prefilter).
 
 The callback is a plain method, :meth:`Explorer.update`, so it runs (and is tested) without a
 browser; the widgets are built only when the explorer is displayed.
