@@ -217,3 +217,17 @@ def test_display_imports_nothing_heavy():
     assert not {n for n in names if "executors" in n}
     latex = pathlib.Path(tf.__file__).parent / "transforms" / "latex.py"
     assert "transfuse.display" not in latex.read_text()
+
+
+def test_displays_of_views_and_rank_changing_matrices():
+    x = np.ones((40, 60, 60))
+    view = tf.lazy(x, chunks=20).rotate(30, axes=(1, 2), reshape=False, order=1)[12]
+    text = view.plan()._repr_html_()
+    _xml(text)
+    assert "shape=(60, 60)" in text and "plane of axes (1, 2)" in text
+    _xml(view._repr_html_())
+    m = np.array([[0.0, 0.0, 10.0], [1.0, 0.2, 0.0], [0.0, 1.0, 0.0]])  # (n_in, n_out + 1)
+    flat = tf.lazy(x, chunks=20).affine_transform(m, output_shape=(50, 50), order=1)
+    text = flat.plan()._repr_html_()
+    _xml(text)
+    assert text.count("<tr><td") == 4  # the fused (n_in + 1, n_out + 1) matrix: 4 rows

@@ -134,3 +134,25 @@ def test_optional_dependencies_are_not_imported_by_transfuse():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_footprint_overlay_of_a_view_maps_the_border_through_the_view():
+    x = np.zeros((40, 80, 80))
+    img = tf.lazy(x, chunks=20).rotate(30, axes=(1, 2), reshape=False, order=1)[12, ::2, :]
+    plan = img.plan()
+    (p,) = plan.passes
+    assert p.output.ndim == 2 and p.input.ndim == 3
+    block = (0, 1)
+    fp = p.footprints[block]
+    fig = viz.footprint_overlay(plan, block, axes=(1, 2))
+    border = fig.axes[0].lines[-1]
+    wy, wx = fp.axes[1], fp.axes[2]
+    # inside the input, the border lies in the window (which is clipped to the input)
+    bx, by = np.clip(border.get_xdata(), 0, 79), np.clip(border.get_ydata(), 0, 79)
+    assert wx.first - 1e-9 <= bx.min() <= bx.max() <= wx.last + 1e-9
+    assert wy.first - 1e-9 <= by.min() <= by.max() <= wy.last + 1e-9
+    # the border's corners are the view's corners mapped by the rotation
+    (s0, e0), (s1, e1) = fp.box
+    corner = np.array([[12.0, 2.0 * s0, float(s1)]])
+    want = plan.runs[0].transform(corner)[0]
+    np.testing.assert_allclose([border.get_ydata()[0], border.get_xdata()[0]], want[1:])

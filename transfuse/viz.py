@@ -261,6 +261,42 @@ def warped_grid(
     return fig
 
 
+def _mapped_border(run, box, n: int = 50):
+    """Input coordinates of the border of an output ``box`` (``None`` if the map cannot be
+    evaluated on points)."""
+    nd = len(box)
+    oy, ox = (nd - 2, nd - 1) if nd >= 2 else (None, 0)
+    centre = np.array([(s + e - 1) / 2 for s, e in box], dtype=np.float64)
+    t = np.linspace(0, 1, n)
+    x0, x1 = box[ox][0], box[ox][1] - 1
+    if oy is None:
+        ring = [np.stack([x0 + t * (x1 - x0)], 1)]
+    else:
+        y0, y1 = box[oy][0], box[oy][1] - 1
+        ring = [
+            np.stack([np.full(n, y0), x0 + t * (x1 - x0)], 1),
+            np.stack([y0 + t * (y1 - y0), np.full(n, x1)], 1),
+            np.stack([np.full(n, y1), x1 - t * (x1 - x0)], 1),
+            np.stack([y1 - t * (y1 - y0), np.full(n, x0)], 1),
+        ]
+    ring = np.concatenate(ring)
+    pts = np.tile(centre, (len(ring), 1))
+    if oy is None:
+        pts[:, ox] = ring[:, 0]
+    else:
+        pts[:, oy], pts[:, ox] = ring[:, 0], ring[:, 1]
+    view = getattr(run.last, "view", None)
+    if view is not None:  # view indices -> indices of the step's own grid
+        base = np.empty((len(pts), len(view.axes)))
+        for a, (j, start, step) in enumerate(view.axes):
+            base[:, a] = start if j is None else start + step * pts[:, j]
+        pts = base
+    try:
+        return np.asarray(run.transform(pts))
+    except (ValueError, TypeError, NotImplementedError):  # a map that cannot take points
+        return None
+
+
 def footprint_overlay(plan, block_index=None, pass_index=0, *, axes=None, image=None, size=4.5):
     """Which input chunks one output chunk reads, over the input.
 
@@ -338,26 +374,12 @@ def footprint_overlay(plan, block_index=None, pass_index=0, *, axes=None, image=
         ax.axhline(b, color="tab:cyan", lw=0.8, zorder=3)
     for b in bounds[ax_]:
         ax.axvline(b, color="tab:cyan", lw=0.8, zorder=3)
-    # the output chunk's border, mapped through the pass's transform
+    # the output chunk's border (in the plane of the output's last two axes, through the
+    # chunk's centre), mapped through the pass's transform (after its view, if any)
     box = fp.box
-    centre = [(s + e - 1) / 2 for s, e in box]
-    (y0, y1), (x0, x1) = (box[ay][0], box[ay][1] - 1), (box[ax_][0], box[ax_][1] - 1)
-    t = np.linspace(0, 1, 50)
-    ring = np.concatenate(
-        [
-            np.stack([np.full(50, y0), x0 + t * (x1 - x0)], 1),
-            np.stack([y0 + t * (y1 - y0), np.full(50, x1)], 1),
-            np.stack([np.full(50, y1), x1 - t * (x1 - x0)], 1),
-            np.stack([y1 - t * (y1 - y0), np.full(50, x0)], 1),
-        ]
-    )
-    pts = np.tile(np.asarray(centre, dtype=np.float64), (len(ring), 1))
-    pts[:, ay], pts[:, ax_] = ring[:, 0], ring[:, 1]
-    try:
-        mapped = np.asarray(plan.runs[pass_index].transform(pts))
+    mapped = _mapped_border(plan.runs[pass_index], box)
+    if mapped is not None:
         ax.plot(mapped[:, ax_], mapped[:, ay], color="tab:blue", lw=1.5, zorder=5)
-    except (ValueError, TypeError, NotImplementedError):  # a map that cannot take points
-        pass
     ax.set_xlim(bounds[ax_][0], bounds[ax_][-1])
     ax.set_ylim(bounds[ay][-1], bounds[ay][0])
     ax.set_aspect("equal")
