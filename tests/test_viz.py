@@ -156,3 +156,24 @@ def test_footprint_overlay_of_a_view_maps_the_border_through_the_view():
     corner = np.array([[12.0, 2.0 * s0, float(s1)]])
     want = plan.runs[0].transform(corner)[0]
     np.testing.assert_allclose([border.get_ydata()[0], border.get_xdata()[0]], want[1:])
+
+
+def test_lazy_compute_takes_progress_once_the_hook_lands(monkeypatch):
+    import contextlib
+    import inspect
+
+    if "progress" not in inspect.signature(tf.LazyImage.compute).parameters:
+        pytest.skip(
+            "LazyImage.compute(progress=...) is a hook for lazy.py (see transfuse.progress)"
+        )
+    calls = []
+
+    def recorder(enabled=True, **kwargs):
+        calls.append(enabled)
+        return contextlib.nullcontext()
+
+    monkeypatch.setattr(progress, "progress_bar", recorder)
+    img = tf.lazy(np.ones((16, 16)), chunks=8).rotate(10, order=1)
+    img.compute(progress=True)
+    img.compute()
+    assert calls == [True, False]

@@ -25,9 +25,22 @@ def _number(value, digits: int = 4):
     return sympy.Float(v, digits)
 
 
+#: Operations in a symbolic product above which it is shown unsimplified (sympy's simplify
+#: takes about 0.4 s at 60 operations and grows fast; a display should stay quick).
+MAX_SIMPLIFY_OPS = 100
+
+
 def _matrix_latex(part, ndim) -> str:
     symbolic = bool(part.free_symbols)
-    m = part.matrix(ndim, exact=symbolic)
+    if symbolic and len(part.parts) > 1:
+        mats = [p.matrix(ndim, exact=True) for p in part.parts]
+        m = mats[0]
+        for other in mats[1:]:
+            m = m * other
+        if sympy.count_ops(m) <= MAX_SIMPLIFY_OPS:
+            m = m.applyfunc(sympy.simplify)
+    else:
+        m = part.matrix(ndim, exact=symbolic)
     if not symbolic:
         m = sympy.Matrix(m.tolist()).applyfunc(_number)
     return sympy.latex(m, mat_delim="[")
@@ -81,8 +94,9 @@ def _affine_group_latex(parts, ndim) -> str:
 def transform_latex(transform, ndim: int | None = None) -> str:
     """The transform as LaTeX math (with ``$`` delimiters), for notebooks.
 
-    Consecutive affine parts of a chain are multiplied into one matrix; each non-linear part
-    shows its expressions or a short description; parts are joined with ``\\circ``.
+    Consecutive affine parts of a chain are multiplied into one matrix (a symbolic product
+    is simplified while it is small: :data:`MAX_SIMPLIFY_OPS`); each non-linear part shows
+    its expressions or a short description; parts are joined with ``\\circ``.
 
     Parameters
     ----------
