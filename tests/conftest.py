@@ -1,16 +1,33 @@
-"""Hypothesis profiles for every property test.
+"""Hypothesis profiles for every property test, and fixtures shared by the test modules.
 
-``ci`` (the default) keeps the whole suite to a couple of minutes on a 2-core machine and
-draws the same examples every run; ``large`` runs thousands of examples per property of the
-scipy parity suite (select it with the environment variable ``TRANSFUSE_HYPOTHESIS=large``;
-expect 10-20 minutes).
+Profiles (select with the environment variable ``TRANSFUSE_HYPOTHESIS``):
+
+* ``ci`` (the default) keeps the whole suite to a couple of minutes on a 2-core machine and
+  draws the same examples every run;
+* ``large`` runs ten times as many examples per property (expect 10-20 minutes), drawn
+  afresh each run;
+* ``dev`` a handful of examples per property, for a quick local run.
+
+No test module writes ``max_examples=``: one that needs more or fewer examples uses
+``tests.strategies.examples(factor)``, a multiple of the loaded profile's count.
+
+Shared code lives in two modules of the ``tests`` package: ``tests.strategies`` (hypothesis
+strategies: shapes, chunkings, interpolation options, matrices, transform nodes) and
+``tests.helpers`` (seeded data, :func:`~tests.helpers.assert_parity`, the scipy tolerance).
+
+The long sweeps are marked ``slow``: ``python -m pytest -m "not slow"`` skips them for a
+quick local run; CI runs everything.
 """
 
 from __future__ import annotations
 
 import os
 
+import numpy as np
+import pytest
 from hypothesis import HealthCheck, settings
+
+from tests.helpers import stable_seed
 
 _COMMON = dict(
     deadline=None,  # dask start-up and first-call costs make per-example timing noisy
@@ -25,3 +42,11 @@ settings.register_profile("large", max_examples=2000, **_COMMON)
 settings.register_profile("dev", max_examples=10, **_COMMON)
 
 settings.load_profile(os.environ.get("TRANSFUSE_HYPOTHESIS", "ci"))
+
+
+@pytest.fixture
+def rng(request) -> np.random.Generator:
+    """A generator seeded from the test's name (parameters included): the same numbers in
+    every run and whichever other tests run, unlike a module-level generator shared by
+    the tests of a module."""
+    return np.random.default_rng(stable_seed(request.node.name))

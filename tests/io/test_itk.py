@@ -93,12 +93,12 @@ def test_no_grid_only_reverses_the_axes(tmp_path):
     np.testing.assert_array_equal(read_itk(path).matrix()[:3, :3], A[::-1, ::-1])
 
 
-def test_euler2d_and_similarity2d(tmp_path):
+def test_euler2d_and_similarity2d(tmp_path, rng):
     angle, scale = 0.6, 1.7
     t, c = np.array([1.5, -2.0]), np.array([3.0, 4.0])
     rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     grid = dict(spacing=(0.5, 2.0), origin=(1.0, -1.0))
-    pts = RNG.uniform(0, 10, size=(5, 2))
+    pts = rng.uniform(0, 10, size=(5, 2))
 
     def by_hand(lin):
         out = []
@@ -216,8 +216,8 @@ def test_write_is_the_documented_affine_layout(tmp_path):
     assert lines[4] == "FixedParameters: 0 0"
 
 
-def test_write_precision_is_exact(tmp_path):
-    T = Affine(RNG.normal(size=(2, 3)))
+def test_write_precision_is_exact(tmp_path, rng):
+    T = Affine(rng.normal(size=(2, 3)))
     write_itk(T, tmp_path / "p.tfm")
     assert np.array_equal(read_itk(tmp_path / "p.tfm").matrix(), T.matrix())
 

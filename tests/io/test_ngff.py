@@ -11,8 +11,6 @@ import transfuse.transforms as tt
 from transfuse import Affine, Compose, Permute, Rotate, Scale, Shear, Transform, Translate, symbols
 from transfuse.io.ngff import FormatError, from_ngff, to_ngff
 
-RNG = np.random.default_rng(3)
-
 
 def forward(node, p):
     """Evaluate an NGFF forward transformation on one point, straight from the spec's text."""
@@ -40,7 +38,7 @@ def forward(node, p):
 
 def roundtrips(T, node, n, count=5):
     """``T`` pulls every forward-mapped point back to where it came from."""
-    for p in RNG.uniform(-10, 10, size=(count, n)):
+    for p in np.random.default_rng(3).uniform(-10, 10, size=(count, n)):
         np.testing.assert_allclose(T(forward(node, p)[None])[0], p, atol=1e-12)
 
 
@@ -281,9 +279,9 @@ def test_coordinates_without_the_node():
 
 
 @pytest.mark.skipif(not HAS_COORDINATE_MAP, reason="transfuse has no CoordinateMap yet")
-def test_coordinates_bijection_example():
-    fwd = RNG.uniform(0, 5, size=(4, 5, 2))  # grid (y, x), vector axis last
-    inv = RNG.uniform(0, 5, size=(6, 7, 2))
+def test_coordinates_bijection_example(rng):
+    fwd = rng.uniform(0, 5, size=(4, 5, 2))  # grid (y, x), vector axis last
+    inv = rng.uniform(0, 5, size=(6, 7, 2))
     arrays = {"forward_coordinates": fwd, "inverse_coordinates": inv}
     T = from_ngff(BIJECTION, arrays=arrays)
     # the pull map is the 'inverse' field: at target grid point (i, j) read source inv[i, j]
@@ -323,8 +321,8 @@ def test_displacements_without_the_node():
 
 
 @pytest.mark.skipif(not HAS_DISPLACEMENT_FIELD, reason="transfuse has no DisplacementField yet")
-def test_displacements_with_the_node():  # pragma: no cover - runs once the node exists
-    field = RNG.normal(size=(4, 5, 2))
+def test_displacements_with_the_node(rng):  # pragma: no cover - runs once the node exists
+    field = rng.normal(size=(4, 5, 2))
     node = {"type": "inverseOf", "transformation": {"type": "displacements", "path": "d"}}
     T = from_ngff(node, arrays={"d": field})
     assert isinstance(T, tt.DisplacementField)
@@ -436,8 +434,8 @@ def test_to_ngff_errors():
         to_ngff(Affine([[1.0, 2.0], [2.0, 4.0]]), form="affine")
 
 
-def test_round_trip_random_affine():
-    T = Affine(RNG.normal(size=(3, 4)) + 3 * np.eye(3, 4))
+def test_round_trip_random_affine(rng):
+    T = Affine(rng.normal(size=(3, 4)) + 3 * np.eye(3, 4))
     for form in ("sequence", "affine"):
         back = from_ngff(to_ngff(T, form=form))
         np.testing.assert_allclose(back.matrix(), T.matrix(), atol=1e-12)

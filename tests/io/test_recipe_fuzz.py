@@ -13,19 +13,18 @@ import time
 from datetime import timedelta
 
 import numpy as np
+import pytest
 import sympy
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 import transfuse
+from tests.strategies import examples
 from transfuse.io.errors import RecipeError
 from transfuse.io.recipes import Pipeline, dumps, from_dict, loads, write_recipe
 
-FUZZ = settings(
-    max_examples=int(os.environ.get("TRANSFUSE_FUZZ_EXAMPLES", 250)),
-    deadline=timedelta(milliseconds=500),
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+# 1.25 times the profile's examples (250 in CI); the deadline is part of what is checked
+FUZZ = examples(1.25, deadline=timedelta(milliseconds=500))
 CODE = [
     "__import__('os').system('touch pwned')",
     "eval",
@@ -163,6 +162,7 @@ def _load_only_recipe_errors(load):
     assert not os.path.exists("pwned")
 
 
+@pytest.mark.slow
 @FUZZ
 @given(mutated_docs())
 def test_mutated_recipes_raise_only_recipe_errors(doc):
@@ -170,6 +170,7 @@ def test_mutated_recipes_raise_only_recipe_errors(doc):
     _load_only_recipe_errors(lambda: from_dict(doc, base_dir=_TMP))
 
 
+@pytest.mark.slow
 @FUZZ
 @given(st.sampled_from(BASES), st.data())
 def test_corrupted_text_raises_only_recipe_errors(text, data):
@@ -181,6 +182,7 @@ def test_corrupted_text_raises_only_recipe_errors(text, data):
     _load_only_recipe_errors(lambda: loads(text[:i] + junk + text[j:], base_dir=_TMP))
 
 
+@pytest.mark.slow
 @FUZZ
 @given(json_values)
 def test_random_json_raises_only_recipe_errors(value):
@@ -195,6 +197,7 @@ def test_random_json_raises_only_recipe_errors(value):
     _load_only_recipe_errors(lambda: from_dict(expr))
 
 
+@pytest.mark.slow
 @FUZZ
 @given(st.binary(max_size=64))
 def test_random_bytes_raise_only_recipe_errors(blob):

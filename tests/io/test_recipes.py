@@ -9,10 +9,11 @@ import os
 import numpy as np
 import pytest
 import sympy
-from hypothesis import HealthCheck, given, reject, settings
+from hypothesis import given, reject
 from hypothesis import strategies as st
 
 import transfuse
+from tests.strategies import examples
 from transfuse import (
     Affine,
     Compose,
@@ -45,7 +46,7 @@ from transfuse.transforms.base import Transform
 
 jsonschema = pytest.importorskip("jsonschema")
 VALIDATOR = jsonschema.Draft202012Validator(recipes.recipe_schema())
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = examples(0.3)
 
 theta, phi = symbols("theta phi")
 yy, xx, kk = symbols("y x k")

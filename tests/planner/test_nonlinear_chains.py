@@ -16,10 +16,11 @@ import pytest
 import scipy.ndimage as ndi
 import sympy
 from dask.core import get_dependencies
-from hypothesis import assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import transfuse as tf
+from tests.strategies import MODES, examples
 from transfuse import Affine, CoordinateMap, DisplacementField, ExprMap, FunctionMap
 from transfuse.executors import ScipyExecutor
 from transfuse.executors.spline import field_coefficients
@@ -36,8 +37,6 @@ def coordinates_of(stages, box):
     return ScipyExecutor().coordinates(stages, box)
 
 
-MODES = ["constant", "grid-constant", "nearest", "reflect", "grid-mirror", "mirror", "wrap"]
-MODES += ["grid-wrap"]
 Y, X = tf.symbols("y x")
 
 
@@ -485,7 +484,7 @@ def expressions(draw, depth=3):
     return a + b if kind == "add" else a * b
 
 
-@settings(max_examples=60, deadline=None)
+@examples(0.3)
 @given(
     expr=expressions(),
     lo=st.tuples(st.floats(-8, 8), st.floats(-8, 8)),

@@ -8,9 +8,11 @@ import math
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.helpers import random_image
+from tests.strategies import examples
 from transfuse import (
     Affine,
     Flip,
@@ -23,7 +25,7 @@ from transfuse import (
     split_affine_matrix,
 )
 
-SETTINGS = settings(max_examples=50, deadline=None)
+SETTINGS = examples(0.25)
 angles = st.floats(-720, 720, allow_nan=False, allow_infinity=False)
 coords = st.floats(-50, 50, allow_nan=False, allow_infinity=False)
 
@@ -46,10 +48,6 @@ def scipy_rotate_matrix(angle_deg):
     t = np.deg2rad(angle_deg)
     c, s = np.cos(t), np.sin(t)
     return np.array([[c, s], [-s, c]])
-
-
-def rand_image(shape, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape)
 
 
 # -- Identity / Translate / Scale / Shear --------------------------------------------------
@@ -79,7 +77,7 @@ def test_translate_points(vector, point):
 
 def test_translate_matches_scipy_shift():
     # pull convention: output(o) = input(o + v), which is scipy.ndimage.shift by -v
-    x = rand_image((9, 11))
+    x = random_image((9, 11))
     v = (1.25, -2.5)
     got = ndi.affine_transform(x, Translate(v).matrix(), order=1)
     want = ndi.shift(x, [-c for c in v], order=1)
@@ -156,7 +154,7 @@ def test_rotate_axes_1_0_is_scipy_rotate_matrix(angle):
 
 @pytest.mark.parametrize("angle", [17.0, -63.5, 90.0, 200.0])
 def test_rotate_image_matches_scipy_rotate_2d(angle):
-    x = rand_image((12, 15), seed=3)
+    x = random_image((12, 15), seed=3)
     center = tuple((s - 1) / 2 for s in x.shape)
     got = ndi.affine_transform(x, Rotate(angle, axes=(1, 0), center=center).matrix(), order=1)
     want = ndi.rotate(x, angle, reshape=False, order=1)
@@ -166,7 +164,7 @@ def test_rotate_image_matches_scipy_rotate_2d(angle):
 @pytest.mark.parametrize("scipy_axes", [(0, 1), (0, 2), (1, 2), (2, 0)])
 def test_rotate_image_matches_scipy_rotate_3d(scipy_axes):
     # scipy sorts the axes; its rotate(angle, axes=(i, j)) with i < j is Rotate(angle, (j, i))
-    x = rand_image((7, 8, 9), seed=4)
+    x = random_image((7, 8, 9), seed=4)
     angle = 33.0
     i, j = sorted(scipy_axes)
     center = tuple((s - 1) / 2 for s in x.shape)
@@ -187,7 +185,7 @@ def test_rotate_swapping_axes_reverses_sense():
 
 @pytest.mark.parametrize("axes", [0, 1, 2, (0, 2), (0, 1, 2)])
 def test_flip_matches_np_flip(axes):
-    x = rand_image((4, 5, 6), seed=5)
+    x = random_image((4, 5, 6), seed=5)
     ax = (axes,) if isinstance(axes, int) else axes
     center = tuple((x.shape[a] - 1) / 2 for a in ax)
     t = Flip(axes, center=center)
@@ -205,7 +203,7 @@ def test_flip_points_and_involution():
 
 @pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
 def test_permute_matches_np_transpose(order):
-    x = rand_image((3, 4, 5), seed=6)
+    x = random_image((3, 4, 5), seed=6)
     want = np.transpose(x, order)
     t = Permute(order)
     got = ndi.affine_transform(x, t.matrix(), output_shape=want.shape, order=0)

@@ -7,9 +7,10 @@ import itertools
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.strategies import examples
 from transfuse import (
     Affine,
     Compose,
@@ -22,7 +23,7 @@ from transfuse import (
     Translate,
 )
 
-SETTINGS = settings(max_examples=50, deadline=None)
+SETTINGS = examples(0.25)
 small = st.floats(-5, 5, allow_nan=False, allow_infinity=False)
 factor = st.floats(0.5, 2.0).flatmap(lambda f: st.sampled_from([f, -f]))
 angle = st.floats(-360, 360, allow_nan=False, allow_infinity=False)

@@ -16,6 +16,7 @@ import scipy.ndimage as ndi
 import sympy
 
 import transfuse
+from tests.strategies import MODES
 from transfuse import (
     Affine,
     CoordinateMap,
@@ -27,9 +28,6 @@ from transfuse import (
     Scale,
     Translate,
 )
-
-MODES = ["constant", "grid-constant", "nearest", "reflect", "grid-mirror", "mirror", "wrap"]
-MODES += ["grid-wrap"]
 
 
 def smooth_field(shape, amplitude=1.0, seed=0):

@@ -8,10 +8,11 @@ import itertools
 import numpy as np
 import pytest
 import sympy
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import transfuse
+from tests.strategies import examples
 from transfuse import (
     Affine,
     Flip,
@@ -24,7 +25,7 @@ from transfuse import (
     symbols,
 )
 
-SETTINGS = settings(max_examples=50, deadline=None)
+SETTINGS = examples(0.25)
 a, b, c = symbols("a b c")
 value = st.floats(-100, 100, allow_nan=False, allow_infinity=False)
 nonzero = st.floats(0.25, 4).flatmap(lambda f: st.sampled_from([f, -f]))
