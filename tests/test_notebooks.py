@@ -38,6 +38,7 @@ def test_notebook_is_committed_without_outputs(path):
     assert "widgets" not in book.metadata, f"{path.name} stores widget state"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_on_a_fresh_kernel(path, tmp_path):
     book = nbformat.read(path, as_version=4)
