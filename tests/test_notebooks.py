@@ -1,8 +1,8 @@
 """The notebooks (issue 10, items 6-7): committed without outputs, and each one runs top to
 bottom on a fresh kernel without raising (nbclient).
 
-Measured on 2 cores (shared with other jobs): 7-22 s per notebook, kernel start included,
-about 80 s for the six (the budget per notebook is generous so that a slow machine fails on
+Measured on 2 cores (shared with other jobs): 5-22 s per notebook, kernel start included,
+35-80 s for the six (the budget per notebook is generous so that a slow machine fails on
 errors, not on time)."""
 
 from __future__ import annotations
