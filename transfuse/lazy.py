@@ -662,3 +662,8 @@ class LazyImage:
         """Compute the result (``executor`` as for :meth:`to_dask`; other keyword arguments
         go to dask's ``compute``)."""
         return self.to_dask(executor).compute(**kwargs)
+
+    def _repr_html_(self) -> str:
+        from .display import lazy_html
+
+        return lazy_html(self)

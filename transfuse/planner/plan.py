@@ -258,6 +258,11 @@ class Plan:
     def __repr__(self) -> str:
         return self.explain()
 
+    def _repr_html_(self) -> str:
+        from ..display import plan_html  # display only reads plan data
+
+        return plan_html(self)
+
 
 def plan(expr: Step | Source, *, spline_filter=None) -> Plan:
     """Plan an image expression: :func:`logical`, then :func:`fuse`, then :func:`lower`."""

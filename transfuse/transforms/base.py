@@ -191,6 +191,12 @@ class Transform:
         args = ", ".join(f"{k}={_short(v)}" for k, v in self.params().items())
         return f"{type(self).__name__}({args})"
 
+    def _repr_latex_(self) -> str:
+        """The matrix or expressions as LaTeX (notebooks; see :mod:`transfuse.transforms.latex`)."""
+        from .latex import transform_latex
+
+        return transform_latex(self)
+
 
 def _bind_value(name: str, value):
     """A value :meth:`Transform.bind` may substitute: a sympy expression, an exact
