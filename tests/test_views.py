@@ -112,6 +112,11 @@ def test_views_of_inputs_and_coordinate_maps():
     np.testing.assert_array_equal(
         img[4:9, ::3].compute(), ndi.map_coordinates(x, c[:, 4:9, ::3], order=1, mode="nearest")
     )
+    c3 = RNG.uniform(-2, 32, (2, 6, 20, 30))  # an integer index drops an axis of the grid
+    img3 = tf.lazy(x, chunks=10).transform(tf.CoordinateMap(c3), order=1)
+    np.testing.assert_array_equal(
+        img3[3, ::2].compute(), ndi.map_coordinates(x, c3[:, 3, ::2], order=1)
+    )
 
 
 def test_preview_is_a_strided_view():

@@ -658,10 +658,14 @@ class LazyImage:
             return self._array
         return to_dask(self.plan(), self._array, get_executor(executor))
 
-    def compute(self, executor=None, **kwargs) -> np.ndarray:
-        """Compute the result (``executor`` as for :meth:`to_dask`; other keyword arguments
-        go to dask's ``compute``)."""
-        return self.to_dask(executor).compute(**kwargs)
+    def compute(self, executor=None, progress=False, **kwargs) -> np.ndarray:
+        """Compute the result (``executor`` as for :meth:`to_dask`; ``progress=True`` shows
+        dask's progress bar, see :mod:`transfuse.progress`; other keyword arguments go to
+        dask's ``compute``)."""
+        from .progress import progress_bar
+
+        with progress_bar(progress):
+            return self.to_dask(executor).compute(**kwargs)
 
     def _repr_html_(self) -> str:
         from .display import lazy_html

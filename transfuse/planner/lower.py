@@ -271,7 +271,8 @@ def compile_map(
     stages: list = []
     bounders: list = []
     if isinstance(parts[-1], CoordinateMap):
-        stages.append(_coordinate_stage(parts[-1], output_chunks))
+        # with a view, output_chunks are the view's: the view re-chunks the selection
+        stages.append(_coordinate_stage(parts[-1], None if view is not None else output_chunks))
         parts = parts[:-1]
     # innermost first: affine runs as one matrix each, other nodes one stage each
     i = len(parts) - 1
