@@ -313,6 +313,10 @@ def _writable_expr(e) -> bool:
     ints_ok = all(
         max(abs(q.p), q.q).bit_length() <= expressions.MAX_INT_BITS for q in e.atoms(sympy.Rational)
     )
+    try:  # exact arithmetic bounded (exp(8192) would build a 12,000-bit number)
+        expressions.check_size(e)
+    except RecipeError:
+        return False
     return floats_ok and ints_ok
 
 
