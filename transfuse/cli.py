@@ -384,7 +384,16 @@ def _progress(show: bool):
         return contextlib.nullcontext()
     from dask.diagnostics import ProgressBar
 
-    return ProgressBar(out=sys.stderr)
+    class Bar(ProgressBar):
+        """dask's bar, ending its line when the compute is interrupted (so that the error
+        message that follows starts a line of its own)."""
+
+        def __exit__(self, *exc):
+            super().__exit__(*exc)
+            if exc[0] is not None:
+                print(file=sys.stderr)
+
+    return Bar(out=sys.stderr)
 
 
 def _write(result, args) -> None:
