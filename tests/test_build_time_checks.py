@@ -118,3 +118,26 @@ def test_expressions_inside_their_domain_build_and_compute():
     grid = np.indices(x0.shape).astype(float)
     ref = ndi.map_coordinates(x0, [grid[0], np.sqrt((grid[1] - 4) ** 2 + 1)], order=1)
     np.testing.assert_array_equal(out, ref)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda img: img.shift("1"),
+        lambda img: img.shift(("1", 2)),
+        lambda img: img.zoom("2"),
+        lambda img: img.rotate("30"),
+        lambda img: img.shift(True),
+    ],
+)
+def test_text_is_never_parsed_as_numbers(call):
+    with pytest.raises(ValueError, match="must be"):
+        call(tf.lazy(np.zeros((4, 4))))
+
+
+def test_binding_a_parameter_to_a_coordinate_refused():
+    y, x, k = tf.symbols("y x k")
+    T = tf.ExprMap([y + k * x, x], (y, x))
+    with pytest.raises(ValueError, match="cannot become a coordinate"):
+        T.bind(k=x)
+    assert T.bind(k=2).expressions[0] == y + 2 * x

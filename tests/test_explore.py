@@ -8,7 +8,7 @@ import pytest
 
 import transfuse as tf
 from transfuse.executors import NullExecutor
-from transfuse.explore import Explorer, _preview, _preview_image, explore
+from transfuse.explore import Explorer, _preview_image, explore, preview_plane
 
 pytest.importorskip("ipywidgets")
 pytest.importorskip("matplotlib")
@@ -118,15 +118,15 @@ def test_a_coordinate_map_last_step():
         .transform(tf.CoordinateMap(coords), order=1)
     )
     assert _preview_image(img.bind(k=1), 8, 3).shape == (1, 6, 7)  # see _preview_image
-    got = _preview(img.bind(k=1), max_size=7, index=3)
+    got = preview_plane(img.bind(k=1), max_size=7, index=3)
     ref = img.bind(k=1).compute()[3, ::2, ::2]
     np.testing.assert_array_equal(got, ref)
 
 
 def test_no_steps_and_other_axes():
     x = _volume((6, 8, 10))
-    np.testing.assert_array_equal(_preview(tf.lazy(x), None, 2, axis=1), x[:, 2, :])
-    np.testing.assert_array_equal(_preview(tf.lazy(x), 5, -1, axis=-1), x[::2, ::2, -1])
+    np.testing.assert_array_equal(preview_plane(tf.lazy(x), None, 2, axis=1), x[:, 2, :])
+    np.testing.assert_array_equal(preview_plane(tf.lazy(x), 5, -1, axis=-1), x[::2, ::2, -1])
 
 
 @pytest.mark.parametrize(

@@ -311,7 +311,7 @@ def _scheduler(name: str):
         _quiet_async_shutdown()
         raise
     finally:
-        _uninterrupted(client.close)
+        uninterrupted(client.close)
 
 
 def _drop_cancelled_task_reports(client) -> None:
@@ -345,9 +345,9 @@ def _quiet_async_shutdown() -> None:
         logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
-def _uninterrupted(func, *args):
+def uninterrupted(func, *args):
     """Run ``func(*args)`` to the end, through further interrupts (clean-up must finish)."""
-    from .io.arrays import _uninterrupted as run
+    from .io.arrays import uninterrupted as run
 
     return run(func, *args)
 

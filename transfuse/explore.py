@@ -76,7 +76,7 @@ def _preview_image(
     stride = 1 if not max_size else max(1, math.ceil(longest / int(max_size)))
     steps = img.steps
     # a view that drops an axis of a CoordinateMap's own grid fails to compute (lazy.py):
-    # keep that axis (length 1) there; _preview drops it
+    # keep that axis (length 1) there; preview_plane drops it
     pick = index
     if sliced and steps and getattr(steps[-1].transform, "output_shape", None) is not None:
         pick = slice(index, index + 1)
@@ -89,7 +89,7 @@ def _preview_image(
     return img[key]
 
 
-def _preview(
+def preview_plane(
     img: LazyImage, max_size: int | None = 256, index=None, axis: int = 0, executor=None, order=None
 ):
     """The preview of ``img`` as a numpy array (2-D for images of 2 or more axes): one plane,
@@ -100,7 +100,7 @@ def _preview(
     >>> import numpy as np, transfuse
     >>> x = np.random.default_rng(0).random((40, 60, 80))
     >>> img = transfuse.lazy(x, chunks=20).rotate(10, axes=(1, 2), reshape=False, order=1)
-    >>> p = _preview(img, max_size=20, index=5)
+    >>> p = preview_plane(img, max_size=20, index=5)
     >>> p.shape
     (15, 20)
     >>> bool((p == img.compute()[5, ::4, ::4]).all())
@@ -199,7 +199,7 @@ class Explorer:
             raise ValueError(f"update(): {', '.join(unknown)} not among {sorted(self.values)}")
         self.values.update({k: float(v) for k, v in values.items()})
         bound = self._img.bind(**self.values)
-        self.image = _preview(
+        self.image = preview_plane(
             bound, self.max_size, self.index, self.axis, self.executor, self.preview_order
         )
         if self._limits is None:

@@ -99,7 +99,13 @@ def _check_input_chunks(chunks) -> None:
 
 
 def _per_axis(value, ndim: int, name: str, positive: bool = False) -> np.ndarray:
-    """One number for every axis, or one per axis, as float64; finite (and > 0)."""
+    """One number for every axis, or one per axis, as float64; finite (and > 0). Text and
+    booleans are refused (never parsed as numbers)."""
+    items = value if isinstance(value, list | tuple) else [value]
+    if any(isinstance(v, str | bytes | bool | np.bool_) for v in items) or (
+        isinstance(value, np.ndarray) and value.dtype.kind not in "iuf"
+    ):
+        raise ValueError(f"{name}={value!r} must be one number or one per axis")
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -439,7 +445,9 @@ class LazyImage:
         if self.ndim < 2:
             raise ValueError("rotate needs an image of at least 2 dimensions")
         axes = _plane_axes(axes, self.ndim)
-        if isinstance(angle, bool) or np.ndim(angle) != 0 or not np.isfinite(angle):
+        if not isinstance(angle, numbers.Real) or isinstance(angle, bool | np.bool_):
+            raise ValueError(f"angle={angle!r} must be a finite number")
+        if not np.isfinite(angle):
             raise ValueError(f"angle={angle!r} must be a finite number")
         angle = float(angle)
         c, s = special.cosdg(angle), special.sindg(angle)

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from .explore import _preview
+from .explore import preview_plane
 
 __all__ = ["checkerboard", "compare", "difference", "footprint_overlay", "warped_grid"]
 
@@ -41,7 +41,7 @@ def plane(image, index=None, axis=0, max_size=None) -> np.ndarray:
     (3, 4)
     """
     if hasattr(image, "steps") and hasattr(image, "plan"):  # a LazyImage
-        return _preview(image, max_size, index, axis)
+        return preview_plane(image, max_size, index, axis)
     arr = image
     ndim = len(arr.shape)
     if ndim >= 3:

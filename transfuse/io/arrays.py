@@ -410,7 +410,7 @@ def atomic_output(path, overwrite: bool = False):
         check_output(final, overwrite)  # it may have appeared meanwhile
         _commit(partial, final)
     except BaseException:
-        _uninterrupted(_remove, partial)
+        uninterrupted(_remove, partial)
         raise
 
 
@@ -426,7 +426,7 @@ def _commit(partial: Path, final: Path) -> None:
     except BaseException:
         os.replace(aside, final)
         raise
-    _uninterrupted(_remove, aside)
+    uninterrupted(_remove, aside)
 
 
 def _is_real_dir(path: Path) -> bool:
@@ -440,7 +440,7 @@ def _remove(path: Path) -> None:
         os.unlink(path)
 
 
-def _uninterrupted(func, *args):
+def uninterrupted(func, *args):
     """Run ``func(*args)`` to the end: a KeyboardInterrupt meanwhile restarts it (clean-up
     must finish; the interrupt that started it is already being handled)."""
     while True:
@@ -462,7 +462,7 @@ def _compute_options(scheduler, num_workers):
     try:
         yield {"scheduler": "threads", "pool": pool}
     finally:
-        _uninterrupted(functools.partial(pool.shutdown, wait=True, cancel_futures=True))
+        uninterrupted(functools.partial(pool.shutdown, wait=True, cancel_futures=True))
 
 
 def write_image(

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..transforms.nonlinear.base import share_read_only
 from .errors import RecipeError
-from .recipe_fields import Field, _refuse
+from .recipe_fields import Field, refuse
 from .recipe_limits import (
     MAX_EXTENT,
     MAX_INLINE_ELEMENTS,
@@ -40,7 +40,7 @@ def _enc_array(a, w, p):
     if hasattr(a, "dask"):
         raise RecipeError("a dask array cannot be written into a recipe; compute it first", p)
     if not isinstance(a, np.ndarray):
-        _refuse("an array", a, p)
+        refuse("an array", a, p)
     if a.dtype.str not in _DTYPES or a.ndim > MAX_NDIM:
         raise RecipeError(
             f"cannot write an array of dtype {a.dtype} and {a.ndim} dimensions; allowed are "

@@ -86,7 +86,7 @@ class Field:
         return Field(f"list of {self.label}", enc, dec)
 
 
-def _refuse(what, v, p):
+def refuse(what, v, p):
     raise RecipeError(f"cannot write {type(v).__name__} {v!r:.60} as {what}", p)
 
 
@@ -94,7 +94,7 @@ def _enc_scalar(v, w, p):
     if isinstance(v, sympy.Basic):
         return _enc_expr(v, w, p)
     if isinstance(v, bool) or not isinstance(v, int | float):
-        _refuse("a number", v, p)
+        refuse("a number", v, p)
     if isinstance(v, float) and not math.isfinite(v):
         raise RecipeError(f"non-finite number {v} cannot be written", p)
     return float(v) if isinstance(v, float) else int(v)
@@ -110,7 +110,7 @@ def _dec_scalar(j, r, p):
 
 def _enc_expr(v, w, p):
     if not isinstance(v, sympy.Expr):
-        _refuse("an expression", v, p)
+        refuse("an expression", v, p)
     return {"expr": encode_expr(v, f"{p}.expr", w.exprs)}
 
 
@@ -123,7 +123,7 @@ def _dec_expr(j, r, p):
 def _int_field(label, low, high):
     def enc(v, w, p):
         if isinstance(v, bool) or not isinstance(v, int | np.integer):
-            _refuse("an integer", v, p)
+            refuse("an integer", v, p)
         return int(v)
 
     def dec(j, r, p):
@@ -137,7 +137,7 @@ def _int_field(label, low, high):
 def _typed_field(label, kind, limit=None):
     def enc(v, w, p):
         if type(v) is not kind:
-            _refuse(label, v, p)
+            refuse(label, v, p)
         return v
 
     def dec(j, r, p):
@@ -179,7 +179,7 @@ STRING = _typed_field("a string", str, limit=256)
 
 def _enc_name(v, w, p):
     if type(v) is not str or not v.isidentifier() or len(v) > MAX_SYMBOL_NAME:
-        _refuse("a name", v, p)
+        refuse("a name", v, p)
     return v
 
 

@@ -26,14 +26,14 @@ from .recipe_fields import (
     VECTOR,
     Field,
     _kind_of,
-    _refuse,
+    refuse,
 )
 from .safe_files import quote_keys
 
 
 def _enc_transform(v, w, p):
     if not isinstance(v, base.Transform):
-        _refuse("a transform", v, p)
+        refuse("a transform", v, p)
     return _encode_node(v, w, p)
 
 

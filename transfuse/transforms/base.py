@@ -58,14 +58,14 @@ def _canonical_expr(expr) -> str:
     return f"{type(expr).__name__}(" + ",".join(_canonical_expr(a) for a in expr.args) + ")"
 
 
-def _canonical(value):
+def canonical(value):
     """A text form of a parameter that differs whenever the value differs (bit for bit)."""
     if isinstance(value, float):
         return value.hex()
     if isinstance(value, sympy.Basic):
         return _canonical_expr(value)
     if isinstance(value, tuple):
-        return "(" + ",".join(_canonical(v) for v in value) + ")"
+        return "(" + ",".join(canonical(v) for v in value) + ")"
     if isinstance(value, Transform):
         return value.key
     if isinstance(value, np.ndarray):
@@ -106,7 +106,7 @@ class Transform:
     @cached_property
     def key(self) -> str:
         """A stable hash of the class and every parameter, used for dask keys and caching."""
-        text = type(self).__name__ + _canonical(tuple(self.params().values()))
+        text = type(self).__name__ + canonical(tuple(self.params().values()))
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
     @property

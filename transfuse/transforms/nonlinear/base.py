@@ -73,7 +73,7 @@ def evaluator():
     return _EVALUATOR[0]
 
 
-def _is_dask(array) -> bool:
+def is_dask(array) -> bool:
     return hasattr(array, "dask") and hasattr(array, "chunks")
 
 
@@ -83,7 +83,7 @@ def freeze_array(array, name: str, *, min_ndim: int = 1):
     Raises ValueError naming ``name`` for non-real dtypes (complex numbers, strings — which
     are never parsed as numbers), too few dimensions, or (numpy) NaN/inf entries.
     """
-    if _is_dask(array):
+    if is_dask(array):
         if np.dtype(array.dtype).kind not in "biuf":
             raise ValueError(f"{name} must hold real numbers, got dtype {array.dtype}")
         if array.ndim < min_ndim:
@@ -172,7 +172,7 @@ class NonlinearTransform(Transform):
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_c_")}
 
 
-def _per_axis(value, name: str, ndim: int, positive: bool = False) -> tuple:
+def per_axis(value, name: str, ndim: int, positive: bool = False) -> tuple:
     if isinstance(value, sympy.Basic) or np.ndim(value) == 0:
         vec = (as_scalar(value, name),) * ndim
     else:
@@ -185,7 +185,7 @@ def _per_axis(value, name: str, ndim: int, positive: bool = False) -> tuple:
     return tuple(float(v) for v in vec)
 
 
-def _fmt(values) -> str:
+def format_values(values) -> str:
     if len(set(values)) == 1:
         return f"{values[0]:g}"
     return "(" + ", ".join(f"{v:g}" for v in values) + ")"

@@ -187,6 +187,14 @@ class ExprMap(NonlinearTransform):
 
     def _substitute(self, subs):
         subs = {k: v for k, v in subs.items() if k not in self.coords}
+        names = {c.name for c in self.coords}
+        for k, v in subs.items():
+            clash = sorted(s.name for s in getattr(v, "free_symbols", ()) if s.name in names)
+            if clash:
+                raise ValueError(
+                    f"bind({k}=...): the value uses the coordinate(s) {clash} of this map; "
+                    "a parameter cannot become a coordinate"
+                )
         exprs = tuple(sympy.sympify(e.subs(subs)) for e in self.expressions)
         for e in exprs:
             if e.has(*_NON_REAL):

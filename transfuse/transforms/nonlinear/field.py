@@ -17,12 +17,12 @@ import sympy
 from ..params import MODES, as_scalar
 from .base import (
     NonlinearTransform,
-    _fmt,
-    _is_dask,
-    _per_axis,
     array_token,
     evaluator,
+    format_values,
     freeze_array,
+    is_dask,
+    per_axis,
 )
 
 _MODES = MODES
@@ -110,8 +110,8 @@ class DisplacementField(NonlinearTransform):
         if any(n < 1 for n in field.shape[1:]):
             raise ValueError(f"field has an empty grid: shape {tuple(field.shape)}")
         object.__setattr__(self, "field", field)
-        object.__setattr__(self, "spacing", _per_axis(self.spacing, "spacing", ndim, True))
-        object.__setattr__(self, "origin", _per_axis(self.origin, "origin", ndim))
+        object.__setattr__(self, "spacing", per_axis(self.spacing, "spacing", ndim, True))
+        object.__setattr__(self, "origin", per_axis(self.origin, "origin", ndim))
         object.__setattr__(self, "order", _check_order(self.order))
         object.__setattr__(self, "mode", _check_mode(self.mode))
         cval = as_scalar(self.cval, "cval")
@@ -139,10 +139,11 @@ class DisplacementField(NonlinearTransform):
         }
 
     def __repr__(self):
-        kind = "dask " if _is_dask(self.field) else ""
+        kind = "dask " if is_dask(self.field) else ""
         return (
             f"DisplacementField({kind}field shape={tuple(self.field.shape)}, "
-            f"spacing={_fmt(self.spacing)}, origin={_fmt(self.origin)}, order={self.order}, "
+            f"spacing={format_values(self.spacing)}, origin={format_values(self.origin)}, "
+            f"order={self.order}, "
             f"mode={self.mode!r}" + (f", cval={self.cval:g})" if self.cval else ")")
         )
 
@@ -153,7 +154,7 @@ class DisplacementField(NonlinearTransform):
 
     @cached_property
     def _c_values(self) -> np.ndarray:
-        if not _is_dask(self.field):
+        if not is_dask(self.field):
             return self.field
         arr = np.array(self.field.compute(), dtype=np.float64)
         if not np.all(np.isfinite(arr)):

@@ -12,8 +12,8 @@ import types
 import numpy as np
 import sympy
 
-from ..base import Transform, _canonical
-from .base import NonlinearTransform, _fmt, _per_axis
+from ..base import Transform, canonical
+from .base import NonlinearTransform, format_values, per_axis
 
 #: Longest ``token=`` a FunctionMap accepts.
 MAX_TOKEN_LENGTH = 200
@@ -103,7 +103,7 @@ class _Tokenizer:
         elif isinstance(value, types.ModuleType):
             self.text("module", value.__name__)
         elif isinstance(value, sympy.Basic | Transform):
-            self.text("canonical", type(value).__qualname__, _canonical(value))
+            self.text("canonical", type(value).__qualname__, canonical(value))
         elif isinstance(value, types.BuiltinFunctionType | np.ufunc | type) or callable(value):
             self._feed_named(value, where, depth)
         elif type(value).__module__ == "builtins" and type(value) in (range, slice):
@@ -275,7 +275,7 @@ class FunctionMap(NonlinearTransform):
         object.__setattr__(self, "ndim", int(n))
         b = self.bounds
         if b is not None and not callable(b):
-            b = _per_axis(b, "bounds", int(n))
+            b = per_axis(b, "bounds", int(n))
             if any(v < 0 for v in b):
                 raise ValueError(f"bounds={self.bounds!r} must be non-negative margins")
         object.__setattr__(self, "bounds", b)
@@ -312,5 +312,5 @@ class FunctionMap(NonlinearTransform):
         elif callable(b):
             bound = getattr(b, "__qualname__", "callable")
         else:
-            bound = f"margin {_fmt(b)}"
+            bound = f"margin {format_values(b)}"
         return f"FunctionMap({name}, ndim={self.ndim}, bounds={bound})"
