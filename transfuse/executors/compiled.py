@@ -1,174 +1,280 @@
-"""Compiled (numba) kernels for the commonest case: order-1 interpolation of a chunk whose
-taps all lie inside its window, for a matrix map in 2-D or 3-D.
+"""The compiled path of the ``"cpu"`` backend: one output chunk through the kernel of
+:mod:`.kernels_interp` (coordinates and interpolation in one loop, no coordinate array).
 
-They compute what ``scipy.ndimage.map_coordinates(window, coords - lo, order=1)`` computes,
-bit for bit: the coordinates in scipy's order (offset first, then each output axis), the
-weights as scipy's spline code forms them (``w0 = 1 - t``, ``w1 = 1 - w0``), the taps summed
-in scipy's order with each coefficient multiplied by the weights axis by axis. They never
-build a coordinate array. Without numba, :data:`AVAILABLE` is False and the executor keeps
-using scipy.
+:func:`kernel_spec` decides, once per pass (cached per job), whether the kernel applies
+and packs the pass's map for it; :func:`resample` runs one chunk: it reads the window
+straight from the input chunk when there is one (a view, no copy), else assembles the
+region the taps read once, builds the per-axis tap tables (mode rule and chunk layout in
+one lookup) and calls the kernel, which releases the GIL. It returns None where the
+kernel does not apply, and the caller then uses the reference path.
+
+Applies to: passes whose map is one affine stage (matrix or separable form, a lazy view
+of the grid included, slice by slice along batch axes too) or one coordinate array;
+orders 0-5; the 8 modes; 1 to 3 input and output axes; real input dtypes.
 """
 
 from __future__ import annotations
 
-import math
+import dataclasses
+import threading
+import weakref
 
 import numpy as np
 
-try:  # numba is optional: the executor falls back to scipy.ndimage without it
-    import numba
-except ImportError:  # pragma: no cover - exercised where numba is missing
-    numba = None
+from ..planner.boundary import CVAL, tap_source_index
+from ..planner.physical import AffineStage, CoordinateArrayStage
+from . import kernels_interp as K
+from .blocks import assemble_region
 
-__all__ = ["AVAILABLE", "affine_linear"]
+__all__ = ["AVAILABLE", "KernelSpec", "describe", "kernel_spec", "resample"]
 
-AVAILABLE = numba is not None
+AVAILABLE = K.AVAILABLE
 
-
-def _tap(i, n):
-    """A tap index past the window's end (weight 0) reads the mirrored sample, as scipy.
-    Indices are also kept inside the window: the planner guarantees they are, and numba
-    does not check bounds."""
-    if i >= n:
-        i = 2 * n - 2 - i
-    return min(max(i, 0), n - 1)
+#: Most axes the kernel handles (input, output and grid).
+MAX_NDIM = 3
 
 
-def _linear_2d(window, linear, offset, start, lo, limit, masked, cval, out):
-    n0, n1 = window.shape
-    for i in range(out.shape[0]):
-        o0 = float(start[0] + i)
-        for j in range(out.shape[1]):
-            o1 = float(start[1] + j)
-            c0 = offset[0] + o0 * linear[0, 0]
-            c0 = c0 + o1 * linear[0, 1]
-            c1 = offset[1] + o0 * linear[1, 0]
-            c1 = c1 + o1 * linear[1, 1]
-            if masked and (c0 < 0 or c0 > limit[0] or c1 < 0 or c1 > limit[1]):
-                out[i, j] = cval
-                continue
-            c0 -= lo[0]
-            c1 -= lo[1]
-            f0 = math.floor(c0)
-            f1 = math.floor(c1)
-            a0 = 1.0 - (c0 - f0)
-            a1 = 1.0 - a0
-            b0 = 1.0 - (c1 - f1)
-            b1 = 1.0 - b0
-            i0 = _tap(int(f0), n0)
-            j0 = _tap(int(f1), n1)
-            i1 = _tap(int(f0) + 1, n0)
-            j1 = _tap(int(f1) + 1, n1)
-            t = 0.0
-            v = float(window[i0, j0]) * a0
-            t += v * b0
-            v = float(window[i0, j1]) * a0
-            t += v * b1
-            v = float(window[i1, j0]) * a1
-            t += v * b0
-            v = float(window[i1, j1]) * a1
-            t += v * b1
-            out[i, j] = t
+@dataclasses.dataclass(frozen=True, eq=False)
+class KernelSpec:
+    """A pass's map and options packed for the kernel (every array padded to 3 axes)."""
+
+    form: int
+    lin: np.ndarray
+    off: np.ndarray
+    opk: np.ndarray
+    opv: np.ndarray
+    gsrc: np.ndarray
+    gstart: np.ndarray
+    gstep: np.ndarray
+    crow: np.ndarray
+    interp: np.ndarray
+    shape: np.ndarray
+    mode: int
+    order: int
+    pad: int
+    cval: float
+    out_dtype: np.dtype
+    n_in: int
+    n_out: int
+
+    def coords_spec(self, coords):
+        return (
+            self.form,
+            self.lin,
+            self.off,
+            self.opk,
+            self.opv,
+            self.gsrc,
+            self.gstart,
+            self.gstep,
+            coords,
+            self.crow,
+        )
 
 
-def _linear_3d(window, linear, offset, start, lo, limit, masked, cval, out):
-    n0, n1, n2 = window.shape
-    for i in range(out.shape[0]):
-        o0 = float(start[0] + i)
-        for j in range(out.shape[1]):
-            o1 = float(start[1] + j)
-            for k in range(out.shape[2]):
-                o2 = float(start[2] + k)
-                c0 = offset[0] + o0 * linear[0, 0]
-                c0 = c0 + o1 * linear[0, 1]
-                c0 = c0 + o2 * linear[0, 2]
-                c1 = offset[1] + o0 * linear[1, 0]
-                c1 = c1 + o1 * linear[1, 1]
-                c1 = c1 + o2 * linear[1, 2]
-                c2 = offset[2] + o0 * linear[2, 0]
-                c2 = c2 + o1 * linear[2, 1]
-                c2 = c2 + o2 * linear[2, 2]
-                if masked and (
-                    c0 < 0 or c0 > limit[0] or c1 < 0 or c1 > limit[1] or c2 < 0 or c2 > limit[2]
-                ):
-                    out[i, j, k] = cval
-                    continue
-                c0 -= lo[0]
-                c1 -= lo[1]
-                c2 -= lo[2]
-                f0 = math.floor(c0)
-                f1 = math.floor(c1)
-                f2 = math.floor(c2)
-                a0 = 1.0 - (c0 - f0)
-                a1 = 1.0 - a0
-                b0 = 1.0 - (c1 - f1)
-                b1 = 1.0 - b0
-                d0 = 1.0 - (c2 - f2)
-                d1 = 1.0 - d0
-                i0 = _tap(int(f0), n0)
-                j0 = _tap(int(f1), n1)
-                k0 = _tap(int(f2), n2)
-                i1 = _tap(int(f0) + 1, n0)
-                j1 = _tap(int(f1) + 1, n1)
-                k1 = _tap(int(f2) + 1, n2)
-                t = 0.0
-                t += float(window[i0, j0, k0]) * a0 * b0 * d0
-                t += float(window[i0, j0, k1]) * a0 * b0 * d1
-                t += float(window[i0, j1, k0]) * a0 * b1 * d0
-                t += float(window[i0, j1, k1]) * a0 * b1 * d1
-                t += float(window[i1, j0, k0]) * a1 * b0 * d0
-                t += float(window[i1, j0, k1]) * a1 * b0 * d1
-                t += float(window[i1, j1, k0]) * a1 * b1 * d0
-                t += float(window[i1, j1, k1]) * a1 * b1 * d1
-                out[i, j, k] = t
+_NO_COORDS = np.zeros((1, 1, 1, 1))
+_SPECS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
 
 
-if AVAILABLE:
-    _tap = numba.njit(inline="always")(_tap)
-    _KERNELS = {
-        2: numba.njit(nogil=True, cache=True)(_linear_2d),
-        3: numba.njit(nogil=True, cache=True)(_linear_3d),
-    }
-else:  # pragma: no cover
-    _KERNELS = {}
-
-
-def affine_linear(window, linear, offset, box, lo, dtype, outside=None, cval=0.0):
-    """Order-1 interpolation of the output ``box`` from ``window`` (domain index ``lo`` at
-    its origin) through ``c = linear @ o + offset``; None when no compiled kernel fits.
-
-    Parameters
-    ----------
-    window : ndarray
-        Holds every tap the points read (taps past the window's end have weight 0).
-    outside : sequence of int, optional
-        The input's shape: points outside ``[0, n-1]`` on any axis get ``cval``
-        (scipy's ``constant`` mode).
-
-    Examples
-    --------
-    >>> import numpy as np, scipy.ndimage as ndi
-    >>> w = np.random.default_rng(0).random((6, 7))
-    >>> m = np.array([[0.9, 0.1], [-0.2, 1.0]]); off = np.array([0.5, 1.0])
-    >>> out = affine_linear(w, m, off, ((0, 4), (0, 5)), (0, 0), np.float64)
-    >>> out is None or bool((out == ndi.affine_transform(w, m, off, (4, 5), order=1)).all())
-    True
-    """
-    kernel = _KERNELS.get(window.ndim)
-    if kernel is None or np.dtype(dtype).kind != "f":
+def _reason(job) -> str | None:
+    """Why the kernel does not apply to ``job`` (None when it does)."""
+    if not AVAILABLE:
+        return "numba is not installed"
+    stages = job.stages
+    if len(stages) != 1:
+        return "the map has several stages"
+    first = stages[0]
+    n_in = len(job.input_shape)
+    if n_in > MAX_NDIM:
+        return f"{n_in} input axes (the kernel handles up to {MAX_NDIM})"
+    if isinstance(first, CoordinateArrayStage):
+        if first.ndim_in != n_in or len(first.output_chunks) > MAX_NDIM:
+            return "coordinate array of more than 3 output axes"
         return None
-    shape = tuple(e - s for s, e in box)
-    out = np.empty(shape, dtype=dtype)
-    limit = np.zeros(window.ndim) if outside is None else np.asarray(outside, float) - 1
-    kernel(
-        np.ascontiguousarray(window),
-        np.ascontiguousarray(linear, dtype=np.float64),
-        np.ascontiguousarray(offset, dtype=np.float64),
-        np.array([s for s, _ in box], dtype=np.int64),
-        np.array(lo, dtype=np.float64),
-        limit,
-        outside is not None,
-        float(cval),
+    if not isinstance(first, AffineStage):
+        return f"a {type(first).__name__} (not compiled yet)"
+    if first.linear.shape[1] > MAX_NDIM or first.ndim_out > MAX_NDIM:
+        return "more than 3 output axes"
+    if first.form == "separable" and first.linear.shape[0] != first.linear.shape[1]:
+        return "separable map changing the rank"
+    if job.batch_axes and (first.form != "matrix" or first.view is not None):
+        return "slice-by-slice pass of a separable map"
+    if np.dtype(job.dtype).kind not in "biuf":
+        return f"output dtype {np.dtype(job.dtype)}"
+    return None
+
+
+def _build_spec(job) -> KernelSpec:
+    opts = job.options
+    first = job.stages[0]
+    n_in = len(job.input_shape)
+    lead = MAX_NDIM - n_in
+    lin = np.zeros((3, 3))
+    off = np.zeros(3)
+    opk = np.zeros(0, dtype=np.int64)
+    opv = np.zeros((0, 3))
+    gsrc = np.full(3, -1, dtype=np.int64)
+    gstart = np.zeros(3, dtype=np.int64)
+    gstep = np.zeros(3, dtype=np.int64)
+    crow = np.full(3, -1, dtype=np.int64)
+    if isinstance(first, CoordinateArrayStage):
+        form = K.FORM_COORDS
+        n_out = len(first.output_chunks)
+        for h in range(n_in):
+            crow[lead + h] = h
+    else:
+        n_grid = first.linear.shape[1]
+        n_out = first.ndim_out
+        glead = MAX_NDIM - n_grid
+        olead = MAX_NDIM - n_out
+        if first.view is None:
+            for a in range(n_grid):
+                gsrc[glead + a] = olead + a
+                gstep[glead + a] = 1
+        else:
+            for a, (j, start, step) in enumerate(first.view.axes):
+                gsrc[glead + a] = -1 if j is None else olead + j
+                gstart[glead + a] = int(start)
+                gstep[glead + a] = int(step)
+        if first.form == "matrix":
+            form = K.FORM_MATRIX
+            lin[lead:, glead:] = first.linear
+            off[lead:] = first.offset
+        else:
+            form = K.FORM_SEPARABLE
+            opk = np.array([0 if kind == "add" else 1 for kind, _ in first.ops], dtype=np.int64)
+            opv = np.zeros((len(first.ops), 3))
+            for q, (kind, vec) in enumerate(first.ops):
+                opv[q, :lead] = 0.0 if kind == "add" else 1.0
+                opv[q, lead:] = vec
+    interp = np.zeros(3, dtype=np.int64)
+    for h in range(n_in):
+        interp[lead + h] = 0 if h in job.batch_axes else 1
+    shape = np.ones(3, dtype=np.int64)
+    shape[lead:] = job.input_shape
+    dtype = np.dtype(job.dtype)
+    out_dtype = dtype if dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    return KernelSpec(
+        form,
+        lin,
+        off,
+        opk,
+        opv,
+        gsrc,
+        gstart,
+        gstep,
+        crow,
+        interp,
+        shape,
+        K.MODE_CODES[opts.mode],
+        opts.order,
+        opts.pad,
+        opts.cval,
+        out_dtype,
+        n_in,
+        n_out,
+    )
+
+
+def kernel_spec(job) -> KernelSpec | None:
+    """The kernel's view of ``job`` (cached per job), or None when it does not apply."""
+    try:
+        return _SPECS[job]
+    except KeyError:
+        pass
+    spec = None if _reason(job) is not None else _build_spec(job)
+    with _LOCK:
+        _SPECS[job] = spec
+    return spec
+
+
+def describe(job) -> str:
+    """Which kernel runs ``job``'s chunks, in words."""
+    reason = _reason(job)
+    if reason is not None:
+        return f"scipy.ndimage per chunk ({reason})"
+    first = job.stages[0]
+    what = "coordinate array" if isinstance(first, CoordinateArrayStage) else first.form
+    opts = job.options
+    batch = f", slice by slice along {job.batch_axes}" if job.batch_axes else ""
+    return (
+        f"compiled kernel: {what} map, order {opts.order}, mode {opts.mode}, "
+        f"{len(job.input_shape)}-D{batch} (numba, GIL released)"
+    )
+
+
+def _tap_sources(job, footprint, layouts):
+    """Per axis: the domain index each tap index of the window (one spare each side) reads,
+    ``CVAL``, or -2**62 where no chunk read holds it; and the range the held ones span."""
+    opts = job.options
+    missing = -(2**62)
+    out, region = [], []
+    for h, w in enumerate(footprint.axes):
+        batch = h in job.batch_axes
+        pad = 0 if batch else opts.pad
+        idx = np.arange(w.lo - 1, w.hi + 2, dtype=np.int64)
+        src = idx if batch else tap_source_index(idx, job.input_shape[h], opts.mode, pad)
+        lay = layouts[h]
+        valid = src != CVAL
+        s = np.where(valid, src, lay.starts[0])
+        which = np.searchsorted(lay.starts, s, side="right") - 1
+        which = np.clip(which, 0, len(lay.starts) - 1)
+        held = valid & (s >= lay.starts[which]) & (s < lay.starts[which] + lay.sizes[which])
+        if not held.any():
+            return None, None
+        kept = s[held]
+        region.append((int(kept.min()), int(kept.max())))
+        out.append((np.where(held, s, np.where(valid, missing, CVAL)), w.lo - 1 + pad))
+    return out, region
+
+
+def resample(job, footprint, pieces, layouts):
+    """One output chunk through the compiled kernel, or None (use the reference path)."""
+    spec = kernel_spec(job)
+    if spec is None or footprint.axes is None:
+        return None
+    coords = _NO_COORDS
+    if spec.form == K.FORM_COORDS:
+        arr = job.stages[0].array
+        if arr is None:
+            return None
+        box_shape = tuple(e - s for s, e in footprint.box)
+        coords = np.ascontiguousarray(arr, dtype=np.float64).reshape(
+            (spec.n_in,) + (1,) * (MAX_NDIM - len(box_shape)) + box_shape
+        )
+    if any(p.dtype.kind not in "biuf" for p in pieces):
+        return None
+    sources, region = _tap_sources(job, footprint, layouts)
+    if sources is None:
+        return None
+    counts = [len(w.chunks) for w in footprint.axes]
+    window = assemble_region(pieces, counts, layouts, region)
+    buf, strides = K.flat_buffer(window)
+    lead = MAX_NDIM - spec.n_in
+    tables = [np.zeros(1, dtype=np.int64)] * lead
+    starts = [0] * lead
+    for h, (src, first) in enumerate(sources):
+        lo = region[h][0]
+        table = np.where(src >= lo, (src - lo) * strides[h], K.TAP_MISSING)
+        tables.append(np.where(src == CVAL, K.TAP_CVAL, table))
+        starts.append(first)
+    box = [(0, 1)] * (MAX_NDIM - len(footprint.box)) + list(footprint.box)
+    out = np.empty(tuple(e - s for s, e in box), dtype=spec.out_dtype)
+    ok = K.interpolate(
+        buf,
+        tables,
+        starts,
+        spec.shape,
+        spec.interp,
+        spec.pad,
+        spec.mode,
+        spec.order,
+        spec.cval,
+        spec.coords_spec(coords),
+        [s for s, _ in box],
         out,
     )
-    return out
+    if not ok:
+        return None
+    return out.reshape(tuple(e - s for s, e in footprint.box))

@@ -1,0 +1,449 @@
+"""One compiled (numba) kernel that computes each output point's coordinates and
+interpolates it in the same loop: orders 0-5, all 8 modes, 1-D to 3-D, every chunk.
+
+It does what scipy.ndimage's ``NI_GeometricTransform`` does, in the same floating-point
+operations, so orders 0 and 1 are bit for bit scipy's (and the other orders equal it up
+to the chunked prefilter's tolerance):
+
+* **coordinates** from the pass's first stage — a matrix (``offset`` first, then each
+  grid axis left to right), scipy's separable zoom/shift arithmetic, either read through
+  a lazy view of the grid — or read per point from a coordinate array;
+* **the mode's coordinate rule** in the global frame (``map_coordinate``: the folds of
+  ``mirror``, ``reflect``, ``wrap``, ``grid-wrap``; ``cval`` outside ``[0, n-1]`` for
+  ``constant``), after the pre-padding shift (``+12`` for prefiltered ``nearest`` and
+  ``grid-constant``); far-out ``nearest``/``grid-constant`` points move back by whole
+  samples as the planner's bounds assume (:func:`~transfuse.planner.boundary.fold_coordinates`);
+* **weights** as ``get_spline_interpolation_weights`` forms them, taps summed in scipy's
+  order, each coefficient multiplied by the weights axis by axis.
+
+Where a tap reads is not the kernel's business: per axis a small table maps each tap
+index the chunk can use to the element offset of its sample in the buffer (the mode's
+tap rule, :func:`~transfuse.planner.boundary.tap_source_index`, and the chunk layout are
+folded into it by :mod:`.compiled`), or marks it ``cval`` (``grid-constant``) or
+missing. A point that needs a missing tap, or a coordinate scipy's C code could not
+handle either (beyond 2**62, where its integer casts overflow), stops the kernel: the
+caller then uses the reference path for that chunk. Every array is seen as 3-D (a 1-D
+or 2-D problem gets leading axes of one sample and weight 1.0, which changes no
+floating-point result), so one compiled function serves every rank. It releases the GIL.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+try:  # numba is optional: the executor falls back to scipy.ndimage without it
+    import numba
+except ImportError:  # pragma: no cover - exercised where numba is missing
+    numba = None
+
+__all__ = ["AVAILABLE", "MODE_CODES", "flat_buffer", "interpolate"]
+
+AVAILABLE = numba is not None
+
+#: Mode numbers inside the kernel (canonical names; ``grid-mirror`` is ``reflect``).
+MODE_CODES = {
+    "constant": 0,
+    "nearest": 1,
+    "mirror": 2,
+    "reflect": 3,
+    "wrap": 4,
+    "grid-wrap": 5,
+    "grid-constant": 6,
+}
+
+#: Table entries that are not offsets.
+TAP_CVAL = -1
+TAP_MISSING = -2
+
+#: Coordinate forms.
+FORM_MATRIX, FORM_SEPARABLE, FORM_COORDS = 0, 1, 2
+
+_BIG = 2.0**62  # beyond this scipy's integer casts overflow (undefined behaviour in C)
+_EXACT = 2.0**52  # from here on every float64 is an integer
+
+
+def _fold(c, n, mode):
+    """scipy's ``map_coordinate`` for the folding modes (``c`` outside ``[0, n-1]``)."""
+    if n <= 1:
+        return 0.0
+    if c < 0:
+        if mode == 2:  # mirror
+            s2 = 2 * n - 2
+            c = float(s2 * int(-c / s2)) + c
+            return c + s2 if c <= 1 - n else -c
+        if mode == 3:  # reflect
+            s2 = 2 * n
+            if c < -s2:
+                c = float(s2 * int(-c / s2)) + c
+            if c < -n:
+                return c + s2
+            return (1e-15 if c > -1e-15 else -c) - 1
+        if mode == 4:  # wrap
+            sz = n - 1
+            return c + float(sz * (int(-c / sz) + 1))
+        # grid-wrap
+        return c + float(n * (int((-1 - c) / n) + 1))
+    if mode == 2:
+        s2 = 2 * n - 2
+        c -= float(s2 * int(c / s2))
+        return s2 - c if c >= n else c
+    if mode == 3:
+        s2 = 2 * n
+        c -= float(s2 * int(c / s2))
+        return s2 - c - 1 if c >= n else c
+    if mode == 4:
+        sz = n - 1
+        return c - float(sz * int(c / sz))
+    return c - float(n * int(c / n))
+
+
+def _weights(x, order, w, h):
+    """scipy's ``get_spline_interpolation_weights`` (same operations, same order)."""
+    if order & 1:
+        x -= math.floor(x)
+    else:
+        x -= math.floor(x + 0.5)
+    y = x
+    z = 1.0 - x
+    if order == 1:
+        w[h, 0] = 1.0 - x
+    elif order == 2:
+        w[h, 1] = 0.75 - x * x
+        y = 0.5 - x
+        w[h, 0] = 0.5 * y * y
+    elif order == 3:
+        w[h, 1] = (y * y * (y - 2.0) * 3.0 + 4.0) / 6.0
+        w[h, 2] = (z * z * (z - 2.0) * 3.0 + 4.0) / 6.0
+        w[h, 0] = z * z * z / 6.0
+    elif order == 4:
+        t = x * x
+        w[h, 2] = t * (t * 0.25 - 0.625) + 115.0 / 192.0
+        y = 1.0 + x
+        w[h, 1] = y * (y * (y * (5.0 - y) / 6.0 - 1.25) + 5.0 / 24.0) + 55.0 / 96.0
+        w[h, 3] = z * (z * (z * (5.0 - z) / 6.0 - 1.25) + 5.0 / 24.0) + 55.0 / 96.0
+        y = 0.5 - x
+        t = y * y
+        w[h, 0] = t * t / 24.0
+    else:
+        t = y * y
+        w[h, 2] = t * (t * (0.25 - y / 12.0) - 0.5) + 0.55
+        t = z * z
+        w[h, 3] = t * (t * (0.25 - z / 12.0) - 0.5) + 0.55
+        y += 1.0
+        w[h, 1] = y * (y * (y * (y * (y / 24.0 - 0.375) + 1.25) - 1.75) + 0.625) + 0.425
+        z += 1.0
+        w[h, 4] = z * (z * (z * (z * (z / 24.0 - 0.375) + 1.25) - 1.75) + 0.625) + 0.425
+        y = 1.0 - x
+        t = y * y
+        w[h, 0] = y * t * t / 120.0
+    w[h, order] = 1.0
+    for i in range(order):
+        w[h, order] -= w[h, i]
+
+
+def _axis(cc, h, n, kind, tlo, tlen, tables, mode, order, padf, reach, w, pos):
+    """Boundary rule, taps and weights of one axis at coordinate ``cc``.
+
+    Fills ``pos[h]`` and ``w[h]``; returns ``(code, taps)``, code 0: ready, 1: ready but
+    some taps read cval, 2: the point is cval, 3: hand the chunk back.
+    """
+    if kind == 0:  # an added axis, or one the pass works slice by slice along
+        if not abs(cc) < _BIG:
+            return 3, 1
+        idx = int(math.floor(cc + 0.5)) - tlo
+        if idx < 0 or idx >= tlen:
+            return 3, 1
+        e = tables[h, idx]
+        if e < 0:
+            return 3, 1
+        pos[h, 0] = e
+        w[h, 0] = 1.0
+        return 0, 1
+    if mode == 0:  # constant
+        if cc < 0 or cc > n - 1 or cc != cc:
+            return 2, 0
+    elif mode == 1 or mode == 6:  # nearest, grid-constant
+        # every tap of a point this far out reads the edge (or cval): move it back by
+        # whole samples, keeping its weights
+        if cc != cc:
+            return 3, 0
+        if cc > n - 1 + reach:
+            if cc < _EXACT:
+                cc -= math.floor(cc - (n - 1 + reach))
+            else:  # an integer: no fraction to keep
+                cc = n - 1 + reach
+        elif cc < -reach:
+            if cc > -_EXACT:
+                cc += math.floor(-reach - cc)
+            else:
+                cc = -reach
+        cc = cc + padf
+    else:
+        if cc != cc:
+            return 2, 0
+        if not abs(cc) < _BIG:
+            return 3, 0
+        if cc < 0 or cc > n - 1:
+            cc = _fold(cc, n, mode)
+        if not cc > -1.0:
+            return 2, 0
+    if order & 1:
+        start = int(math.floor(cc)) - order // 2
+    else:
+        start = int(math.floor(cc + 0.5)) - order // 2
+    idx = start - tlo
+    if idx < 0 or idx + order >= tlen:
+        return 3, 0
+    code = 0
+    for a in range(order + 1):
+        e = tables[h, idx + a]
+        if e < 0:
+            if e == TAP_MISSING:
+                return 3, 0
+            code = 1
+        pos[h, a] = e
+    if order > 0:
+        _weights(cc, order, w, h)
+    else:
+        w[h, 0] = 1.0
+    return code, order + 1
+
+
+def _pick(src, start, step, o0, o1, o2):
+    """Grid index along one grid axis: ``start + step * o[src]`` (``src < 0``: start)."""
+    if src == 0:
+        return float(start + step * o0)
+    if src == 1:
+        return float(start + step * o1)
+    if src == 2:
+        return float(start + step * o2)
+    return float(start)
+
+
+def _kernel(
+    buf,
+    tables,
+    tlo,
+    tlen,
+    shape,
+    interp,
+    pad,
+    mode,
+    order,
+    cval,
+    form,
+    lin,
+    off,
+    opk,
+    opv,
+    gsrc,
+    gstart,
+    gstep,
+    coords,
+    crow,
+    ostart,
+    out,
+    status,
+):
+    """Fill ``out`` (3-D); ``status[0]`` becomes 1 when a point needs the reference path.
+
+    Per input axis ``h`` (3 of them): ``tables[h, i]`` is the buffer offset of tap index
+    ``tlo[h] + i`` (pre-padded frame), ``shape[h]`` the axis length (before pre-padding),
+    ``interp[h]`` 0 for an axis read at the rounded coordinate with weight 1 (an added
+    axis, or an axis the pass works slice by slice along). Coordinates: ``form`` 0 is
+    ``off + g @ lin.T`` in scipy's order, 1 the separable operations ``opk``/``opv``
+    (0: add, 1: multiply) on ``g``, 2 the rows ``crow`` of ``coords``; the grid index
+    ``g[a]`` is ``gstart[a] + gstep[a] * o[gsrc[a]]`` (``gsrc[a] < 0``: fixed at
+    ``gstart[a]``), ``o`` the global output index.
+    """
+    w = np.zeros((3, 6))
+    pos = np.zeros((3, 6), dtype=np.int64)
+    padf = float(pad)
+    reach = pad + order + 2.0
+    nops = opk.shape[0]
+    l00, l01, l02 = lin[0, 0], lin[0, 1], lin[0, 2]
+    l10, l11, l12 = lin[1, 0], lin[1, 1], lin[1, 2]
+    l20, l21, l22 = lin[2, 0], lin[2, 1], lin[2, 2]
+    f0, f1, f2 = off[0], off[1], off[2]
+    a0, a1, a2 = gsrc[0], gsrc[1], gsrc[2]
+    b0, b1, b2 = gstart[0], gstart[1], gstart[2]
+    d0, d1, d2 = gstep[0], gstep[1], gstep[2]
+    r0, r1, r2 = crow[0], crow[1], crow[2]
+    n0, n1, n2 = shape[0], shape[1], shape[2]
+    k0, k1, k2 = interp[0], interp[1], interp[2]
+    t0, t1, t2 = tlo[0], tlo[1], tlo[2]
+    e0, e1, e2 = tlen[0], tlen[1], tlen[2]
+    s0, s1, s2 = out.shape
+    for i in range(s0):
+        o0 = ostart[0] + i
+        for j in range(s1):
+            o1 = ostart[1] + j
+            for k in range(s2):
+                o2 = ostart[2] + k
+                # -- coordinates, in scipy's operations
+                if form == 2:
+                    c0 = coords[r0, i, j, k] if r0 >= 0 else 0.0
+                    c1 = coords[r1, i, j, k] if r1 >= 0 else 0.0
+                    c2 = coords[r2, i, j, k] if r2 >= 0 else 0.0
+                else:
+                    g0 = _pick(a0, b0, d0, o0, o1, o2)
+                    g1 = _pick(a1, b1, d1, o0, o1, o2)
+                    g2 = _pick(a2, b2, d2, o0, o1, o2)
+                    if form == 0:
+                        c0 = f0 + g0 * l00
+                        c0 = c0 + g1 * l01
+                        c0 = c0 + g2 * l02
+                        c1 = f1 + g0 * l10
+                        c1 = c1 + g1 * l11
+                        c1 = c1 + g2 * l12
+                        c2 = f2 + g0 * l20
+                        c2 = c2 + g1 * l21
+                        c2 = c2 + g2 * l22
+                    else:
+                        c0, c1, c2 = g0, g1, g2
+                        for q in range(nops):
+                            if opk[q] == 0:
+                                c0 = c0 + opv[q, 0]
+                                c1 = c1 + opv[q, 1]
+                                c2 = c2 + opv[q, 2]
+                            else:
+                                c0 = c0 * opv[q, 0]
+                                c1 = c1 * opv[q, 1]
+                                c2 = c2 * opv[q, 2]
+                # -- boundary rule, taps and weights per axis
+                code0, m0 = _axis(c0, 0, n0, k0, t0, e0, tables, mode, order, padf, reach, w, pos)
+                if code0 == 2:
+                    out[i, j, k] = cval
+                    continue
+                code1, m1 = _axis(c1, 1, n1, k1, t1, e1, tables, mode, order, padf, reach, w, pos)
+                if code1 == 2:
+                    out[i, j, k] = cval
+                    continue
+                code2, m2 = _axis(c2, 2, n2, k2, t2, e2, tables, mode, order, padf, reach, w, pos)
+                if code2 == 2:
+                    out[i, j, k] = cval
+                    continue
+                if code0 == 3 or code1 == 3 or code2 == 3:
+                    status[0] = 1
+                    return
+                # -- the sum over taps, in scipy's order
+                t = 0.0
+                if code0 == 0 and code1 == 0 and code2 == 0:
+                    if m0 == 1 and m1 == 1 and m2 == 1:
+                        t += float(buf[pos[0, 0] + pos[1, 0] + pos[2, 0]])
+                    elif m0 == 2 and m1 == 2 and m2 == 2:
+                        p00 = pos[0, 0] + pos[1, 0]
+                        p01 = pos[0, 0] + pos[1, 1]
+                        p10 = pos[0, 1] + pos[1, 0]
+                        p11 = pos[0, 1] + pos[1, 1]
+                        q0, q1 = pos[2, 0], pos[2, 1]
+                        wa0, wa1 = w[0, 0], w[0, 1]
+                        wb0, wb1 = w[1, 0], w[1, 1]
+                        wc0, wc1 = w[2, 0], w[2, 1]
+                        t += float(buf[p00 + q0]) * wa0 * wb0 * wc0
+                        t += float(buf[p00 + q1]) * wa0 * wb0 * wc1
+                        t += float(buf[p01 + q0]) * wa0 * wb1 * wc0
+                        t += float(buf[p01 + q1]) * wa0 * wb1 * wc1
+                        t += float(buf[p10 + q0]) * wa1 * wb0 * wc0
+                        t += float(buf[p10 + q1]) * wa1 * wb0 * wc1
+                        t += float(buf[p11 + q0]) * wa1 * wb1 * wc0
+                        t += float(buf[p11 + q1]) * wa1 * wb1 * wc1
+                    else:
+                        for a in range(m0):
+                            pa = pos[0, a]
+                            wa = w[0, a]
+                            for b in range(m1):
+                                pb = pa + pos[1, b]
+                                wb = w[1, b]
+                                for d in range(m2):
+                                    t += float(buf[pb + pos[2, d]]) * wa * wb * w[2, d]
+                else:
+                    for a in range(m0):
+                        wa = w[0, a]
+                        for b in range(m1):
+                            wb = w[1, b]
+                            for d in range(m2):
+                                p0, p1, p2 = pos[0, a], pos[1, b], pos[2, d]
+                                if p0 < 0 or p1 < 0 or p2 < 0:
+                                    v = cval
+                                else:
+                                    v = float(buf[p0 + p1 + p2])
+                                t += v * wa * wb * w[2, d]
+                out[i, j, k] = t
+
+
+if AVAILABLE:
+    _fold = numba.njit(inline="always", cache=True)(_fold)
+    _weights = numba.njit(inline="always", cache=True)(_weights)
+    _axis = numba.njit(inline="always", cache=True)(_axis)
+    _pick = numba.njit(inline="always", cache=True)(_pick)
+    _KERNEL = numba.njit(nogil=True, cache=True, boundscheck=False)(_kernel)
+else:  # pragma: no cover
+    _KERNEL = None
+
+
+def flat_buffer(a: np.ndarray):
+    """A 1-D writeable, native float32/float64 buffer over ``a``'s samples and the strides of
+    ``a`` in elements of it — no copy when ``a`` already is such an array with non-negative
+    strides (a view of a chunk included)."""
+    if a.dtype not in (np.float32, np.float64) or not a.dtype.isnative:
+        kind = np.float32 if a.dtype.kind in "bui" and a.dtype.itemsize <= 2 else np.float64
+        a = a.astype(kind)  # exact: scipy reads every sample as a double
+    itemsize = a.itemsize
+    strides = a.strides
+    ok = a.flags.writeable and all(s >= 0 and s % itemsize == 0 for s in strides)
+    if not ok:
+        a = np.array(a, order="C")
+        strides = a.strides
+    st = [s // itemsize for s in strides]
+    if a.size == 0:
+        return np.zeros(1, dtype=a.dtype), st
+    if a.flags.c_contiguous:
+        return a.reshape(-1), st
+    extent = sum((n - 1) * s for n, s in zip(a.shape, st, strict=True)) + 1
+    flat = np.lib.stride_tricks.as_strided(a, shape=(extent,), strides=(itemsize,))
+    return flat, st
+
+
+def interpolate(buf, tables, starts, shape, interp, pad, mode, order, cval, coords_spec, box, out):
+    """Run the kernel; True when every point was computed (else use the reference path).
+
+    ``coords_spec`` is ``(form, lin, off, opk, opv, gsrc, gstart, gstep, coords, crow)``
+    padded to 3 axes; ``tables``/``starts``/``shape``/``interp`` likewise; ``box`` the
+    output box start (3 entries); ``out`` 3-D.
+    """
+    width = max(len(t) for t in tables)
+    tab = np.full((3, width), TAP_MISSING, dtype=np.int64)
+    for h, t in enumerate(tables):
+        tab[h, : len(t)] = t
+    tlen = np.array([len(t) for t in tables], dtype=np.int64)
+    status = np.zeros(1, dtype=np.int64)
+    form, lin, off, opk, opv, gsrc, gstart, gstep, coords, crow = coords_spec
+    _KERNEL(
+        buf,
+        tab,
+        np.asarray(starts, dtype=np.int64),
+        tlen,
+        np.asarray(shape, dtype=np.int64),
+        np.asarray(interp, dtype=np.int64),
+        int(pad),
+        int(mode),
+        int(order),
+        float(cval),
+        int(form),
+        lin,
+        off,
+        opk,
+        opv,
+        gsrc,
+        gstart,
+        gstep,
+        coords,
+        crow,
+        np.asarray(box, dtype=np.int64),
+        out,
+        status,
+    )
+    return status[0] == 0
