@@ -99,76 +99,71 @@ def _fold(c, n, mode):
     return c - float(n * int(c / n))
 
 
-def _weights(x, order, w, h):
-    """scipy's ``get_spline_interpolation_weights`` (same operations, same order)."""
+def _weights(x, order):
+    """scipy's ``get_spline_interpolation_weights`` (same operations, same order), as a
+    6-tuple (unused entries 0)."""
     if order & 1:
         x -= math.floor(x)
     else:
         x -= math.floor(x + 0.5)
     y = x
     z = 1.0 - x
+    w0 = w1 = w2 = w3 = w4 = w5 = 0.0
     if order == 1:
-        w[h, 0] = 1.0 - x
+        w0 = 1.0 - x
+        w1 = 1.0 - w0
     elif order == 2:
-        w[h, 1] = 0.75 - x * x
+        w1 = 0.75 - x * x
         y = 0.5 - x
-        w[h, 0] = 0.5 * y * y
+        w0 = 0.5 * y * y
+        w2 = 1.0 - w0 - w1
     elif order == 3:
-        w[h, 1] = (y * y * (y - 2.0) * 3.0 + 4.0) / 6.0
-        w[h, 2] = (z * z * (z - 2.0) * 3.0 + 4.0) / 6.0
-        w[h, 0] = z * z * z / 6.0
+        w1 = (y * y * (y - 2.0) * 3.0 + 4.0) / 6.0
+        w2 = (z * z * (z - 2.0) * 3.0 + 4.0) / 6.0
+        w0 = z * z * z / 6.0
+        w3 = 1.0 - w0 - w1 - w2
     elif order == 4:
         t = x * x
-        w[h, 2] = t * (t * 0.25 - 0.625) + 115.0 / 192.0
+        w2 = t * (t * 0.25 - 0.625) + 115.0 / 192.0
         y = 1.0 + x
-        w[h, 1] = y * (y * (y * (5.0 - y) / 6.0 - 1.25) + 5.0 / 24.0) + 55.0 / 96.0
-        w[h, 3] = z * (z * (z * (5.0 - z) / 6.0 - 1.25) + 5.0 / 24.0) + 55.0 / 96.0
+        w1 = y * (y * (y * (5.0 - y) / 6.0 - 1.25) + 5.0 / 24.0) + 55.0 / 96.0
+        w3 = z * (z * (z * (5.0 - z) / 6.0 - 1.25) + 5.0 / 24.0) + 55.0 / 96.0
         y = 0.5 - x
         t = y * y
-        w[h, 0] = t * t / 24.0
-    else:
+        w0 = t * t / 24.0
+        w4 = 1.0 - w0 - w1 - w2 - w3
+    elif order == 5:
         t = y * y
-        w[h, 2] = t * (t * (0.25 - y / 12.0) - 0.5) + 0.55
+        w2 = t * (t * (0.25 - y / 12.0) - 0.5) + 0.55
         t = z * z
-        w[h, 3] = t * (t * (0.25 - z / 12.0) - 0.5) + 0.55
+        w3 = t * (t * (0.25 - z / 12.0) - 0.5) + 0.55
         y += 1.0
-        w[h, 1] = y * (y * (y * (y * (y / 24.0 - 0.375) + 1.25) - 1.75) + 0.625) + 0.425
+        w1 = y * (y * (y * (y * (y / 24.0 - 0.375) + 1.25) - 1.75) + 0.625) + 0.425
         z += 1.0
-        w[h, 4] = z * (z * (z * (z * (z / 24.0 - 0.375) + 1.25) - 1.75) + 0.625) + 0.425
+        w4 = z * (z * (z * (z * (z / 24.0 - 0.375) + 1.25) - 1.75) + 0.625) + 0.425
         y = 1.0 - x
         t = y * y
-        w[h, 0] = y * t * t / 120.0
-    w[h, order] = 1.0
-    for i in range(order):
-        w[h, order] -= w[h, i]
+        w0 = y * t * t / 120.0
+        w5 = 1.0 - w0 - w1 - w2 - w3 - w4
+    return w0, w1, w2, w3, w4, w5
 
 
-def _axis(cc, h, n, kind, tlo, tlen, tables, mode, order, padf, reach, w, pos):
-    """Boundary rule, taps and weights of one axis at coordinate ``cc``.
-
-    Fills ``pos[h]`` and ``w[h]``; returns ``(code, taps)``, code 0: ready, 1: ready but
-    some taps read cval, 2: the point is cval, 3: hand the chunk back.
-    """
+def _rule(cc, n, kind, mode, order, padf, reach):
+    """The boundary rule of one axis at coordinate ``cc``: ``(code, cc, start)`` with code
+    0 (interpolate at ``cc`` from tap index ``start``), 2 (the point is cval) or 3 (hand
+    the chunk back). No array arguments: the kernel inlines it without reference counts."""
     if kind == 0:  # an added axis, or one the pass works slice by slice along
         if not abs(cc) < _BIG:
-            return 3, 1
-        idx = int(math.floor(cc + 0.5)) - tlo
-        if idx < 0 or idx >= tlen:
-            return 3, 1
-        e = tables[h, idx]
-        if e < 0:
-            return 3, 1
-        pos[h, 0] = e
-        w[h, 0] = 1.0
-        return 0, 1
+            return 3, cc, 0
+        return 0, cc, int(math.floor(cc + 0.5))
     if mode == 0:  # constant
         if cc < 0 or cc > n - 1 or cc != cc:
-            return 2, 0
+            return 2, cc, 0
     elif mode == 1 or mode == 6:  # nearest, grid-constant
         # every tap of a point this far out reads the edge (or cval): move it back by
         # whole samples, keeping its weights
         if cc != cc:
-            return 3, 0
+            return 3, cc, 0
         if cc > n - 1 + reach:
             if cc < _EXACT:
                 cc -= math.floor(cc - (n - 1 + reach))
@@ -182,33 +177,16 @@ def _axis(cc, h, n, kind, tlo, tlen, tables, mode, order, padf, reach, w, pos):
         cc = cc + padf
     else:
         if cc != cc:
-            return 2, 0
+            return 2, cc, 0
         if not abs(cc) < _BIG:
-            return 3, 0
+            return 3, cc, 0
         if cc < 0 or cc > n - 1:
             cc = _fold(cc, n, mode)
         if not cc > -1.0:
-            return 2, 0
+            return 2, cc, 0
     if order & 1:
-        start = int(math.floor(cc)) - order // 2
-    else:
-        start = int(math.floor(cc + 0.5)) - order // 2
-    idx = start - tlo
-    if idx < 0 or idx + order >= tlen:
-        return 3, 0
-    code = 0
-    for a in range(order + 1):
-        e = tables[h, idx + a]
-        if e < 0:
-            if e == TAP_MISSING:
-                return 3, 0
-            code = 1
-        pos[h, a] = e
-    if order > 0:
-        _weights(cc, order, w, h)
-    else:
-        w[h, 0] = 1.0
-    return code, order + 1
+        return 0, cc, int(math.floor(cc)) - order // 2
+    return 0, cc, int(math.floor(cc + 0.5)) - order // 2
 
 
 def _pick(src, start, step, o0, o1, o2):
@@ -273,8 +251,14 @@ def _kernel(
     r0, r1, r2 = crow[0], crow[1], crow[2]
     n0, n1, n2 = shape[0], shape[1], shape[2]
     k0, k1, k2 = interp[0], interp[1], interp[2]
-    t0, t1, t2 = tlo[0], tlo[1], tlo[2]
-    e0, e1, e2 = tlen[0], tlen[1], tlen[2]
+    m0 = 1 if k0 == 0 else order + 1
+    m1 = 1 if k1 == 0 else order + 1
+    m2 = 1 if k2 == 0 else order + 1
+    x0, x1, x2 = tlo[0], tlo[1], tlo[2]
+    e0, e1, e2 = tlen[0] - m0, tlen[1] - m1, tlen[2] - m2
+    trilinear = m0 == 2 and m1 == 2 and m2 == 2
+    bilinear = m0 == 1 and m1 == 2 and m2 == 2
+    single = m0 == 1 and m1 == 1 and m2 == 1
     s0, s1, s2 = out.shape
     for i in range(s0):
         o0 = ostart[0] + i
@@ -312,53 +296,116 @@ def _kernel(
                                 c0 = c0 * opv[q, 0]
                                 c1 = c1 * opv[q, 1]
                                 c2 = c2 * opv[q, 2]
-                # -- boundary rule, taps and weights per axis
-                code0, m0 = _axis(c0, 0, n0, k0, t0, e0, tables, mode, order, padf, reach, w, pos)
-                if code0 == 2:
+                # -- boundary rule per axis
+                q0, c0, i0 = _rule(c0, n0, k0, mode, order, padf, reach)
+                if q0 == 2:
                     out[i, j, k] = cval
                     continue
-                code1, m1 = _axis(c1, 1, n1, k1, t1, e1, tables, mode, order, padf, reach, w, pos)
-                if code1 == 2:
+                q1, c1, i1 = _rule(c1, n1, k1, mode, order, padf, reach)
+                if q1 == 2:
                     out[i, j, k] = cval
                     continue
-                code2, m2 = _axis(c2, 2, n2, k2, t2, e2, tables, mode, order, padf, reach, w, pos)
-                if code2 == 2:
+                q2, c2, i2 = _rule(c2, n2, k2, mode, order, padf, reach)
+                if q2 == 2:
                     out[i, j, k] = cval
                     continue
-                if code0 == 3 or code1 == 3 or code2 == 3:
+                i0 -= x0
+                i1 -= x1
+                i2 -= x2
+                if q0 | q1 | q2 or i0 < 0 or i1 < 0 or i2 < 0 or i0 > e0 or i1 > e1 or i2 > e2:
                     status[0] = 1
                     return
+                # -- fast paths: every tap a sample (no cval), 1 or 2 taps per axis
+                if trilinear:
+                    p0a, p0b = tables[0, i0], tables[0, i0 + 1]
+                    p1a, p1b = tables[1, i1], tables[1, i1 + 1]
+                    p2a, p2b = tables[2, i2], tables[2, i2 + 1]
+                    if (p0a | p0b | p1a | p1b | p2a | p2b) >= 0:
+                        wa0 = 1.0 - (c0 - math.floor(c0))
+                        wa1 = 1.0 - wa0
+                        wb0 = 1.0 - (c1 - math.floor(c1))
+                        wb1 = 1.0 - wb0
+                        wc0 = 1.0 - (c2 - math.floor(c2))
+                        wc1 = 1.0 - wc0
+                        p00 = p0a + p1a
+                        p01 = p0a + p1b
+                        p10 = p0b + p1a
+                        p11 = p0b + p1b
+                        t = 0.0
+                        t += float(buf[p00 + p2a]) * wa0 * wb0 * wc0
+                        t += float(buf[p00 + p2b]) * wa0 * wb0 * wc1
+                        t += float(buf[p01 + p2a]) * wa0 * wb1 * wc0
+                        t += float(buf[p01 + p2b]) * wa0 * wb1 * wc1
+                        t += float(buf[p10 + p2a]) * wa1 * wb0 * wc0
+                        t += float(buf[p10 + p2b]) * wa1 * wb0 * wc1
+                        t += float(buf[p11 + p2a]) * wa1 * wb1 * wc0
+                        t += float(buf[p11 + p2b]) * wa1 * wb1 * wc1
+                        out[i, j, k] = t
+                        continue
+                elif bilinear:
+                    p0a = tables[0, i0]
+                    p1a, p1b = tables[1, i1], tables[1, i1 + 1]
+                    p2a, p2b = tables[2, i2], tables[2, i2 + 1]
+                    if (p0a | p1a | p1b | p2a | p2b) >= 0:
+                        wb0 = 1.0 - (c1 - math.floor(c1))
+                        wb1 = 1.0 - wb0
+                        wc0 = 1.0 - (c2 - math.floor(c2))
+                        wc1 = 1.0 - wc0
+                        t = 0.0
+                        t += float(buf[p0a + p1a + p2a]) * wb0 * wc0
+                        t += float(buf[p0a + p1a + p2b]) * wb0 * wc1
+                        t += float(buf[p0a + p1b + p2a]) * wb1 * wc0
+                        t += float(buf[p0a + p1b + p2b]) * wb1 * wc1
+                        out[i, j, k] = t
+                        continue
+                elif single:
+                    p0a, p1a, p2a = tables[0, i0], tables[1, i1], tables[2, i2]
+                    if (p0a | p1a | p2a) >= 0:
+                        out[i, j, k] = 0.0 + float(buf[p0a + p1a + p2a])
+                        continue
+                # -- taps (buffer offsets) and weights
+                anycval = False
+                for a in range(m0):
+                    v = tables[0, i0 + a]
+                    anycval |= v < 0
+                    pos[0, a] = v
+                for a in range(m1):
+                    v = tables[1, i1 + a]
+                    anycval |= v < 0
+                    pos[1, a] = v
+                for a in range(m2):
+                    v = tables[2, i2 + a]
+                    anycval |= v < 0
+                    pos[2, a] = v
+                if anycval:
+                    for h in range(3):
+                        for a in range(6):
+                            if pos[h, a] == TAP_MISSING and a < (m0, m1, m2)[h]:
+                                status[0] = 1
+                                return
+                if m0 > 1 and order > 0:
+                    w[0, 0], w[0, 1], w[0, 2], w[0, 3], w[0, 4], w[0, 5] = _weights(c0, order)
+                else:
+                    w[0, 0] = 1.0
+                if m1 > 1 and order > 0:
+                    w[1, 0], w[1, 1], w[1, 2], w[1, 3], w[1, 4], w[1, 5] = _weights(c1, order)
+                else:
+                    w[1, 0] = 1.0
+                if m2 > 1 and order > 0:
+                    w[2, 0], w[2, 1], w[2, 2], w[2, 3], w[2, 4], w[2, 5] = _weights(c2, order)
+                else:
+                    w[2, 0] = 1.0
                 # -- the sum over taps, in scipy's order
                 t = 0.0
-                if code0 == 0 and code1 == 0 and code2 == 0:
-                    if m0 == 1 and m1 == 1 and m2 == 1:
-                        t += float(buf[pos[0, 0] + pos[1, 0] + pos[2, 0]])
-                    elif m0 == 2 and m1 == 2 and m2 == 2:
-                        p00 = pos[0, 0] + pos[1, 0]
-                        p01 = pos[0, 0] + pos[1, 1]
-                        p10 = pos[0, 1] + pos[1, 0]
-                        p11 = pos[0, 1] + pos[1, 1]
-                        q0, q1 = pos[2, 0], pos[2, 1]
-                        wa0, wa1 = w[0, 0], w[0, 1]
-                        wb0, wb1 = w[1, 0], w[1, 1]
-                        wc0, wc1 = w[2, 0], w[2, 1]
-                        t += float(buf[p00 + q0]) * wa0 * wb0 * wc0
-                        t += float(buf[p00 + q1]) * wa0 * wb0 * wc1
-                        t += float(buf[p01 + q0]) * wa0 * wb1 * wc0
-                        t += float(buf[p01 + q1]) * wa0 * wb1 * wc1
-                        t += float(buf[p10 + q0]) * wa1 * wb0 * wc0
-                        t += float(buf[p10 + q1]) * wa1 * wb0 * wc1
-                        t += float(buf[p11 + q0]) * wa1 * wb1 * wc0
-                        t += float(buf[p11 + q1]) * wa1 * wb1 * wc1
-                    else:
-                        for a in range(m0):
-                            pa = pos[0, a]
-                            wa = w[0, a]
-                            for b in range(m1):
-                                pb = pa + pos[1, b]
-                                wb = w[1, b]
-                                for d in range(m2):
-                                    t += float(buf[pb + pos[2, d]]) * wa * wb * w[2, d]
+                if not anycval:
+                    for a in range(m0):
+                        pa = pos[0, a]
+                        wa = w[0, a]
+                        for b in range(m1):
+                            pb = pa + pos[1, b]
+                            wb = w[1, b]
+                            for d in range(m2):
+                                t += float(buf[pb + pos[2, d]]) * wa * wb * w[2, d]
                 else:
                     for a in range(m0):
                         wa = w[0, a]
@@ -377,7 +424,7 @@ def _kernel(
 if AVAILABLE:
     _fold = numba.njit(inline="always", cache=True)(_fold)
     _weights = numba.njit(inline="always", cache=True)(_weights)
-    _axis = numba.njit(inline="always", cache=True)(_axis)
+    _rule = numba.njit(inline="always", cache=True)(_rule)
     _pick = numba.njit(inline="always", cache=True)(_pick)
     _KERNEL = numba.njit(nogil=True, cache=True, boundscheck=False)(_kernel)
 else:  # pragma: no cover
