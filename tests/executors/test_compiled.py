@@ -1,9 +1,10 @@
 """The compiled kernel of the ``"cpu"`` backend against scipy.ndimage on the whole array.
 
 Contract: orders 0 and 1 bit for bit; orders 2-5 within 1e-10 x max|input| in float64 and
-1e-6 in float32 (in practice they are bit for bit too: the kernel does scipy's arithmetic
-and the coefficients are the reference backend's). Every test also checks that the kernel
-computed every chunk (no silent fallback to the reference path).
+1e-6 in float32 (orders 2, 4, 5 are bit for bit in practice: the kernel does scipy's
+arithmetic on the reference backend's coefficients; order 3 sums its taps factored, ~1e-16
+away). Tests that count kernel calls also check that the kernel computed every chunk (no
+silent fallback to the reference path).
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ def test_hypothesis_chunkings(data, ndim, order, mode, seed):
     got = tnd.affine_transform(
         tf.lazy(x, chunks=chunks).to_dask(), m, off, output_chunks=out_chunks, **kw
     ).compute(scheduler="synchronous")
-    check(got, ref, x, order if prefilter else min(order, 1), 0.75)
+    check(got, ref, x, order, 0.75)
 
 
 @pytest.mark.parametrize("order", [0, 1, 2, 3])
