@@ -486,8 +486,9 @@ def flat_buffer(a: np.ndarray):
     ``a`` in elements of it — no copy when ``a`` already is such an array with non-negative
     strides (a view of a chunk included)."""
     if a.dtype not in (np.float32, np.float64) or not a.dtype.isnative:
-        kind = np.float32 if a.dtype.kind in "bui" and a.dtype.itemsize <= 2 else np.float64
-        a = a.astype(kind)  # exact: scipy reads every sample as a double
+        # exact: scipy reads every sample as a double (float64 rather than float32 for
+        # small integers too: one compiled specialisation fewer)
+        a = a.astype(np.float64)
     itemsize = a.itemsize
     strides = a.strides
     ok = a.flags.writeable and all(s >= 0 and s % itemsize == 0 for s in strides)
