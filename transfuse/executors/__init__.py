@@ -6,6 +6,8 @@ dask config value ``transfuse.executor``, else ``"cpu"``):
 
 * ``"scipy"`` — the reference: scipy.ndimage per chunk;
 * ``"cpu"`` — the reference plus compiled (numba) kernels where they apply;
+* ``"numba"`` — opt-in: one compiled kernel for every chunk of affine and coordinate-array
+  passes, orders 0-5, all modes (slow to compile the first time);
 * ``"null"`` — computes nothing and records each task (for tests).
 
 A backend is one module with one class (see :class:`~transfuse.executors.base.Executor`);
@@ -20,6 +22,7 @@ from .base import Executor, ResampleJob
 from .cpu import CPUExecutor
 from .graph import spline_coefficients, to_dask
 from .null import NullExecutor
+from .numba_backend import NumbaExecutor
 from .scipy_backend import ScipyExecutor
 
 __all__ = [
@@ -27,6 +30,7 @@ __all__ = [
     "CPUExecutor",
     "Executor",
     "NullExecutor",
+    "NumbaExecutor",
     "ResampleJob",
     "ScipyExecutor",
     "get_executor",
@@ -35,7 +39,12 @@ __all__ = [
 ]
 
 #: Backend classes by name.
-REGISTRY = {"scipy": ScipyExecutor, "cpu": CPUExecutor, "null": NullExecutor}
+REGISTRY = {
+    "scipy": ScipyExecutor,
+    "cpu": CPUExecutor,
+    "numba": NumbaExecutor,
+    "null": NullExecutor,
+}
 
 #: The dask config key holding the default backend's name.
 CONFIG_KEY = "transfuse.executor"

@@ -1,0 +1,283 @@
+"""The compiled path of the ``"cpu"`` backend: one output chunk through the kernel of
+:mod:`.kernels_interp` (coordinates and interpolation in one loop, no coordinate array).
+
+:func:`kernel_spec` decides, once per pass (cached per job), whether the kernel applies
+and packs the pass's map for it; :func:`resample` runs one chunk: it reads the window
+straight from the input chunk when there is one (a view, no copy), else assembles the
+region the taps read once, builds the per-axis tap tables (mode rule and chunk layout in
+one lookup) and calls the kernel, which releases the GIL. It returns None where the
+kernel does not apply, and the caller then uses the reference path.
+
+Applies to: passes whose map is one affine stage (matrix or separable form, a lazy view
+of the grid included, slice by slice along batch axes too) or one coordinate array;
+orders 0-5; the 8 modes; 1 to 3 input and output axes; real input dtypes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import weakref
+
+import numpy as np
+
+from ..planner.boundary import CVAL, tap_source_index
+from ..planner.physical import AffineStage, CoordinateArrayStage
+from . import kernels_interp as K
+from .blocks import assemble_region
+
+__all__ = ["AVAILABLE", "KernelSpec", "describe", "kernel_spec", "resample"]
+
+AVAILABLE = K.AVAILABLE
+
+#: Most axes the kernel handles (input, output and grid).
+MAX_NDIM = 3
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class KernelSpec:
+    """A pass's map and options packed for the kernel (every array padded to 3 axes)."""
+
+    form: int
+    lin: np.ndarray
+    off: np.ndarray
+    opk: np.ndarray
+    opv: np.ndarray
+    gsrc: np.ndarray
+    gstart: np.ndarray
+    gstep: np.ndarray
+    crow: np.ndarray
+    interp: np.ndarray
+    shape: np.ndarray
+    mode: int
+    order: int
+    pad: int
+    cval: float
+    out_dtype: np.dtype
+    n_in: int
+    n_out: int
+
+    def coords_spec(self, coords):
+        return (
+            self.form,
+            self.lin,
+            self.off,
+            self.opk,
+            self.opv,
+            self.gsrc,
+            self.gstart,
+            self.gstep,
+            coords,
+            self.crow,
+        )
+
+
+_NO_COORDS = np.zeros((1, 1, 1, 1))
+_SPECS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
+
+
+def _reason(job) -> str | None:
+    """Why the kernel does not apply to ``job`` (None when it does)."""
+    if not AVAILABLE:
+        return "numba is not installed"
+    stages = job.stages
+    if len(stages) != 1:
+        return "the map has several stages"
+    first = stages[0]
+    n_in = len(job.input_shape)
+    if n_in > MAX_NDIM:
+        return f"{n_in} input axes (the kernel handles up to {MAX_NDIM})"
+    if isinstance(first, CoordinateArrayStage):
+        known = first.array is not None
+        if (known and first.ndim_in != n_in) or len(first.output_chunks) > MAX_NDIM:
+            return "coordinate array of more than 3 output axes"
+        return None
+    if not isinstance(first, AffineStage):
+        return f"a {type(first).__name__} (not compiled yet)"
+    if first.linear.shape[1] > MAX_NDIM or first.ndim_out > MAX_NDIM:
+        return "more than 3 output axes"
+    if first.form == "separable" and first.linear.shape[0] != first.linear.shape[1]:
+        return "separable map changing the rank"
+    if job.batch_axes and (first.form != "matrix" or first.view is not None):
+        return "slice-by-slice pass of a separable map"
+    if np.dtype(job.dtype).kind not in "biuf":
+        return f"output dtype {np.dtype(job.dtype)}"
+    return None
+
+
+def _build_spec(job) -> KernelSpec:
+    opts = job.options
+    first = job.stages[0]
+    n_in = len(job.input_shape)
+    lead = MAX_NDIM - n_in
+    lin = np.zeros((3, 3))
+    off = np.zeros(3)
+    opk = np.zeros(0, dtype=np.int64)
+    opv = np.zeros((0, 3))
+    gsrc = np.full(3, -1, dtype=np.int64)
+    gstart = np.zeros(3, dtype=np.int64)
+    gstep = np.zeros(3, dtype=np.int64)
+    crow = np.full(3, -1, dtype=np.int64)
+    if isinstance(first, CoordinateArrayStage):
+        form = K.FORM_COORDS
+        n_out = len(first.output_chunks)
+        for h in range(n_in):
+            crow[lead + h] = h
+    else:
+        n_grid = first.linear.shape[1]
+        n_out = first.ndim_out
+        glead = MAX_NDIM - n_grid
+        olead = MAX_NDIM - n_out
+        if first.view is None:
+            for a in range(n_grid):
+                gsrc[glead + a] = olead + a
+                gstep[glead + a] = 1
+        else:
+            for a, (j, start, step) in enumerate(first.view.axes):
+                gsrc[glead + a] = -1 if j is None else olead + j
+                gstart[glead + a] = int(start)
+                gstep[glead + a] = int(step)
+        if first.form == "matrix":
+            form = K.FORM_MATRIX
+            lin[lead:, glead:] = first.linear
+            off[lead:] = first.offset
+        else:
+            form = K.FORM_SEPARABLE
+            opk = np.array([0 if kind == "add" else 1 for kind, _ in first.ops], dtype=np.int64)
+            opv = np.zeros((len(first.ops), 3))
+            for q, (kind, vec) in enumerate(first.ops):
+                opv[q, :lead] = 0.0 if kind == "add" else 1.0
+                opv[q, lead:] = vec
+    interp = np.zeros(3, dtype=np.int64)
+    for h in range(n_in):
+        interp[lead + h] = 0 if h in job.batch_axes else 1
+    shape = np.ones(3, dtype=np.int64)
+    shape[lead:] = job.input_shape
+    dtype = np.dtype(job.dtype)
+    out_dtype = dtype if dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    return KernelSpec(
+        form,
+        lin,
+        off,
+        opk,
+        opv,
+        gsrc,
+        gstart,
+        gstep,
+        crow,
+        interp,
+        shape,
+        K.MODE_CODES[opts.mode],
+        opts.order,
+        opts.pad,
+        opts.cval,
+        out_dtype,
+        n_in,
+        n_out,
+    )
+
+
+def kernel_spec(job) -> KernelSpec | None:
+    """The kernel's view of ``job`` (cached per job), or None when it does not apply."""
+    try:
+        return _SPECS[job]
+    except KeyError:
+        pass
+    spec = None if _reason(job) is not None else _build_spec(job)
+    with _LOCK:
+        _SPECS[job] = spec
+    return spec
+
+
+def describe(job) -> str:
+    """Which kernel runs ``job``'s chunks, in words."""
+    reason = _reason(job)
+    if reason is not None:
+        return f"scipy.ndimage per chunk ({reason})"
+    first = job.stages[0]
+    what = "coordinate array" if isinstance(first, CoordinateArrayStage) else first.form
+    opts = job.options
+    batch = f", slice by slice along {job.batch_axes}" if job.batch_axes else ""
+    return (
+        f"compiled kernel: {what} map, order {opts.order}, mode {opts.mode}, "
+        f"{len(job.input_shape)}-D{batch} (numba, GIL released)"
+    )
+
+
+def _tap_sources(job, footprint, layouts):
+    """Per axis: the domain index each tap index of the window (one spare each side) reads,
+    ``CVAL``, or -2**62 where no chunk read holds it; and the range the held ones span."""
+    opts = job.options
+    missing = -(2**62)
+    out, region = [], []
+    for h, w in enumerate(footprint.axes):
+        batch = h in job.batch_axes
+        pad = 0 if batch else opts.pad
+        idx = np.arange(w.lo - 1, w.hi + 2, dtype=np.int64)
+        src = idx if batch else tap_source_index(idx, job.input_shape[h], opts.mode, pad)
+        lay = layouts[h]
+        valid = src != CVAL
+        s = np.where(valid, src, lay.starts[0])
+        which = np.searchsorted(lay.starts, s, side="right") - 1
+        which = np.clip(which, 0, len(lay.starts) - 1)
+        held = valid & (s >= lay.starts[which]) & (s < lay.starts[which] + lay.sizes[which])
+        if not held.any():
+            return None, None
+        kept = s[held]
+        region.append((int(kept.min()), int(kept.max())))
+        out.append((np.where(held, s, np.where(valid, missing, CVAL)), w.lo - 1 + pad))
+    return out, region
+
+
+def resample(job, footprint, pieces, layouts):
+    """One output chunk through the compiled kernel, or None (use the reference path)."""
+    if footprint.axes is None:  # every point is cval: the reference path fills it
+        return None
+    spec = kernel_spec(job)
+    if spec is None:
+        return None
+    coords = _NO_COORDS
+    if spec.form == K.FORM_COORDS:
+        arr = job.stages[0].array
+        if arr is None:
+            return None
+        box_shape = tuple(e - s for s, e in footprint.box)
+        coords = np.ascontiguousarray(arr, dtype=np.float64).reshape(
+            (spec.n_in,) + (1,) * (MAX_NDIM - len(box_shape)) + box_shape
+        )
+    if any(p.dtype.kind not in "biuf" for p in pieces):
+        return None
+    sources, region = _tap_sources(job, footprint, layouts)
+    if sources is None:
+        return None
+    counts = [len(w.chunks) for w in footprint.axes]
+    window = assemble_region(pieces, counts, layouts, region)
+    buf, strides = K.flat_buffer(window)
+    lead = MAX_NDIM - spec.n_in
+    tables = [np.zeros(1, dtype=np.int64)] * lead
+    starts = [0] * lead
+    for h, (src, first) in enumerate(sources):
+        lo = region[h][0]
+        table = np.where(src >= lo, (src - lo) * strides[h], K.TAP_MISSING)
+        tables.append(np.where(src == CVAL, K.TAP_CVAL, table))
+        starts.append(first)
+    box = [(0, 1)] * (MAX_NDIM - len(footprint.box)) + list(footprint.box)
+    out = np.empty(tuple(e - s for s, e in box), dtype=spec.out_dtype)
+    ok = K.interpolate(
+        buf,
+        tables,
+        starts,
+        spec.shape,
+        spec.interp,
+        spec.pad,
+        spec.mode,
+        spec.order,
+        spec.cval,
+        spec.coords_spec(coords),
+        [s for s, _ in box],
+        out,
+    )
+    if not ok:
+        return None
+    return out.reshape(tuple(e - s for s, e in footprint.box))

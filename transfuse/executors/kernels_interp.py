@@ -1,0 +1,547 @@
+"""One compiled (numba) kernel that computes each output point's coordinates and
+interpolates it in the same loop: orders 0-5, all 8 modes, 1-D to 3-D, every chunk.
+
+It does what scipy.ndimage's ``NI_GeometricTransform`` does, in the same floating-point
+operations, so orders 0 and 1 are bit for bit scipy's (and the other orders equal it up
+to the chunked prefilter's tolerance):
+
+* **coordinates** from the pass's first stage — a matrix (``offset`` first, then each
+  grid axis left to right), scipy's separable zoom/shift arithmetic, either read through
+  a lazy view of the grid — or read per point from a coordinate array;
+* **the mode's coordinate rule** in the global frame (``map_coordinate``: the folds of
+  ``mirror``, ``reflect``, ``wrap``, ``grid-wrap``; ``cval`` outside ``[0, n-1]`` for
+  ``constant``), after the pre-padding shift (``+12`` for prefiltered ``nearest`` and
+  ``grid-constant``); far-out ``nearest``/``grid-constant`` points move back by whole
+  samples as the planner's bounds assume (:func:`~transfuse.planner.boundary.fold_coordinates`);
+* **weights** as ``get_spline_interpolation_weights`` forms them, taps summed in scipy's
+  order, each coefficient multiplied by the weights axis by axis.
+
+Where a tap reads is not the kernel's business: per axis a small table maps each tap
+index the chunk can use to the element offset of its sample in the buffer (the mode's
+tap rule, :func:`~transfuse.planner.boundary.tap_source_index`, and the chunk layout are
+folded into it by :mod:`.compiled`), or marks it ``cval`` (``grid-constant``) or
+missing. A point that needs a missing tap, or a coordinate scipy's C code could not
+handle either (beyond 2**62, where its integer casts overflow), stops the kernel: the
+caller then uses the reference path for that chunk. Every array is seen as 3-D (a 1-D
+or 2-D problem gets leading axes of one sample and weight 1.0, which changes no
+floating-point result), so one compiled function serves every rank. It releases the GIL.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+try:  # numba is optional: the executor falls back to scipy.ndimage without it
+    import numba
+except ImportError:  # pragma: no cover - exercised where numba is missing
+    numba = None
+
+__all__ = ["AVAILABLE", "MODE_CODES", "flat_buffer", "interpolate"]
+
+AVAILABLE = numba is not None
+
+#: Mode numbers inside the kernel (canonical names; ``grid-mirror`` is ``reflect``).
+MODE_CODES = {
+    "constant": 0,
+    "nearest": 1,
+    "mirror": 2,
+    "reflect": 3,
+    "wrap": 4,
+    "grid-wrap": 5,
+    "grid-constant": 6,
+}
+
+#: Table entries that are not offsets.
+TAP_CVAL = -1
+TAP_MISSING = -2
+
+#: Coordinate forms.
+FORM_MATRIX, FORM_SEPARABLE, FORM_COORDS = 0, 1, 2
+
+_BIG = 2.0**62  # beyond this scipy's integer casts overflow (undefined behaviour in C)
+_EXACT = 2.0**52  # from here on every float64 is an integer
+
+
+def _fold(c, n, mode):
+    """scipy's ``map_coordinate`` for the folding modes (``c`` outside ``[0, n-1]``)."""
+    if n <= 1:
+        return 0.0
+    if c < 0:
+        if mode == 2:  # mirror
+            s2 = 2 * n - 2
+            c = float(s2 * int(-c / s2)) + c
+            return c + s2 if c <= 1 - n else -c
+        if mode == 3:  # reflect
+            s2 = 2 * n
+            if c < -s2:
+                c = float(s2 * int(-c / s2)) + c
+            if c < -n:
+                return c + s2
+            return (1e-15 if c > -1e-15 else -c) - 1
+        if mode == 4:  # wrap
+            sz = n - 1
+            return c + float(sz * (int(-c / sz) + 1))
+        # grid-wrap
+        return c + float(n * (int((-1 - c) / n) + 1))
+    if mode == 2:
+        s2 = 2 * n - 2
+        c -= float(s2 * int(c / s2))
+        return s2 - c if c >= n else c
+    if mode == 3:
+        s2 = 2 * n
+        c -= float(s2 * int(c / s2))
+        return s2 - c - 1 if c >= n else c
+    if mode == 4:
+        sz = n - 1
+        return c - float(sz * int(c / sz))
+    return c - float(n * int(c / n))
+
+
+def _weights(x, order):
+    """scipy's ``get_spline_interpolation_weights`` (same operations, same order), as a
+    6-tuple (unused entries 0)."""
+    if order & 1:
+        x -= math.floor(x)
+    else:
+        x -= math.floor(x + 0.5)
+    y = x
+    z = 1.0 - x
+    w0 = w1 = w2 = w3 = w4 = w5 = 0.0
+    if order == 1:
+        w0 = 1.0 - x
+        w1 = 1.0 - w0
+    elif order == 2:
+        w1 = 0.75 - x * x
+        y = 0.5 - x
+        w0 = 0.5 * y * y
+        w2 = 1.0 - w0 - w1
+    elif order == 3:
+        w1 = (y * y * (y - 2.0) * 3.0 + 4.0) / 6.0
+        w2 = (z * z * (z - 2.0) * 3.0 + 4.0) / 6.0
+        w0 = z * z * z / 6.0
+        w3 = 1.0 - w0 - w1 - w2
+    elif order == 4:
+        t = x * x
+        w2 = t * (t * 0.25 - 0.625) + 115.0 / 192.0
+        y = 1.0 + x
+        w1 = y * (y * (y * (5.0 - y) / 6.0 - 1.25) + 5.0 / 24.0) + 55.0 / 96.0
+        w3 = z * (z * (z * (5.0 - z) / 6.0 - 1.25) + 5.0 / 24.0) + 55.0 / 96.0
+        y = 0.5 - x
+        t = y * y
+        w0 = t * t / 24.0
+        w4 = 1.0 - w0 - w1 - w2 - w3
+    elif order == 5:
+        t = y * y
+        w2 = t * (t * (0.25 - y / 12.0) - 0.5) + 0.55
+        t = z * z
+        w3 = t * (t * (0.25 - z / 12.0) - 0.5) + 0.55
+        y += 1.0
+        w1 = y * (y * (y * (y * (y / 24.0 - 0.375) + 1.25) - 1.75) + 0.625) + 0.425
+        z += 1.0
+        w4 = z * (z * (z * (z * (z / 24.0 - 0.375) + 1.25) - 1.75) + 0.625) + 0.425
+        y = 1.0 - x
+        t = y * y
+        w0 = y * t * t / 120.0
+        w5 = 1.0 - w0 - w1 - w2 - w3 - w4
+    return w0, w1, w2, w3, w4, w5
+
+
+def _rule(cc, n, kind, mode, order, padf, reach):
+    """The boundary rule of one axis at coordinate ``cc``: ``(code, cc, start)`` with code
+    0 (interpolate at ``cc`` from tap index ``start``), 2 (the point is cval) or 3 (hand
+    the chunk back). No array arguments: the kernel inlines it without reference counts."""
+    if kind == 0:  # an added axis, or one the pass works slice by slice along
+        if not abs(cc) < _BIG:
+            return 3, cc, 0
+        return 0, cc, int(math.floor(cc + 0.5))
+    if mode == 0:  # constant
+        if cc < 0 or cc > n - 1 or cc != cc:
+            return 2, cc, 0
+    elif mode == 1 or mode == 6:  # nearest, grid-constant
+        # every tap of a point this far out reads the edge (or cval): move it back by
+        # whole samples, keeping its weights
+        if cc != cc:
+            return 3, cc, 0
+        if cc > n - 1 + reach:
+            if cc < _EXACT:
+                cc -= math.floor(cc - (n - 1 + reach))
+            else:  # an integer: no fraction to keep
+                cc = n - 1 + reach
+        elif cc < -reach:
+            if cc > -_EXACT:
+                cc += math.floor(-reach - cc)
+            else:
+                cc = -reach
+        cc = cc + padf
+    else:
+        if cc != cc:
+            return 2, cc, 0
+        if not abs(cc) < _BIG:
+            return 3, cc, 0
+        if cc < 0 or cc > n - 1:
+            cc = _fold(cc, n, mode)
+        if not cc > -1.0:
+            return 2, cc, 0
+    if order & 1:
+        return 0, cc, int(math.floor(cc)) - order // 2
+    return 0, cc, int(math.floor(cc + 0.5)) - order // 2
+
+
+def _pick(src, start, step, o0, o1, o2):
+    """Grid index along one grid axis: ``start + step * o[src]`` (``src < 0``: start)."""
+    if src == 0:
+        return float(start + step * o0)
+    if src == 1:
+        return float(start + step * o1)
+    if src == 2:
+        return float(start + step * o2)
+    return float(start)
+
+
+def _kernel(
+    buf,
+    tables,
+    tlo,
+    tlen,
+    shape,
+    interp,
+    pad,
+    mode,
+    order,
+    cval,
+    form,
+    lin,
+    off,
+    opk,
+    opv,
+    gsrc,
+    gstart,
+    gstep,
+    coords,
+    crow,
+    ostart,
+    out,
+    status,
+):
+    """Fill ``out`` (3-D); ``status[0]`` becomes 1 when a point needs the reference path.
+
+    Per input axis ``h`` (3 of them): ``tables[h, i]`` is the buffer offset of tap index
+    ``tlo[h] + i`` (pre-padded frame), ``shape[h]`` the axis length (before pre-padding),
+    ``interp[h]`` 0 for an axis read at the rounded coordinate with weight 1 (an added
+    axis, or an axis the pass works slice by slice along). Coordinates: ``form`` 0 is
+    ``off + g @ lin.T`` in scipy's order, 1 the separable operations ``opk``/``opv``
+    (0: add, 1: multiply) on ``g``, 2 the rows ``crow`` of ``coords``; the grid index
+    ``g[a]`` is ``gstart[a] + gstep[a] * o[gsrc[a]]`` (``gsrc[a] < 0``: fixed at
+    ``gstart[a]``), ``o`` the global output index.
+    """
+    w = np.zeros((3, 6))
+    pos = np.zeros((3, 6), dtype=np.int64)
+    padf = float(pad)
+    reach = pad + order + 2.0
+    nops = opk.shape[0]
+    l00, l01, l02 = lin[0, 0], lin[0, 1], lin[0, 2]
+    l10, l11, l12 = lin[1, 0], lin[1, 1], lin[1, 2]
+    l20, l21, l22 = lin[2, 0], lin[2, 1], lin[2, 2]
+    f0, f1, f2 = off[0], off[1], off[2]
+    a0, a1, a2 = gsrc[0], gsrc[1], gsrc[2]
+    b0, b1, b2 = gstart[0], gstart[1], gstart[2]
+    d0, d1, d2 = gstep[0], gstep[1], gstep[2]
+    r0, r1, r2 = crow[0], crow[1], crow[2]
+    n0, n1, n2 = shape[0], shape[1], shape[2]
+    k0, k1, k2 = interp[0], interp[1], interp[2]
+    m0 = 1 if k0 == 0 else order + 1
+    m1 = 1 if k1 == 0 else order + 1
+    m2 = 1 if k2 == 0 else order + 1
+    x0, x1, x2 = tlo[0], tlo[1], tlo[2]
+    e0, e1, e2 = tlen[0] - m0, tlen[1] - m1, tlen[2] - m2
+    trilinear = m0 == 2 and m1 == 2 and m2 == 2
+    bilinear = m0 == 1 and m1 == 2 and m2 == 2
+    single = m0 == 1 and m1 == 1 and m2 == 1
+    cubic = m0 == 4 and m1 == 4 and m2 == 4
+    s0, s1, s2 = out.shape
+    # scipy adds the terms left to right, so the sum over the first two grid axes is the
+    # same for a whole row when they do not walk the last output axis: computed once
+    hoist = form == 0 and a0 != 2 and a1 != 2
+    h0 = h1 = h2 = 0.0
+    for i in range(s0):
+        o0 = ostart[0] + i
+        for j in range(s1):
+            o1 = ostart[1] + j
+            if hoist:
+                g0 = _pick(a0, b0, d0, o0, o1, 0)
+                g1 = _pick(a1, b1, d1, o0, o1, 0)
+                h0 = f0 + g0 * l00
+                h0 = h0 + g1 * l01
+                h1 = f1 + g0 * l10
+                h1 = h1 + g1 * l11
+                h2 = f2 + g0 * l20
+                h2 = h2 + g1 * l21
+            for k in range(s2):
+                o2 = ostart[2] + k
+                # -- coordinates, in scipy's operations
+                if hoist:
+                    g2 = _pick(a2, b2, d2, o0, o1, o2)
+                    c0 = h0 + g2 * l02
+                    c1 = h1 + g2 * l12
+                    c2 = h2 + g2 * l22
+                elif form == 2:
+                    c0 = coords[r0, i, j, k] if r0 >= 0 else 0.0
+                    c1 = coords[r1, i, j, k] if r1 >= 0 else 0.0
+                    c2 = coords[r2, i, j, k] if r2 >= 0 else 0.0
+                else:
+                    g0 = _pick(a0, b0, d0, o0, o1, o2)
+                    g1 = _pick(a1, b1, d1, o0, o1, o2)
+                    g2 = _pick(a2, b2, d2, o0, o1, o2)
+                    if form == 0:
+                        c0 = f0 + g0 * l00
+                        c0 = c0 + g1 * l01
+                        c0 = c0 + g2 * l02
+                        c1 = f1 + g0 * l10
+                        c1 = c1 + g1 * l11
+                        c1 = c1 + g2 * l12
+                        c2 = f2 + g0 * l20
+                        c2 = c2 + g1 * l21
+                        c2 = c2 + g2 * l22
+                    else:
+                        c0, c1, c2 = g0, g1, g2
+                        for q in range(nops):
+                            if opk[q] == 0:
+                                c0 = c0 + opv[q, 0]
+                                c1 = c1 + opv[q, 1]
+                                c2 = c2 + opv[q, 2]
+                            else:
+                                c0 = c0 * opv[q, 0]
+                                c1 = c1 * opv[q, 1]
+                                c2 = c2 * opv[q, 2]
+                # -- boundary rule per axis
+                q0, c0, i0 = _rule(c0, n0, k0, mode, order, padf, reach)
+                if q0 == 2:
+                    out[i, j, k] = cval
+                    continue
+                q1, c1, i1 = _rule(c1, n1, k1, mode, order, padf, reach)
+                if q1 == 2:
+                    out[i, j, k] = cval
+                    continue
+                q2, c2, i2 = _rule(c2, n2, k2, mode, order, padf, reach)
+                if q2 == 2:
+                    out[i, j, k] = cval
+                    continue
+                i0 -= x0
+                i1 -= x1
+                i2 -= x2
+                if q0 | q1 | q2 or i0 < 0 or i1 < 0 or i2 < 0 or i0 > e0 or i1 > e1 or i2 > e2:
+                    status[0] = 1
+                    return
+                # -- fast paths: every tap a sample (no cval), 1 or 2 taps per axis
+                if trilinear:
+                    p0a, p0b = tables[0, i0], tables[0, i0 + 1]
+                    p1a, p1b = tables[1, i1], tables[1, i1 + 1]
+                    p2a, p2b = tables[2, i2], tables[2, i2 + 1]
+                    if (p0a | p0b | p1a | p1b | p2a | p2b) >= 0:
+                        wa0 = 1.0 - (c0 - math.floor(c0))
+                        wa1 = 1.0 - wa0
+                        wb0 = 1.0 - (c1 - math.floor(c1))
+                        wb1 = 1.0 - wb0
+                        wc0 = 1.0 - (c2 - math.floor(c2))
+                        wc1 = 1.0 - wc0
+                        p00 = p0a + p1a
+                        p01 = p0a + p1b
+                        p10 = p0b + p1a
+                        p11 = p0b + p1b
+                        t = 0.0
+                        t += float(buf[p00 + p2a]) * wa0 * wb0 * wc0
+                        t += float(buf[p00 + p2b]) * wa0 * wb0 * wc1
+                        t += float(buf[p01 + p2a]) * wa0 * wb1 * wc0
+                        t += float(buf[p01 + p2b]) * wa0 * wb1 * wc1
+                        t += float(buf[p10 + p2a]) * wa1 * wb0 * wc0
+                        t += float(buf[p10 + p2b]) * wa1 * wb0 * wc1
+                        t += float(buf[p11 + p2a]) * wa1 * wb1 * wc0
+                        t += float(buf[p11 + p2b]) * wa1 * wb1 * wc1
+                        out[i, j, k] = t
+                        continue
+                elif bilinear:
+                    p0a = tables[0, i0]
+                    p1a, p1b = tables[1, i1], tables[1, i1 + 1]
+                    p2a, p2b = tables[2, i2], tables[2, i2 + 1]
+                    if (p0a | p1a | p1b | p2a | p2b) >= 0:
+                        wb0 = 1.0 - (c1 - math.floor(c1))
+                        wb1 = 1.0 - wb0
+                        wc0 = 1.0 - (c2 - math.floor(c2))
+                        wc1 = 1.0 - wc0
+                        t = 0.0
+                        t += float(buf[p0a + p1a + p2a]) * wb0 * wc0
+                        t += float(buf[p0a + p1a + p2b]) * wb0 * wc1
+                        t += float(buf[p0a + p1b + p2a]) * wb1 * wc0
+                        t += float(buf[p0a + p1b + p2b]) * wb1 * wc1
+                        out[i, j, k] = t
+                        continue
+                elif cubic:
+                    ok = True
+                    for a in range(4):
+                        v0 = tables[0, i0 + a]
+                        v1 = tables[1, i1 + a]
+                        v2 = tables[2, i2 + a]
+                        ok &= (v0 | v1 | v2) >= 0
+                        pos[0, a] = v0
+                        pos[1, a] = v1
+                        pos[2, a] = v2
+                    if ok:
+                        wa = _weights(c0, order)
+                        wb = _weights(c1, order)
+                        wc0, wc1, wc2, wc3, _, _ = _weights(c2, order)
+                        u0, u1, u2, u3 = pos[2, 0], pos[2, 1], pos[2, 2], pos[2, 3]
+                        # factored sum: within ~1e-16 of scipy's tap-by-tap products
+                        # (orders above 1 promise 1e-10, not bits), half the operations
+                        t = 0.0
+                        for a in range(4):
+                            pa = pos[0, a]
+                            ta = 0.0
+                            for b in range(4):
+                                pb = pa + pos[1, b]
+                                tb = float(buf[pb + u0]) * wc0
+                                tb += float(buf[pb + u1]) * wc1
+                                tb += float(buf[pb + u2]) * wc2
+                                tb += float(buf[pb + u3]) * wc3
+                                ta += tb * wb[b]
+                            t += ta * wa[a]
+                        out[i, j, k] = t
+                        continue
+                elif single:
+                    p0a, p1a, p2a = tables[0, i0], tables[1, i1], tables[2, i2]
+                    if (p0a | p1a | p2a) >= 0:
+                        out[i, j, k] = 0.0 + float(buf[p0a + p1a + p2a])
+                        continue
+                # -- taps (buffer offsets) and weights
+                anycval = False
+                for a in range(m0):
+                    v = tables[0, i0 + a]
+                    anycval |= v < 0
+                    pos[0, a] = v
+                for a in range(m1):
+                    v = tables[1, i1 + a]
+                    anycval |= v < 0
+                    pos[1, a] = v
+                for a in range(m2):
+                    v = tables[2, i2 + a]
+                    anycval |= v < 0
+                    pos[2, a] = v
+                if anycval:
+                    for h in range(3):
+                        for a in range(6):
+                            if pos[h, a] == TAP_MISSING and a < (m0, m1, m2)[h]:
+                                status[0] = 1
+                                return
+                if m0 > 1 and order > 0:
+                    w[0, 0], w[0, 1], w[0, 2], w[0, 3], w[0, 4], w[0, 5] = _weights(c0, order)
+                else:
+                    w[0, 0] = 1.0
+                if m1 > 1 and order > 0:
+                    w[1, 0], w[1, 1], w[1, 2], w[1, 3], w[1, 4], w[1, 5] = _weights(c1, order)
+                else:
+                    w[1, 0] = 1.0
+                if m2 > 1 and order > 0:
+                    w[2, 0], w[2, 1], w[2, 2], w[2, 3], w[2, 4], w[2, 5] = _weights(c2, order)
+                else:
+                    w[2, 0] = 1.0
+                # -- the sum over taps, in scipy's order
+                t = 0.0
+                if not anycval:
+                    for a in range(m0):
+                        pa = pos[0, a]
+                        wa = w[0, a]
+                        for b in range(m1):
+                            pb = pa + pos[1, b]
+                            wb = w[1, b]
+                            for d in range(m2):
+                                t += float(buf[pb + pos[2, d]]) * wa * wb * w[2, d]
+                else:
+                    for a in range(m0):
+                        wa = w[0, a]
+                        for b in range(m1):
+                            wb = w[1, b]
+                            for d in range(m2):
+                                p0, p1, p2 = pos[0, a], pos[1, b], pos[2, d]
+                                if p0 < 0 or p1 < 0 or p2 < 0:
+                                    v = cval
+                                else:
+                                    v = float(buf[p0 + p1 + p2])
+                                t += v * wa * wb * w[2, d]
+                out[i, j, k] = t
+
+
+if AVAILABLE:
+    _fold = numba.njit(inline="always", cache=True)(_fold)
+    _weights = numba.njit(inline="always", cache=True)(_weights)
+    _rule = numba.njit(inline="always", cache=True)(_rule)
+    _pick = numba.njit(inline="always", cache=True)(_pick)
+    _KERNEL = numba.njit(nogil=True, cache=True, boundscheck=False)(_kernel)
+else:  # pragma: no cover
+    _KERNEL = None
+
+
+def flat_buffer(a: np.ndarray):
+    """A 1-D writeable, native float32/float64 buffer over ``a``'s samples and the strides of
+    ``a`` in elements of it — no copy when ``a`` already is such an array with non-negative
+    strides (a view of a chunk included)."""
+    if a.dtype not in (np.float32, np.float64) or not a.dtype.isnative:
+        # exact: scipy reads every sample as a double (float64 rather than float32 for
+        # small integers too: one compiled specialisation fewer)
+        a = a.astype(np.float64)
+    itemsize = a.itemsize
+    strides = a.strides
+    ok = a.flags.writeable and all(s >= 0 and s % itemsize == 0 for s in strides)
+    if not ok:
+        a = np.array(a, order="C")
+        strides = a.strides
+    st = [s // itemsize for s in strides]
+    if a.size == 0:
+        return np.zeros(1, dtype=a.dtype), st
+    if a.flags.c_contiguous:
+        return a.reshape(-1), st
+    extent = sum((n - 1) * s for n, s in zip(a.shape, st, strict=True)) + 1
+    flat = np.lib.stride_tricks.as_strided(a, shape=(extent,), strides=(itemsize,))
+    return flat, st
+
+
+def interpolate(buf, tables, starts, shape, interp, pad, mode, order, cval, coords_spec, box, out):
+    """Run the kernel; True when every point was computed (else use the reference path).
+
+    ``coords_spec`` is ``(form, lin, off, opk, opv, gsrc, gstart, gstep, coords, crow)``
+    padded to 3 axes; ``tables``/``starts``/``shape``/``interp`` likewise; ``box`` the
+    output box start (3 entries); ``out`` 3-D.
+    """
+    width = max(len(t) for t in tables)
+    tab = np.full((3, width), TAP_MISSING, dtype=np.int64)
+    for h, t in enumerate(tables):
+        tab[h, : len(t)] = t
+    tlen = np.array([len(t) for t in tables], dtype=np.int64)
+    status = np.zeros(1, dtype=np.int64)
+    form, lin, off, opk, opv, gsrc, gstart, gstep, coords, crow = coords_spec
+    _KERNEL(
+        buf,
+        tab,
+        np.asarray(starts, dtype=np.int64),
+        tlen,
+        np.asarray(shape, dtype=np.int64),
+        np.asarray(interp, dtype=np.int64),
+        int(pad),
+        int(mode),
+        int(order),
+        float(cval),
+        int(form),
+        lin,
+        off,
+        opk,
+        opv,
+        gsrc,
+        gstart,
+        gstep,
+        coords,
+        crow,
+        np.asarray(box, dtype=np.int64),
+        out,
+        status,
+    )
+    return status[0] == 0
