@@ -307,7 +307,8 @@ def resample_pass(p, array: da.Array, executor) -> da.Array:
     name = "resample-" + tokenize(coef.name, p.token, executor.name)
     local_name = "spline-coefficients-local-" + tokenize(name)
     depth = halo_depth(opts.order)
-    sharing = _sharing(p) if p.needs_prefilter else 1.0
+    needs_prefilter = p.needs_prefilter
+    sharing = _sharing(p) if needs_prefilter else 1.0
     pads = p.pads
     dsk = {}
     any_local = False
@@ -316,7 +317,7 @@ def resample_pass(p, array: da.Array, executor) -> da.Array:
             dsk[(name, *idx)] = (_run_resample, executor, job, fp, [], inputs(idx, True), [])
             continue
         local = None
-        if p.needs_prefilter:
+        if needs_prefilter:
             local = _local_prefilter(p, idx, fp, array, executor, depth, local_name, sharing)
         if local is not None:
             key, task, infos = local

@@ -9,6 +9,7 @@ index reads, and only the chunks holding those samples become dependencies.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import itertools
 
@@ -83,6 +84,13 @@ def coefficient_chunks(chunks, pad):
     return tuple(out)
 
 
+def _span_blocks(lo: int, hi: int, bounds: list) -> tuple[int, ...]:
+    """Blocks holding the contiguous domain indices ``lo..hi`` (bounds as a list)."""
+    first = bisect.bisect_right(bounds, lo) - 1
+    last = bisect.bisect_right(bounds, hi) - 1
+    return tuple(range(first, last + 1))
+
+
 def _blocks_for(indices: np.ndarray, bounds: np.ndarray) -> tuple[int, ...]:
     indices = indices[indices != CVAL]
     if indices.size == 0:
@@ -133,10 +141,13 @@ def footprints(
     ).reshape(len(block_ids), len(output_chunks), 2)
     ranges = bounds.ranges(boxes)
     coef_bounds = [chunk_bounds(c, p) for c, p in zip(coefficient_chunks, pads, strict=True)]
+    bound_lists = [b.tolist() for b in coef_bounds]
     cache: dict[tuple, tuple[int, ...]] = {}
     result = {}
+    box_list = boxes.tolist()
+    range_list = ranges.tolist()
     for b, idx in enumerate(block_ids):
-        box = tuple((int(s), int(e)) for s, e in boxes[b])
+        box = tuple(map(tuple, box_list[b]))
         axes = []
         direct = True
         for h, n in enumerate(input_shape):
@@ -145,10 +156,10 @@ def footprints(
                 s, e = box[h]
                 key = ("batch", h, s, e)
                 if key not in cache:
-                    cache[key] = _blocks_for(np.arange(s, e), coef_bounds[h])
+                    cache[key] = _span_blocks(s, e - 1, bound_lists[h])
                 axes.append(AxisWindow(s, e - 1, cache[key], float(s), float(e - 1)))
                 continue
-            a, z = ranges[b, h]
+            a, z = range_list[b][h]
             folded = fold_interval(a, z, n, mode, pad, order)
             if folded is None:
                 axes = None
@@ -159,8 +170,11 @@ def footprints(
                 direct = False
             key = (h, lo, hi)
             if key not in cache:
-                src = tap_source_index(np.arange(lo, hi + 1), n, mode, pad)
-                cache[key] = _blocks_for(src, coef_bounds[h])
+                if -pad <= lo and hi <= n - 1 + pad:  # inside: the taps read lo..hi
+                    cache[key] = _span_blocks(lo, hi, bound_lists[h])
+                else:
+                    src = tap_source_index(np.arange(lo, hi + 1), n, mode, pad)
+                    cache[key] = _blocks_for(src, coef_bounds[h])
             axes.append(AxisWindow(lo, hi, cache[key], float(fa), float(fz)))
         if axes is not None and any(not w.chunks for w in axes):
             axes = None  # every tap reads cval (grid-constant far outside)
