@@ -11,6 +11,7 @@ import numpy as np
 from scipy import special
 
 from .executors import get_executor, to_dask
+from .executors.graph import paused_gc
 from .executors.spline import field_coefficients
 from .planner import plan as _plan
 from .planner.expr import Source, Step
@@ -664,7 +665,9 @@ class LazyImage:
         """
         if not self.steps:
             return self._array
-        return to_dask(self.plan(), self._array, get_executor(executor))
+        backend = get_executor(executor)
+        with paused_gc():
+            return to_dask(self.plan(), self._array, backend)
 
     def compute(self, executor=None, progress=False, **kwargs) -> np.ndarray:
         """Compute the result (``executor`` as for :meth:`to_dask`; ``progress=True`` shows
