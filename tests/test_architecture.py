@@ -211,3 +211,12 @@ def test_an_output_dtype_ends_a_fused_run():
     np.testing.assert_array_equal(img.compute(), ref)
     plain = tf.lazy(x, chunks=8).rotate(10, order=1).rotate(-10, order=1)
     assert plain.to_dask().name != img.to_dask().name
+
+
+def test_explain_says_what_each_backend_runs():
+    img = tf.lazy(np.zeros((16, 16)), chunks=8).rotate(10, order=1).zoom(2, order=3)
+    text = img.explain("physical", executor="scipy")
+    assert text.count("backend scipy: pass") == 2 and "scipy.ndimage per chunk" in text
+    cpu = img.explain("physical", executor="cpu").splitlines()
+    assert "compiled order-1 kernel" in cpu[-2] and "scipy.ndimage per chunk" in cpu[-1]
+    assert img.explain("physical") == img.plan().explain("physical")

@@ -648,10 +648,29 @@ class LazyImage:
         """Plan the pending steps (see :func:`transfuse.plan`)."""
         return plan(self)
 
-    def explain(self, stage: str = "all") -> str:
+    def explain(self, stage: str = "all", executor=None) -> str:
         """The plan as text, for one planner stage (``"logical"``, ``"fused"``,
-        ``"physical"``) or all of them (see :meth:`transfuse.planner.Plan.explain`)."""
-        return self.plan().explain(stage)
+        ``"physical"``) or all of them (see :meth:`transfuse.planner.Plan.explain`); with
+        ``executor``, also what that backend runs each pass with.
+
+        Examples
+        --------
+        >>> import numpy as np, transfuse
+        >>> img = transfuse.lazy(np.zeros((8, 8)), chunks=4).rotate(10, order=3)
+        >>> img.explain("fused", executor="scipy").splitlines()[-1]
+        'backend scipy: pass 1 runs scipy.ndimage per chunk'
+        """
+        plan = self.plan()
+        text = plan.explain(stage)
+        if executor is None:
+            return text
+        backend = get_executor(executor)
+        describe = getattr(backend, "describe", None)
+        lines = [text]
+        for k, p in enumerate(plan.passes, 1):
+            how = describe(p) if describe is not None else "(the backend does not say)"
+            lines.append(f"backend {backend.name}: pass {k} runs {how}")
+        return "\n".join(lines)
 
     def to_dask(self, executor=None) -> da.Array:
         """The result as a dask array (one graph: prefilter + one resampling layer per pass).

@@ -26,6 +26,20 @@ class CPUExecutor(ScipyExecutor):
 
     name = "cpu"
 
+    def describe(self, p) -> str:
+        """What runs the chunks of the physical pass ``p``, in words."""
+        affine = p.affine
+        if (
+            compiled.AVAILABLE
+            and p.options.order == 1
+            and affine is not None
+            and affine.form == "matrix"
+            and affine.view is None
+            and p.input.ndim in (2, 3)
+        ):
+            return "compiled order-1 kernel (numba) where a chunk's taps allow, else scipy.ndimage"
+        return "scipy.ndimage per chunk"
+
     def _linear(self, job, footprint, window, **constant):
         stage = _affine_stage(job)
         if stage is None or job.options.order != 1 or not compiled.AVAILABLE:

@@ -290,6 +290,10 @@ class ScipyExecutor:
         counts = [len(lay.starts) for lay in layouts]
         return prefilter_block(assemble(pieces, counts), layouts, spec, self.ndi)
 
+    def describe(self, p) -> str:
+        """What runs the chunks of the physical pass ``p``, in words."""
+        return "scipy.ndimage per chunk"
+
     def coordinates(self, stages, box):
         """Input coordinates of every point of ``box`` through ``stages``."""
         return stage_eval.coordinates(stages, box, self.ndi)
