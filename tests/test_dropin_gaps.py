@@ -54,3 +54,16 @@ def test_depth_forms_as_dask_image():
 def test_recipes_still_refuse_nan_cval():
     with pytest.raises(ValueError, match="JSON has no NaN"):
         tf.Pipeline(tf.Translate((1.0, 0.0)), cval=float("nan"))
+
+
+@pytest.mark.parametrize("mode", ["nearest", "grid-constant"])
+@pytest.mark.parametrize("order", [0, 1, 3])
+@pytest.mark.parametrize("executor", ["scipy", "cpu"])
+def test_coordinates_beyond_two_to_the_53(mode, order, executor):
+    # the far-point shift used to round such coordinates to 0: 2**60 read the first sample
+    x = np.arange(10.0)
+    c = np.array([[2.0**60, -(2.0**60), 2.0**53 + 2, 5.5, 12.25]])
+    got = ndinterp.map_coordinates(x, c, order=order, mode=mode, cval=-1, executor=executor)
+    np.testing.assert_array_equal(
+        got.compute(), ndi.map_coordinates(x, c, order=order, mode=mode, cval=-1)
+    )

@@ -78,6 +78,10 @@ def fold_coordinates(c, n: int, mode: str, pad: int = 0, order: int = 5):
         c[far_hi] -= np.floor(c[far_hi] - (n - 1 + reach))
         far_lo = c < -reach
         c[far_lo] += np.floor(-reach - c[far_lo])
+        # from 2**52 on every float is a whole number, and the subtraction above loses it:
+        # such points sit exactly at the edge of the reach (same weights: no fraction)
+        c[far_hi & ~(c <= n - 1 + reach + 1)] = n - 1 + reach
+        c[far_lo & ~(c >= -reach - 1)] = -reach
         return c, None
     if n <= 1:
         return np.zeros_like(c), None
