@@ -24,6 +24,7 @@ import math
 
 import numpy as np
 
+from .planner.explain import chunks_text
 from .planner.plan import fuse, logical
 
 __all__ = [
@@ -60,25 +61,6 @@ def _e(value) -> str:
 
 def _cut(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
-
-
-def chunks_text(chunks) -> str:
-    """Chunk sizes in short form: ``(64x4, 64x4)``; irregular axes give ``max..min (n)``.
-
-    Examples
-    --------
-    >>> chunks_text(((64, 64, 64), (30, 30, 10)))
-    '(64x3, 30..10 (3 blocks))'
-    """
-    parts = []
-    for c in chunks:
-        if len(c) == 0:
-            parts.append("0")
-        elif len(set(c)) == 1:
-            parts.append(f"{c[0]}x{len(c)}")
-        else:
-            parts.append(f"{max(c)}..{min(c)} ({len(c)} blocks)")
-    return "(" + ", ".join(parts) + ")"
 
 
 def _table(rows) -> str:

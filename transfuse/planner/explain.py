@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["explain"]
+__all__ = ["chunks_text", "explain"]
 
 
-def _chunks_text(chunks) -> str:
+def chunks_text(chunks) -> str:
+    """Chunks in a few characters: ``64x3`` for three chunks of 64, ``64..10 (3 blocks)``
+    for uneven ones.
+
+    Examples
+    --------
+    >>> chunks_text(((64, 64, 64), (30, 30, 10)))
+    '(64x3, 30..10 (3 blocks))'
+    """
     parts = []
     for c in chunks:
-        if len(set(c)) == 1:
+        if len(c) == 0:
+            parts.append("0")
+        elif len(set(c)) == 1:
             parts.append(f"{c[0]}x{len(c)}")
         else:
             parts.append(f"{max(c)}..{min(c)} ({len(c)} blocks)")
@@ -32,7 +42,7 @@ def _step_text(step) -> str:
 def _logical(plan) -> list[str]:
     src = plan.source
     lines = [
-        f"source: shape={src.shape} dtype={np.dtype(src.dtype)} chunks={_chunks_text(src.chunks)}",
+        f"source: shape={src.shape} dtype={np.dtype(src.dtype)} chunks={chunks_text(src.chunks)}",
         f"chain as written ({len(plan.steps)} steps):",
     ]
     for i, step in enumerate(plan.steps, 1):
@@ -64,7 +74,7 @@ def _physical(plan) -> list[str]:
                     lines.append(f"    of the selection {affine.view.describe()}")
             out = p.output
             lines.append(
-                f"    output: shape={out.shape} dtype={out.dtype} chunks={_chunks_text(out.chunks)}"
+                f"    output: shape={out.shape} dtype={out.dtype} chunks={chunks_text(out.chunks)}"
             )
             if p.batch_axes:
                 lines.append(f"    slice by slice along axes {p.batch_axes} (no spline there)")
