@@ -177,3 +177,15 @@ def test_lazy_compute_takes_progress_once_the_hook_lands(monkeypatch):
     img.compute(progress=True)
     img.compute()
     assert calls == [True, False]
+
+
+def test_progress_arguments_are_checked():
+    from transfuse.progress import progress_bar
+
+    with pytest.raises(ValueError, match="progress='yes'"):
+        progress_bar("yes")
+    with pytest.raises(ValueError, match="minimum=-1"):
+        progress_bar(True, minimum=-1)
+    img = tf.lazy(np.ones((8, 8)), chunks=4).shift(1, order=1)
+    with pytest.raises(ValueError, match="progress=1"):
+        img.compute(progress=1)

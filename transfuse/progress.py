@@ -9,7 +9,10 @@ The command line shows one by default (``transfuse apply``; ``--quiet`` turns it
 from __future__ import annotations
 
 import contextlib
+import numbers
 import sys
+
+import numpy as np
 
 __all__ = ["compute", "progress_bar"]
 
@@ -41,6 +44,12 @@ def progress_bar(enabled: bool = True, *, out=None, minimum: float = 0.5, width:
     >>> with progress_bar(False):
     ...     _ = img.compute()
     """
+    if not isinstance(enabled, bool | np.bool_):
+        raise ValueError(f"progress={enabled!r} must be True or False")
+    if isinstance(minimum, bool) or not isinstance(minimum, numbers.Real) or not minimum >= 0:
+        raise ValueError(f"minimum={minimum!r} must be a non-negative number of seconds")
+    if isinstance(width, bool) or not isinstance(width, numbers.Integral) or width < 1:
+        raise ValueError(f"width={width!r} must be a positive integer")
     if not enabled:
         return contextlib.nullcontext()
     from dask.diagnostics import ProgressBar
