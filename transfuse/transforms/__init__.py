@@ -13,6 +13,7 @@ from .affine import (
     split_affine_matrix,
 )
 from .base import Compose, Transform
+from .grid import Grid
 from .nonlinear import (
     CoordinateMap,
     DisplacementField,
@@ -31,6 +32,7 @@ __all__ = [
     "DisplacementField",
     "ExprMap",
     "FunctionMap",
+    "Grid",
     "InverseExprMap",
     "NonlinearTransform",
     "Flip",
