@@ -24,9 +24,9 @@ from dask.highlevelgraph import HighLevelGraph
 from ..planner.boundary import CVAL, tap_source_index
 from ..planner.footprint import axis_pads, chunk_bounds, coefficient_chunks
 from ..planner.options import ResampleOptions
-from ..planner.physical import CoordinateArrayStage, FieldStage
+from ..planner.physical import CoordinateArrayStage, FieldStage, FieldWindows
 from .base import ResampleJob
-from .blocks import AxisLayout
+from .blocks import AxisLayout, assemble_region
 from .spline import PrefilterSpec, filter_axis_whole, filter_indices, halo_depth
 
 __all__ = ["paused_gc", "resample_pass", "spline_coefficients", "to_dask"]
@@ -47,13 +47,25 @@ def _run_prefilter(executor, spec, infos, pieces):
     return executor.prefilter_chunk(spec, pieces, _layouts(infos))
 
 
+def _field_window(window, field_pieces):
+    """The coefficients a task's field window reads, from the chunks holding them."""
+    ranges, infos = window
+    counts = [1] + [len(info[0]) for info in infos]
+    layouts = [AxisLayout((0,), (ranges[0][1] + 1,)), *_layouts(infos)]
+    return assemble_region(field_pieces, counts, layouts, ranges)
+
+
 def _run_resample(executor, job, footprint, infos, inputs, pieces):
     if any(v is not None for v in inputs):
         stages = list(job.stages)
         for i, value in enumerate(inputs):
             if value is None:
                 continue
-            if isinstance(stages[i], FieldStage):
+            if isinstance(value, list):  # a chunked field: [window, chunks]
+                coef = _field_window(value[0], value[1])
+                start = tuple(lo for lo, _ in value[0][0][1:])
+                stages[i] = dataclasses.replace(stages[i], coefficients=coef, start=start)
+            elif isinstance(stages[i], FieldStage):
                 stages[i] = dataclasses.replace(stages[i], coefficients=value)
             else:
                 stages[i] = dataclasses.replace(stages[i], array=value)
@@ -227,14 +239,61 @@ def spline_coefficients(
     return da.Array(graph, name, coef_chunks, dtype=np.float64, meta=meta)
 
 
-def _stage_inputs(stages, mode):
+def _field_reads(coef, windows: FieldWindows):
+    """Per output chunk row: ``[window, keys]``, the padded coefficient box it reads with
+    where the chunks holding it sit, and those chunks' keys."""
+    edges = [np.concatenate([[0], np.cumsum(c)]) for c in coef.chunks[1:]]
+    ncomp = coef.shape[0]
+    rows = []
+    for start, stop, empty in zip(
+        windows.start.tolist(), windows.stop.tolist(), windows.empty.tolist(), strict=True
+    ):
+        if empty:  # only cval is read: any one sample will do
+            start, stop = [0] * len(edges), [0] * len(edges)
+        else:  # a sample more each side: scipy's edge rules then see the whole array's
+            start = [max(a - 1, 0) for a in start]
+            stop = [min(b + 1, int(e[-1]) - 1) for b, e in zip(stop, edges, strict=True)]
+        ids = [
+            range(int(np.searchsorted(e, a, "right")) - 1, int(np.searchsorted(e, b, "right")))
+            for e, a, b in zip(edges, start, stop, strict=True)
+        ]
+        infos = [
+            (tuple(int(e[i]) for i in r), tuple(int(e[i + 1] - e[i]) for i in r))
+            for e, r in zip(edges, ids, strict=True)
+        ]
+        ranges = [(0, ncomp - 1), *zip(start, stop, strict=True)]
+        keys = [(coef.name, 0, *k) for k in itertools.product(*ids)]
+        rows.append(((ranges, infos), keys))
+    return rows
+
+
+def _whole_field_reads(coef, nrows):
+    """Rows reading every chunk (a pass planned without windows)."""
+    full = FieldWindows(
+        np.zeros((nrows, coef.ndim - 1), dtype=np.int64),
+        np.tile(np.array(coef.shape[1:], dtype=np.int64) - 1, (nrows, 1)),
+        np.zeros(nrows, dtype=bool),
+    )
+    return _field_reads(coef, full)
+
+
+def _stage_inputs(stages, mode, field_windows=(), nrows=0):
     """Per stage: how its data reaches the tasks. Returns the job's stages without data,
-    a function from block index to the per-stage input keys, and the collections (field
-    coefficients, coordinate arrays) the layer depends on."""
+    a function from (row, block index) to the per-stage inputs (keys), and the
+    collections (field coefficients, coordinate arrays) the layer depends on."""
     light, collections = [], []
     per_block = []
+    windows = dict(field_windows)
     for i, stage in enumerate(stages):
-        if isinstance(stage, FieldStage):
+        if isinstance(stage, FieldStage) and stage.chunked:
+            coef = stage.coefficients
+            collections.append(coef)
+            light.append(dataclasses.replace(stage, coefficients=None))
+            reads = (
+                _field_reads(coef, windows[i]) if i in windows else _whole_field_reads(coef, nrows)
+            )
+            per_block.append((i, "window", reads))
+        elif isinstance(stage, FieldStage):
             coef = stage.coefficients
             name = "field-coefficients-" + tokenize(stage.token)
             collections.append(da.from_array(coef, chunks=coef.shape, name=name))
@@ -256,10 +315,14 @@ def _stage_inputs(stages, mode):
         else:
             light.append(stage)
 
-    def inputs(idx, all_cval):
+    def inputs(row, idx, all_cval):
         out = [None] * len(stages)
         for i, kind, key in per_block:
-            if kind == "const":
+            if kind == "window":
+                if not all_cval:
+                    window, keys = key[row]
+                    out[i] = [window, keys]
+            elif kind == "const":
                 out[i] = key if not all_cval else None
             elif not all_cval or mode == "grid-constant":
                 # grid-constant still weighs cval by each point's taps: it needs coordinates
@@ -302,7 +365,9 @@ def resample_pass(p, array: da.Array, executor) -> da.Array:
         if p.needs_prefilter
         else array
     )
-    stages, inputs, collections = _stage_inputs(p.stages, opts.mode)
+    stages, inputs, collections = _stage_inputs(
+        p.stages, opts.mode, p.field_windows, len(p.footprints)
+    )
     job = ResampleJob(
         stages, p.input.shape, opts, np.dtype(p.output.dtype), p.batch_axes, p.plane_stages
     )
@@ -314,9 +379,9 @@ def resample_pass(p, array: da.Array, executor) -> da.Array:
     pads = p.pads
     dsk = {}
     any_local = False
-    for idx, fp in p.footprints.items():
+    for row, (idx, fp) in enumerate(p.footprints.items()):
         if fp.axes is None:
-            dsk[(name, *idx)] = (_run_resample, executor, job, fp, [], inputs(idx, True), [])
+            dsk[(name, *idx)] = (_run_resample, executor, job, fp, [], inputs(row, idx, True), [])
             continue
         local = None
         if needs_prefilter:
@@ -332,7 +397,7 @@ def resample_pass(p, array: da.Array, executor) -> da.Array:
                 for a, w in enumerate(fp.axes)
             ]
             deps = [(coef.name, *k) for k in fp.dependencies]
-        dsk[(name, *idx)] = (_run_resample, executor, job, fp, infos, inputs(idx, False), deps)
+        dsk[(name, *idx)] = (_run_resample, executor, job, fp, infos, inputs(row, idx, False), deps)
     dependencies = [coef, *collections] + ([array] if any_local else [])
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=dependencies)
     meta = executor.meta(p.output.dtype, p.output.ndim)

@@ -156,11 +156,17 @@ def prefilter_block(block, layouts, spec: PrefilterSpec, ndi=ndimage):
     return np.ascontiguousarray(window[tuple(crops)])
 
 
-def field_coefficients(values, order: int, mode: str, cval: float, npad: int) -> np.ndarray:
+def field_coefficients(values, order: int, mode: str, cval: float, npad: int, chunks=None):
     """Spline coefficients of a gridded vector field ``(ncomp, *grid)`` exactly as
     :func:`scipy.ndimage.map_coordinates` computes them inside (``npad`` samples of
     pre-padding, then ``spline_filter`` with the mode), so that interpolating them without
     prefilter equals scipy's samples bit for bit.
+
+    A dask field, or a numpy one with grid ``chunks`` given, gives a lazy dask array
+    instead: its chunks are the field's (components in one chunk, the pre-padding added
+    to the end chunks), each filtered with a halo like an image's
+    (:func:`~transfuse.executors.graph.spline_coefficients`, 1e-10 of the whole-array
+    coefficients); for ``order <= 1`` the samples themselves, as float64.
 
     Examples
     --------
@@ -171,6 +177,8 @@ def field_coefficients(values, order: int, mode: str, cval: float, npad: int) ->
     ...                     ndimage.map_coordinates(u[0], pts, mode="mirror")))
     True
     """
+    if chunks is not None or (hasattr(values, "dask") and hasattr(values, "chunks")):
+        return _chunked_field_coefficients(values, order, mode, cval, chunks)
     comps = []
     for comp in np.asarray(values, dtype=np.float64):
         if npad:
@@ -180,3 +188,22 @@ def field_coefficients(values, order: int, mode: str, cval: float, npad: int) ->
                 comp = np.pad(comp, npad, mode="constant", constant_values=cval)
         comps.append(ndimage.spline_filter(comp, order, output=np.float64, mode=mode))
     return np.stack(comps)
+
+
+def _chunked_field_coefficients(values, order, mode, cval, chunks):
+    import dask.array as da
+
+    from ..planner.options import ResampleOptions
+    from .graph import spline_coefficients
+    from .scipy_backend import ScipyExecutor
+
+    if hasattr(values, "dask"):
+        arr = values.rechunk({0: -1}) if len(values.chunks[0]) > 1 else values
+    else:
+        arr = da.from_array(np.asarray(values), chunks=(values.shape[0], *chunks))
+    if arr.dtype != np.float64:
+        arr = arr.astype(np.float64)
+    if order <= 1:
+        return arr
+    options = ResampleOptions(order=order, mode=mode, cval=cval)
+    return spline_coefficients(arr, options, batch_axes=(0,), executor=ScipyExecutor())

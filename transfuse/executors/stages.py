@@ -101,11 +101,40 @@ def affine_points(stage: AffineStage, p: np.ndarray) -> np.ndarray:
 # -- fields ------------------------------------------------------------------------------------
 
 
+def _window_shift(stage: FieldStage):
+    """Per grid axis, the index of the coefficients' first sample in the padded array
+    (nonzero inside a task that reads a window of a chunked field)."""
+    if stage.start is None or not any(stage.start):
+        return None
+    return np.asarray(stage.start, dtype=np.float64)
+
+
+def check_displacement(stage: FieldStage, u: np.ndarray) -> None:
+    """Raise where sampled displacements break the field's ``max_displacement``."""
+    if stage.max_displacement is None:
+        return
+    for k, limit in enumerate(stage.max_displacement):
+        comp = u[k]
+        if not np.all(np.abs(comp) <= limit):  # NaN fails too
+            worst = float(np.nanmax(np.abs(comp))) if not np.all(np.isnan(comp)) else np.nan
+            raise ValueError(
+                f"DisplacementField: the displacement along axis {k} reaches {worst:g} (or "
+                f"is NaN), beyond max_displacement={stage.max_displacement}; the footprints "
+                "planned from it would miss input: give a larger max_displacement"
+            )
+
+
 def sample_field(stage: FieldStage, grid_coords: np.ndarray, ndi) -> np.ndarray:
     """Field values at grid coordinates ``(ndim, ...)``; returns ``(ncomp, ...)``."""
     shifted = grid_coords + stage.npad if stage.npad else grid_coords
-    out = np.empty((stage.coefficients.shape[0], *grid_coords.shape[1:]))
-    for k, coef in enumerate(stage.coefficients):
+    shift = _window_shift(stage)
+    if shift is not None:  # exact: integers subtracted from coordinates at or above them
+        shifted = shifted - shift.reshape(-1, *(1,) * (shifted.ndim - 1))
+    coefficients = stage.coefficients
+    if not isinstance(coefficients, np.ndarray):  # a chunked field mapped as points
+        coefficients = np.asarray(coefficients)
+    out = np.empty((coefficients.shape[0], *grid_coords.shape[1:]))
+    for k, coef in enumerate(coefficients):
         ndi.map_coordinates(
             coef,
             shifted,
@@ -115,6 +144,7 @@ def sample_field(stage: FieldStage, grid_coords: np.ndarray, ndi) -> np.ndarray:
             cval=stage.cval,
             prefilter=False,
         )
+    check_displacement(stage, out)
     return out
 
 
@@ -136,6 +166,9 @@ def _field_after_affine(stage: FieldStage, base: AffineStage, p, box, ndi) -> np
     offset = (base.offset + base.linear @ start - np.asarray(stage.origin)) * inv
     if stage.npad:
         offset = offset + stage.npad
+    shift = _window_shift(stage)
+    if shift is not None:
+        offset = offset - shift
     shape = tuple(b - a for a, b in box)
     u = np.empty((stage.coefficients.shape[0], *shape))
     for k, coef in enumerate(stage.coefficients):
@@ -150,6 +183,7 @@ def _field_after_affine(stage: FieldStage, base: AffineStage, p, box, ndi) -> np
             cval=stage.cval,
             prefilter=False,
         )
+    check_displacement(stage, u)
     u += p
     return u
 

@@ -22,7 +22,7 @@ import itertools
 import numpy as np
 
 from .interval import EPS, RISK, Unsupported, interval_eval, widen
-from .physical import AffineStage, CoordinateArrayStage, FieldStage
+from .physical import AffineStage, CoordinateArrayStage, FieldStage, FieldWindows
 
 __all__ = ["MapBounds", "MinMaxPyramid", "affine_ranges", "expression_bounder"]
 
@@ -103,7 +103,9 @@ class MinMaxPyramid:
     whose extent is at most ``2**L`` meets at most 2 blocks per axis.
 
     The result for a box is the min/max over the blocks it meets: it contains the box's
-    true min/max (sound) and covers less than four times the box per axis.
+    true min/max (sound) and covers less than four times the box per axis. With ``upper``
+    the array holds lower bounds per sample and ``upper`` the upper ones (per-chunk
+    min/max tables).
 
     Examples
     --------
@@ -113,8 +115,9 @@ class MinMaxPyramid:
     (array([0., 0., 5.]), array([7., 9., 5.]))
     """
 
-    def __init__(self, values: np.ndarray):
-        lo = hi = np.asarray(values, dtype=np.float64)
+    def __init__(self, values: np.ndarray, upper: np.ndarray | None = None):
+        lo = np.asarray(values, dtype=np.float64)
+        hi = lo if upper is None else np.asarray(upper, dtype=np.float64)
         self.levels = [(lo, hi)]
         while max(lo.shape[1:]) > 1:
             lo, hi = self._halve(lo, np.minimum), self._halve(hi, np.maximum)
@@ -165,11 +168,72 @@ class MinMaxPyramid:
 
 
 class FieldBounder:
-    """Bounds ``p + u(p)`` over boxes of ``p`` from the field's coefficient pyramid."""
+    """Bounds ``p + u(p)`` over boxes of ``p`` from the field's coefficient pyramid.
+
+    For a chunked field the pyramid is built over per-chunk min/max of the coefficients
+    (one reduction, chunk by chunk, at the first call); with the user's
+    ``max_displacement`` nothing is read. After each call :attr:`windows` holds, per row,
+    the box of (padded) coefficient indices the row's points read, and whether they read
+    only ``cval``.
+    """
 
     def __init__(self, stage: FieldStage):
         self.stage = stage
-        self.pyramid = MinMaxPyramid(stage.coefficients)
+        self._pyramid = None
+        self.windows = None
+        if stage.max_displacement is None and not stage.chunked:
+            self._pyramid = MinMaxPyramid(stage.coefficients)
+
+    def _chunk_pyramid(self):
+        coef = self.stage.coefficients
+        table = block_ranges(coef)  # (ncomp, *nchunks, 2)
+        if not np.all(np.isfinite(table)):
+            raise ValueError("field contains NaN or infinite values")
+        self._edges = [np.concatenate([[0], np.cumsum(c)]) for c in coef.chunks[1:]]
+        return MinMaxPyramid(table[..., 0], table[..., 1])
+
+    def coefficient_range(self) -> tuple[float, float]:
+        """The smallest and largest coefficient of a chunked field (reduced once)."""
+        if self._pyramid is None:
+            self._pyramid = self._chunk_pyramid()
+        lo, hi = self._pyramid.levels[-1]
+        return float(lo.min()), float(hi.max())
+
+    def _u_range(self, start, stop):
+        smp = self.stage
+        if smp.max_displacement is not None:
+            limit = np.asarray(smp.max_displacement)
+            nbox = start.shape[0]
+            return np.broadcast_to(-limit, (nbox, limit.size)), np.broadcast_to(
+                limit, (nbox, limit.size)
+            )
+        if smp.chunked:
+            if self._pyramid is None:
+                self._pyramid = self._chunk_pyramid()
+            cs = (
+                np.stack(
+                    [
+                        np.searchsorted(e, start[:, a], side="right") - 1
+                        for a, e in enumerate(self._edges)
+                    ],
+                    axis=1,
+                )
+                if start.size
+                else start
+            )
+            ce = (
+                np.stack(
+                    [
+                        np.searchsorted(e, stop[:, a], side="right") - 1
+                        for a, e in enumerate(self._edges)
+                    ],
+                    axis=1,
+                )
+                if stop.size
+                else stop
+            )
+            return self._pyramid.query(cs, ce)
+        return self._pyramid.query(start, stop)
 
     def __call__(self, lo, hi):
         smp = self.stage
@@ -215,7 +279,8 @@ class FieldBounder:
                 whole |= outside
             start[:, a] = np.where(whole, 0, np.clip(t_lo, 0, size - 1))
             stop[:, a] = np.where(whole, size - 1, np.clip(t_hi, 0, size - 1))
-        u_lo, u_hi = self.pyramid.query(start, stop)
+        self.windows = (start, stop, all_cval)
+        u_lo, u_hi = self._u_range(start, stop)
         cval = smp.cval
         u_lo = np.where(has_cval[:, None], np.minimum(u_lo, cval), u_lo)
         u_hi = np.where(has_cval[:, None], np.maximum(u_hi, cval), u_hi)
@@ -287,23 +352,25 @@ def _block_min_max(block):
     return np.stack([flat.min(axis=1), flat.max(axis=1)], axis=-1)
 
 
+def block_ranges(arr) -> np.ndarray:
+    """Per chunk of a chunked array ``(ncomp, ...)`` whose first axis is one chunk: the
+    min and max of each component, shape ``(ncomp, *nchunks, 2)`` (reduced chunk by chunk,
+    through the array's own methods)."""
+    return arr.map_blocks(
+        lambda b: _block_min_max(b).reshape(b.shape[0], *(1,) * (b.ndim - 1), 2),
+        new_axis=arr.ndim,
+        chunks=((arr.shape[0],), *((1,) * len(c) for c in arr.chunks[1:]), (2,)),
+        dtype=np.float64,
+    ).compute()
+
+
 def coordinate_block_ranges(stage: CoordinateArrayStage) -> np.ndarray:
     """Per output block, per input axis, ``[min, max]`` of a coordinate array (a dask array
     is reduced chunk by chunk, through its own methods)."""
     arr = stage.array
     nblocks = tuple(len(c) for c in stage.output_chunks)
     if hasattr(arr, "map_blocks"):
-        reduced = arr.map_blocks(
-            lambda b: _block_min_max(b).reshape(b.shape[0], *(1,) * (b.ndim - 1), 2),
-            new_axis=arr.ndim,
-            chunks=(
-                (arr.shape[0],),
-                *((1,) * len(c) for c in stage.output_chunks),
-                (2,),
-            ),
-            dtype=np.float64,
-        ).compute()
-        table = np.moveaxis(reduced, 0, -2)  # (*nblocks, ndim_in, 2)
+        table = np.moveaxis(block_ranges(arr), 0, -2)  # (*nblocks, ndim_in, 2)
     else:
         table = np.empty((*nblocks, arr.shape[0], 2))
         bounds = [np.concatenate([[0], np.cumsum(c)]) for c in stage.output_chunks]
@@ -342,6 +409,8 @@ class MapBounds:
         self._table = None
         #: after :meth:`ranges`: per box, whether an expression may leave its domain there
         self.risk = None
+        #: after :meth:`ranges`: ``(stage index, FieldWindows)`` per chunked field stage
+        self.field_windows = ()
 
     @property
     def bounded(self) -> bool:
@@ -402,14 +471,29 @@ class MapBounds:
             return r
         lo, hi = r[..., 0], r[..., 1]
         risk = np.zeros(lo.shape[0], dtype=bool)
-        for bound in self.bounders:
+        windows = []
+        for j, bound in enumerate(self.bounders):
             lo, hi = _unbounded(lo, hi) if bound is None else bound(lo, hi)
             if getattr(bound, "risk", None) is not None:
                 risk |= bound.risk
+            if isinstance(bound, FieldBounder) and bound.stage.chunked:
+                windows.append((j + 1, _union_windows(*bound.windows, nb, per)))
+        self.field_windows = tuple(windows)
         self.risk = risk.reshape(nb, per).any(axis=1)
         lo = np.where(np.isnan(lo), -np.inf, lo).reshape(nb, per, -1).min(axis=1)
         hi = np.where(np.isnan(hi), np.inf, hi).reshape(nb, per, -1).max(axis=1)
         return np.clip(np.stack([lo, hi], axis=-1), -HUGE, HUGE)
+
+
+def _union_windows(start, stop, empty, nb, per) -> FieldWindows:
+    """The windows of ``per`` consecutive sub-box rows united per box."""
+    big = np.iinfo(np.int64).max
+    start = np.where(empty[:, None], big, start).reshape(nb, per, -1).min(axis=1)
+    stop = np.where(empty[:, None], -1, stop).reshape(nb, per, -1).max(axis=1)
+    empty = empty.reshape(nb, per).all(axis=1)
+    start = np.where(empty[:, None], 0, start)
+    stop = np.where(empty[:, None], 0, stop)
+    return FieldWindows(start, stop, empty)
 
 
 def affine_bounder(stage: AffineStage):

@@ -23,6 +23,7 @@ from ..transforms.nonlinear import (
     InverseExprMap,
     NonlinearTransform,
 )
+from ..transforms.nonlinear.base import is_dask
 from .bounds import FieldBounder, MapBounds, affine_bounder, callable_bounder, expression_bounder
 from .codegen import expression_stage
 from .physical import (
@@ -85,23 +86,50 @@ _FIELD_CACHE_SIZE = 4
 _FIELD_CACHE: collections.OrderedDict = collections.OrderedDict()
 
 
+#: A numpy field whose float64 samples take more bytes than this is chunked like a dask
+#: field (chunks of about :data:`FIELD_CHUNK_BYTES`), so that no graph key carries it whole.
+FIELD_INLINE_BYTES = 2**22
+FIELD_CHUNK_BYTES = 2**20
+
+
+def field_chunks(shape) -> tuple[int, ...]:
+    """Grid chunks for a large numpy field ``(ncomp, *grid)``: equal sides, about
+    :data:`FIELD_CHUNK_BYTES` per chunk (all components).
+
+    Examples
+    --------
+    >>> field_chunks((3, 500, 500, 500)), field_chunks((2, 3000, 3000))
+    ((35, 35, 35), (256, 256))
+    """
+    ncomp, grid = shape[0], shape[1:]
+    side = max(1, int((FIELD_CHUNK_BYTES / (8 * ncomp)) ** (1 / len(grid))))
+    return tuple(min(side, n) for n in grid)
+
+
 def _field_stage(node: DisplacementField, spline_filter):
-    if node.order > 1 and spline_filter is None:
+    chunked = is_dask(node.field) or 8 * node.field.size > FIELD_INLINE_BYTES
+    if (node.order > 1 or chunked) and spline_filter is None:
         raise ValueError(
-            "planning a DisplacementField of order > 1 needs spline_filter= "
-            "(transfuse.plan and the lazy API pass scipy's)"
+            "planning a DisplacementField of order > 1, a dask one or a large one needs "
+            "spline_filter= (transfuse.plan and the lazy API pass scipy's)"
         )
     cache_key = (node.key, node.order, node.mode, node.cval, spline_filter)
     if cache_key in _FIELD_CACHE:
         _FIELD_CACHE.move_to_end(cache_key)
         return _FIELD_CACHE[cache_key]
-    values = node.values()
     npad = 12 if node.order > 1 and node.mode in ("nearest", "grid-constant") else 0
-    if node.order > 1:
-        coef = np.asarray(spline_filter(values, node.order, node.mode, node.cval, npad))
+    if chunked:  # a lazy chunked collection: nothing is read here
+        chunks = None if is_dask(node.field) else field_chunks(node.field.shape)
+        coef = spline_filter(node.field, node.order, node.mode, node.cval, npad, chunks=chunks)
+    elif node.order > 1:
+        coef = np.asarray(spline_filter(node.values(), node.order, node.mode, node.cval, npad))
     else:
-        coef = np.array(values, dtype=np.float64)
-    coef.setflags(write=False)
+        coef = np.array(node.values(), dtype=np.float64)
+    if not chunked:
+        coef.setflags(write=False)
+        max_abs = float(np.abs(coef).max()) if coef.size else 0.0
+    else:
+        max_abs = max(node.max_displacement) if node.max_displacement else 0.0
     stage = FieldStage(
         coefficients=coef,
         order=node.order,
@@ -112,9 +140,15 @@ def _field_stage(node: DisplacementField, spline_filter):
         spacing=tuple(node.spacing),
         origin=tuple(node.origin),
         key=node.key,
-        max_abs=float(np.abs(coef).max()) if coef.size else 0.0,
+        max_abs=max_abs,
+        max_displacement=node.max_displacement,
     )
-    entry = (stage, FieldBounder(stage))
+    bounder = FieldBounder(stage)
+    if chunked and node.max_displacement is None:  # one reduction, chunk by chunk
+        u_lo, u_hi = bounder.coefficient_range()
+        stage = dataclasses.replace(stage, max_abs=float(max(abs(u_lo), abs(u_hi))))
+        bounder.stage = stage
+    entry = (stage, bounder)
     _FIELD_CACHE[cache_key] = entry
     while len(_FIELD_CACHE) > _FIELD_CACHE_SIZE:
         _FIELD_CACHE.popitem(last=False)

@@ -36,6 +36,7 @@ __all__ = [
     "CoordinateArrayStage",
     "ExprStage",
     "FieldStage",
+    "FieldWindows",
     "Geometry",
     "GridView",
     "NewtonStage",
@@ -210,9 +211,16 @@ class AffineStage:
 class FieldStage:
     """``p + u(p)``: ``u`` interpolated (``order``, ``mode``, ``cval``, scipy's
     ``map_coordinates`` rules) from ``coefficients`` of shape ``(ncomp, *padded_grid)`` at
-    the grid coordinates ``(p - origin) / spacing`` (plus ``npad``, the pre-padding)."""
+    the grid coordinates ``(p - origin) / spacing`` (plus ``npad``, the pre-padding).
 
-    coefficients: np.ndarray | None
+    ``coefficients`` is a numpy array (a small field: one graph key shared by the tasks),
+    or a chunked collection (a dask field or a large one: each task reads the chunks its
+    points reach; ``windows`` of the pass say which). Inside a task it holds only those
+    chunks, assembled, and ``start`` is the index of their first sample in the whole
+    (padded) coefficient array. ``max_displacement`` is the user's bound on ``|u|`` per
+    component (checked by every task), or None."""
+
+    coefficients: object
     order: int
     mode: str
     cval: float
@@ -222,6 +230,13 @@ class FieldStage:
     origin: tuple[float, ...]
     key: str  # the field's content token (identifies ``coefficients``)
     max_abs: float = 0.0
+    start: tuple[int, ...] | None = None
+    max_displacement: tuple[float, ...] | None = None
+
+    @property
+    def chunked(self) -> bool:
+        """Whether the coefficients are a chunked collection read per task."""
+        return hasattr(self.coefficients, "chunks") and hasattr(self.coefficients, "dask")
 
     @property
     def ndim_in(self) -> int:
@@ -239,6 +254,17 @@ class FieldStage:
             f"field(grid {grid}, spacing ({sp}), origin ({org}), order={self.order}, "
             f"mode={self.mode}, |u| <= {max(self.max_abs, abs(self.cval)):.3g})"
         )
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class FieldWindows:
+    """Per output chunk (rows), the box of a chunked field's padded coefficient array its
+    points read: ``start``/``stop`` (inclusive) per grid axis, ``empty`` where they read
+    only ``cval``."""
+
+    start: np.ndarray  # (nchunks, ndim) int64
+    stop: np.ndarray
+    empty: np.ndarray  # (nchunks,) bool
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -368,6 +394,9 @@ class PhysicalPass:
     batch_axes: tuple[int, ...] = ()
     plane_stages: tuple = ()
     domain_risk: tuple = ()  # output blocks where an expression may leave its domain
+    #: per chunked field stage ``(stage index, FieldWindows)``: the coefficient box each
+    #: output chunk reads (rows in the order of ``footprints``)
+    field_windows: tuple = ()
 
     @property
     def pads(self) -> tuple[int, ...]:

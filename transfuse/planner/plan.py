@@ -200,8 +200,10 @@ def lower(chain: Logical, runs: tuple[Run, ...], spline_filter=None) -> tuple[Ph
         coef_chunks = coefficient_chunks(current.chunks, axis_pads(opts.pad, current.ndim, batch))
         if 0 in current.shape or 0 in last.output_shape:
             fps = _empty_footprints(current.shape, last.output_shape, out_chunks, opts)
+            field_windows = ()
         else:
             fps = footprints(compiled.bounds, out_chunks, current.shape, coef_chunks, opts, batch)
+            field_windows = compiled.bounds.field_windows
         risk = compiled.bounds.risk
         domain_risk = ()
         if risk is not None and len(risk) == len(fps) and risk.any():
@@ -213,7 +215,16 @@ def lower(chain: Logical, runs: tuple[Run, ...], spline_filter=None) -> tuple[Ph
         output = Geometry(tuple(last.output_shape), tuple(out_chunks), out_dtype)
         passes.append(
             PhysicalPass(
-                current, output, stages, opts, coef_chunks, fps, batch, plane_stages, domain_risk
+                current,
+                output,
+                stages,
+                opts,
+                coef_chunks,
+                fps,
+                batch,
+                plane_stages,
+                domain_risk,
+                field_windows,
             )
         )
         current = output

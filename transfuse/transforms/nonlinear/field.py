@@ -59,8 +59,12 @@ class DisplacementField(NonlinearTransform):
     ----------
     field : array_like or dask.array.Array, shape (ndim, *grid)
         ``field[k]`` is the displacement along axis ``k``; ``grid`` has ``ndim`` axes. A dask
-        field is reduced once when a plan is made (NaN check, per-region min/max) and
-        loaded into memory then (fields are usually coarse).
+        field (or a numpy field above
+        :data:`~transfuse.planner.lower.FIELD_INLINE_BYTES`) is never loaded whole: each
+        resampling task reads the field chunks its points reach, and its spline
+        coefficients are computed chunk by chunk with a halo. Planning then reduces it
+        once, chunk by chunk (a NaN check and per-chunk min/max for the footprints),
+        unless ``max_displacement`` is given.
     spacing : float or sequence of float
         Distance (in image index units) between field samples, per axis; positive.
     origin : float or sequence of float
@@ -71,6 +75,12 @@ class DisplacementField(NonlinearTransform):
         How the field extends beyond its grid (any scipy.ndimage mode); default ``nearest``.
     cval : float
         Displacement outside the grid for ``constant``/``grid-constant``.
+    max_displacement : float or sequence of float, optional
+        A promise that ``|u[k]| <= max_displacement[k]`` wherever the field is sampled (the
+        interpolated displacement, ``cval`` included). Footprints then come from it, so
+        planning a dask field reads nothing; every task checks the promise on the values
+        it samples and raises ValueError where it is broken (never a wrong answer). For
+        ``order > 1`` leave a margin: a spline can overshoot the samples.
 
     Raises
     ------
@@ -97,6 +107,7 @@ class DisplacementField(NonlinearTransform):
     order: int = 1
     mode: str = "nearest"
     cval: float = 0.0
+    max_displacement: object = None
 
     def __post_init__(self):
         field = freeze_array(self.field, "field", min_ndim=2)
@@ -118,6 +129,16 @@ class DisplacementField(NonlinearTransform):
         if isinstance(cval, sympy.Basic):
             raise ValueError(f"cval={self.cval!r} must be a number")
         object.__setattr__(self, "cval", cval)
+        if self.max_displacement is not None:
+            limit = per_axis(self.max_displacement, "max_displacement", ndim, True)
+            if not all(math.isfinite(v) for v in limit):
+                raise ValueError(f"max_displacement={self.max_displacement!r} must be finite")
+            if self.mode in ("constant", "grid-constant") and abs(cval) > min(limit):
+                raise ValueError(
+                    f"max_displacement={self.max_displacement!r} must cover cval={cval!r} "
+                    "(the displacement outside the grid)"
+                )
+            object.__setattr__(self, "max_displacement", limit)
 
     @property
     def ndim(self):
@@ -129,7 +150,7 @@ class DisplacementField(NonlinearTransform):
         return tuple(int(n) for n in self.field.shape[1:])
 
     def params(self):
-        return {
+        out = {
             "field": array_token(self.field),
             "spacing": self.spacing,
             "origin": self.origin,
@@ -137,6 +158,9 @@ class DisplacementField(NonlinearTransform):
             "mode": self.mode,
             "cval": self.cval,
         }
+        if self.max_displacement is not None:  # absent by default: keys stay as they were
+            out["max_displacement"] = self.max_displacement
+        return out
 
     def __repr__(self):
         kind = "dask " if is_dask(self.field) else ""
