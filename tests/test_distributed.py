@@ -4,6 +4,7 @@ the same in every process, and a killed worker does not change the result."""
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import signal
@@ -59,7 +60,18 @@ def _chains():
         "symbolic, bound": tf.lazy(IMAGE, chunks=16)
         .transform(tf.Rotate(theta, center=(32, 36)), order=3)
         .bind(theta=12.5),
+        "affine @ dask field (read per chunk)": tf.lazy(IMAGE, chunks=16).transform(
+            tf.Rotate(5, center=(32, 36)) @ _dask_field(), order=1
+        ),
     }
+
+
+def _dask_field():
+    grid = np.indices((33, 37)).astype(float)
+    u = np.stack([1.5 * np.sin(grid[1] / 3), np.cos(grid[0] / 2)])
+    return tf.DisplacementField(
+        da.from_array(u, chunks=(2, 9, 10)), spacing=2, order=3, max_displacement=2
+    )
 
 
 def _resample_tasks(arr):
@@ -83,33 +95,63 @@ def test_map_coordinates_with_dask_coordinates(client):
 
 
 _KEYS = """
-import numpy as np, sympy, transfuse as tf
-rng = np.random.default_rng(11)
-image = rng.random((64, 72)).astype(np.float32)
-Y, X = tf.symbols("y x")
-grid = np.indices((9, 10)).astype(float)
-field = tf.DisplacementField(
-    np.stack([1.5 * np.sin(grid[1] / 3), np.cos(grid[0] / 2)]), spacing=8, order=3)
-expr = tf.ExprMap([Y + 0.02 * (X - 36) ** 2, X + 0.5 * sympy.sin(Y / 7)], (Y, X))
-img = tf.lazy(image, chunks=16).transform(
-    tf.Rotate(5, center=(32, 36)) @ field @ expr, order=1, mode="mirror")
-print(img.to_dask().name)
+import json, numpy as np, sympy, dask.array as da, transfuse as tf
+import transfuse.ndinterp as ndi
+
+def names():
+    rng = np.random.default_rng(11)
+    image = rng.random((64, 72)).astype(np.float32)
+    volume = rng.random((12, 14, 16))
+    Y, X = tf.symbols("y x")
+    grid = np.indices((9, 10)).astype(float)
+    u = np.stack([1.5 * np.sin(grid[1] / 3), np.cos(grid[0] / 2)])
+    field = tf.DisplacementField(u, spacing=8, order=3)
+    dask_field = tf.DisplacementField(da.from_array(u, chunks=(2, 4, 5)), spacing=8, order=3)
+    expr = tf.ExprMap([Y + 0.02 * (X - 36) ** 2, X + 0.5 * sympy.sin(Y / 7)], (Y, X))
+    coords = rng.uniform(-3, 70, (2, 50, 60))
+    offset = 0.25
+
+    def shifted(points):  # tokenized by code and closure
+        return points + offset
+
+    img = tf.lazy(image, chunks=16)
+    chains = {
+        "affine matrix": img.rotate(20, order=1).zoom(1.1, order=1),
+        "separable zoom": img.zoom(1.3, order=3),
+        "plane by plane": tf.lazy(volume, chunks=8).rotate(30, axes=(1, 2), order=1),
+        "view": img.rotate(20, order=1)[5:40:2, 3],
+        "field": img.transform(tf.Rotate(5, center=(32, 36)) @ field, order=1),
+        "dask field": img.transform(dask_field, order=1),
+        "expression": img.transform(tf.Rotate(5, center=(32, 36)) @ expr, order=1),
+        "newton": img.transform(expr.inverse(), order=1),
+        "callable": img.transform(tf.FunctionMap(shifted, ndim=2, bounds=0.5), order=1),
+    }
+    out = {k: v.to_dask().name for k, v in chains.items()}
+    source = da.from_array(image, chunks=16)
+    out["coordinates (numpy)"] = ndi.map_coordinates(source, coords, order=3).name
+    dask_coords = da.from_array(coords, chunks=(2, 25, 30))
+    out["coordinates (dask)"] = ndi.map_coordinates(source, dask_coords, order=1).name
+    return out
 """
 
 
-def test_keys_are_the_same_in_every_process():
-    here = _chains()["affine @ field @ expr"].to_dask().name
-    names = {
-        subprocess.run(
-            [sys.executable, "-c", _KEYS],
+def test_keys_are_the_same_in_every_process_for_every_stage_kind():
+    namespace = {"__name__": "__main__"}  # a function's key names its module
+    # the source the subprocesses run, compiled as they do (without this module's
+    # __future__ flags, which are in a code object's flags and so in its key)
+    exec(compile(_KEYS, "<string>", "exec", dont_inherit=True), namespace)
+    here = namespace["names"]()
+    assert len(set(here.values())) == len(here)  # every chain has its own key
+    script = _KEYS + "print(json.dumps(names()))"
+    for seed in (1, 2):
+        out = subprocess.run(
+            [sys.executable, "-c", script],
             capture_output=True,
             text=True,
             check=True,
             env={"PYTHONHASHSEED": str(seed), "PATH": ""},
-        ).stdout.strip()
-        for seed in (1, 2)
-    }
-    assert names == {here}
+        ).stdout
+        assert json.loads(out) == here
 
 
 def test_a_killed_worker_does_not_change_the_result(client):

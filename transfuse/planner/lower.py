@@ -86,10 +86,15 @@ _FIELD_CACHE_SIZE = 4
 _FIELD_CACHE: collections.OrderedDict = collections.OrderedDict()
 
 
-#: A numpy field whose float64 samples take more bytes than this is chunked like a dask
-#: field (chunks of about :data:`FIELD_CHUNK_BYTES`), so that no graph key carries it whole.
-FIELD_INLINE_BYTES = 2**22
+#: A numpy field whose spline coefficients (float64, pre-padding included) take more
+#: bytes than this is chunked like a dask field (chunks of about
+#: :data:`FIELD_CHUNK_BYTES`), so that no graph key carries more than either.
+FIELD_INLINE_BYTES = 2**20
 FIELD_CHUNK_BYTES = 2**20
+
+
+def _coefficient_bytes(node: DisplacementField, npad: int) -> int:
+    return 8 * node.ndim * int(np.prod([n + 2 * npad for n in node.grid_shape]))
 
 
 def field_chunks(shape) -> tuple[int, ...]:
@@ -107,7 +112,8 @@ def field_chunks(shape) -> tuple[int, ...]:
 
 
 def _field_stage(node: DisplacementField, spline_filter):
-    chunked = is_dask(node.field) or 8 * node.field.size > FIELD_INLINE_BYTES
+    npad = 12 if node.order > 1 and node.mode in ("nearest", "grid-constant") else 0
+    chunked = is_dask(node.field) or _coefficient_bytes(node, npad) > FIELD_INLINE_BYTES
     if (node.order > 1 or chunked) and spline_filter is None:
         raise ValueError(
             "planning a DisplacementField of order > 1, a dask one or a large one needs "
@@ -117,7 +123,6 @@ def _field_stage(node: DisplacementField, spline_filter):
     if cache_key in _FIELD_CACHE:
         _FIELD_CACHE.move_to_end(cache_key)
         return _FIELD_CACHE[cache_key]
-    npad = 12 if node.order > 1 and node.mode in ("nearest", "grid-constant") else 0
     if chunked:  # a lazy chunked collection: nothing is read here
         chunks = None if is_dask(node.field) else field_chunks(node.field.shape)
         coef = spline_filter(node.field, node.order, node.mode, node.cval, npad, chunks=chunks)
