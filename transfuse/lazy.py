@@ -697,6 +697,62 @@ class LazyImage:
         with progress_bar(progress):
             return self.to_dask(executor).compute(**kwargs)
 
+    def to_zarr(
+        self, path, *, overwrite=False, scheduler="threads", num_workers=None, executor=None
+    ) -> None:
+        """Compute the result into a new zarr (v3) array at ``path``, chunk by chunk.
+
+        Each task reads the input chunks its output chunk needs and writes that chunk; a
+        zarr (or any lazily read) input is streamed, so memory stays near the working set
+        of the tasks running at once (``num_workers`` of them; see docs/cluster.md), not
+        the image. All or nothing: the array is written under a temporary name beside
+        ``path`` and renamed into place when complete (see
+        :func:`transfuse.io.arrays.write_image`).
+
+        Parameters
+        ----------
+        path : str or Path
+            A ``.zarr`` path (``image.zarr``, or an array inside a store, ``image.zarr/0``);
+            the zarr chunks are the output chunks.
+        overwrite : bool
+            Replace an existing ``path``.
+        scheduler : str or None
+            ``"threads"`` (default), ``"processes"``, ``"synchronous"``, or None for
+            dask's current default (a ``distributed.Client`` once one is made: the same
+            job then runs on a cluster, the workers writing their chunks).
+        num_workers : int, optional
+            Threads or processes of a local scheduler.
+        executor : optional
+            As for :meth:`to_dask`.
+
+        Raises
+        ------
+        ValueError
+            If ``path`` is not a ``.zarr`` path.
+        transfuse.io.arrays.ImageFileError
+            If ``path`` exists (without ``overwrite``) or its directory does not.
+
+        Examples
+        --------
+        >>> import os, tempfile, zarr
+        >>> out = os.path.join(tempfile.mkdtemp(), "rotated.zarr")
+        >>> lazy(np.ones((40, 40)), chunks=16).rotate(30, order=1).to_zarr(out)
+        >>> z = zarr.open_array(out, mode="r")
+        >>> z.shape, z.chunks
+        ((55, 55), (16, 16))
+        """
+        from .io.arrays import image_format, write_image
+
+        if image_format(path) != "zarr":
+            raise ValueError(f"path={str(path)!r} must be a .zarr path (image.zarr)")
+        write_image(
+            self.to_dask(executor),
+            path,
+            overwrite=overwrite,
+            scheduler=scheduler,
+            num_workers=num_workers,
+        )
+
     def _repr_html_(self) -> str:
         from .display import lazy_html
 
