@@ -9,6 +9,7 @@ import os
 import threading
 from pathlib import Path
 
+import dask
 import dask.array as da
 import numpy as np
 import pytest
@@ -95,3 +96,31 @@ def test_bench_out_of_core_runs_on_a_tiny_volume(tmp_path, capsys):
     assert "threads vs distributed, sample chunks: bit for bit" in out
     assert "submission: 64 output chunks" in out
     assert os.listdir(tmp_path) == []  # the volume and the outputs are deleted
+
+
+IMAGE = RNG.random((200, 220))
+
+
+@pytest.mark.parametrize("mode", ["constant", "nearest", "mirror"])
+def test_local_prefilter_gives_the_shared_coefficients_result(mode):
+    """``transfuse.prefilter="local"``: every task filters its own window (no coefficient
+    chunk is kept between tasks); the same halo rule, so scipy's result to 1e-10."""
+    expected = ndimage.rotate(IMAGE, 25, order=3, mode=mode, reshape=False)
+    arrays = {}
+    for choice in ("auto", "local", "shared"):
+        with dask.config.set({"transfuse.prefilter": choice}):
+            arr = tf.lazy(IMAGE, chunks=40).rotate(25, order=3, mode=mode, reshape=False)
+            arrays[choice] = arr.to_dask()
+        np.testing.assert_allclose(arrays[choice].compute(), expected, rtol=0, atol=1e-10)
+    layers = {c: set(a.__dask_graph__().layers) for c, a in arrays.items()}
+    assert not any(n.startswith("spline-coefficients-local") for n in layers["shared"])
+    assert not any(
+        n.startswith("spline-coefficients-") and "local" not in n for n in layers["local"]
+    )  # no shared coefficient layer at all
+    assert len({a.name for a in arrays.values()}) == 3  # the choice is in the key
+
+
+def test_an_unknown_prefilter_choice_is_refused():
+    with dask.config.set({"transfuse.prefilter": "everywhere"}):
+        with pytest.raises(ValueError, match="transfuse.prefilter='everywhere'"):
+            tf.lazy(IMAGE, chunks=40).rotate(25, order=3).to_dask()

@@ -16,6 +16,7 @@ import functools
 import gc
 import itertools
 
+import dask
 import dask.array as da
 import numpy as np
 from dask.base import tokenize
@@ -102,6 +103,24 @@ def _filter_axis_plan(n, chunks, coef_chunks, pad, depth, whole, mode):
 #: not whole chunks.
 SPARSE_RATIO = 3
 
+#: dask config key choosing where spline coefficients are computed: ``"auto"`` (the
+#: default: shared coefficient chunks, a task's own window where :data:`SPARSE_RATIO`
+#: says so), ``"local"`` (every task filters its own window with a halo: no coefficient
+#: chunk is kept between tasks, so memory stays near the tasks running at once; for
+#: volumes far beyond memory, at about 1.3x the filtering work) or ``"shared"``.
+PREFILTER_KEY = "transfuse.prefilter"
+PREFILTER_CHOICES = ("auto", "local", "shared")
+
+
+def prefilter_choice() -> str:
+    """The configured :data:`PREFILTER_KEY` (ValueError naming it when unknown)."""
+    choice = dask.config.get(PREFILTER_KEY, "auto")
+    if choice not in PREFILTER_CHOICES:
+        raise ValueError(
+            f"dask config {PREFILTER_KEY}={choice!r} is not one of {list(PREFILTER_CHOICES)}"
+        )
+    return choice
+
 
 @functools.lru_cache(maxsize=65536)
 def _tap_span(lo: int, hi: int, n: int, mode: str, pad: int):
@@ -119,9 +138,10 @@ def _sharing(p) -> float:
     return max(1.0, reads / max(nchunks, 1))
 
 
-def _local_prefilter(p, idx, fp, array, executor, depth, name, sharing=1.0):
+def _local_prefilter(p, idx, fp, array, executor, depth, name, sharing=1.0, always=False):
     """A prefilter task for just what ``fp`` reads, or None when the shared coefficient
-    chunks are the better deal. Returns (graph key, task, layouts info)."""
+    chunks are the better deal (unless ``always``). Returns (graph key, task, layouts
+    info)."""
     pads = p.pads
     spans, touched, local = [], 1, 1  # samples filtered (halos included) each way
     for a, w in enumerate(fp.axes):
@@ -135,7 +155,7 @@ def _local_prefilter(p, idx, fp, array, executor, depth, name, sharing=1.0):
         spans.append(span)
         touched *= sum(p.coefficient_chunks[a][i] + halo for i in w.chunks)
         local *= min(span[1] - span[0] + halo, p.input.shape[a] + 2 * pads[a] + halo)
-    if touched / sharing < SPARSE_RATIO * local:  # shared chunks cost each task a share
+    if not always and touched / sharing < SPARSE_RATIO * local:  # each task pays a share
         return None
     opts = p.options
     shape, chunks = p.input.shape, array.chunks
@@ -371,21 +391,25 @@ def resample_pass(p, array: da.Array, executor) -> da.Array:
     job = ResampleJob(
         stages, p.input.shape, opts, np.dtype(p.output.dtype), p.batch_axes, p.plane_stages
     )
-    name = "resample-" + tokenize(coef.name, p.token, executor.name)
+    choice = prefilter_choice() if p.needs_prefilter else "auto"
+    where = () if choice == "auto" else (choice,)  # the default keeps its keys
+    name = "resample-" + tokenize(coef.name, p.token, executor.name, *where)
     local_name = "spline-coefficients-local-" + tokenize(name)
     depth = halo_depth(opts.order)
-    needs_prefilter = p.needs_prefilter
+    needs_prefilter = p.needs_prefilter and choice != "shared"
     sharing = _sharing(p) if needs_prefilter else 1.0
     pads = p.pads
     dsk = {}
-    any_local = False
+    any_local = any_shared = False
     for row, (idx, fp) in enumerate(p.footprints.items()):
         if fp.axes is None:
             dsk[(name, *idx)] = (_run_resample, executor, job, fp, [], inputs(row, idx, True), [])
             continue
         local = None
         if needs_prefilter:
-            local = _local_prefilter(p, idx, fp, array, executor, depth, local_name, sharing)
+            local = _local_prefilter(
+                p, idx, fp, array, executor, depth, local_name, sharing, choice == "local"
+            )
         if local is not None:
             key, task, infos = local
             dsk[key] = task
@@ -397,8 +421,9 @@ def resample_pass(p, array: da.Array, executor) -> da.Array:
                 for a, w in enumerate(fp.axes)
             ]
             deps = [(coef.name, *k) for k in fp.dependencies]
+            any_shared = True
         dsk[(name, *idx)] = (_run_resample, executor, job, fp, infos, inputs(row, idx, False), deps)
-    dependencies = [coef, *collections] + ([array] if any_local else [])
+    dependencies = ([coef] if any_shared else []) + collections + ([array] if any_local else [])
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=dependencies)
     meta = executor.meta(p.output.dtype, p.output.ndim)
     return da.Array(graph, name, p.output.chunks, meta=meta)
