@@ -284,6 +284,8 @@ def contestant(name: str, order: int, src: str, out: str, args) -> dict:
         args.worker_memory,
         "--submission-chunks",
         str(args.submission_chunks),
+        "--prefilter",
+        args.prefilter,
         "--result",
         result_path,
     ]
@@ -320,7 +322,8 @@ def report(results: dict, n: int, args) -> None:
     voxels = n**3
     print(
         f"\nvolume {n}^3 float32 ({voxels * 4 / 2**30:.2f} GiB), chunks {args.chunk}^3, "
-        f"worker memory_limit {args.worker_memory}, load average {os.getloadavg()[0]:.2f}"
+        f"worker memory_limit {args.worker_memory}, prefilter {args.prefilter}, "
+        f"load average {os.getloadavg()[0]:.2f}"
     )
     head = (
         f"{'order':>5} {'contestant':<12} {'wall s':>8} {'Mvox/s':>8} {'peak proc MiB':>14} "
@@ -357,6 +360,12 @@ def main(argv=None) -> int:
     p.add_argument("--worker-memory", default="1GiB", help="memory_limit per worker")
     p.add_argument("--submission-chunks", type=int, default=10_000)
     p.add_argument("--no-submission", action="store_true")
+    p.add_argument(
+        "--prefilter",
+        choices=("auto", "local", "shared"),
+        default="auto",
+        help="dask config transfuse.prefilter for orders > 1 (default auto)",
+    )
     p.add_argument("--workdir", default=tempfile.gettempdir())
     p.add_argument("--keep", action="store_true", help="keep the generated volume")
     p.add_argument("--json", help="also write the figures to this file")
@@ -369,10 +378,13 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     if args.run:
+        import dask
+
         runner = {"ngff-zarr": run_ngff_zarr, "submission": run_submission}.get(
             args.run, run_transfuse
         )
-        result = runner(args)
+        with dask.config.set({"transfuse.prefilter": args.prefilter}):
+            result = runner(args)
         with open(args.result, "w") as f:
             json.dump(result, f)
         return 0
