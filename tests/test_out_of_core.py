@@ -124,3 +124,27 @@ def test_an_unknown_prefilter_choice_is_refused():
     with dask.config.set({"transfuse.prefilter": "everywhere"}):
         with pytest.raises(ValueError, match="transfuse.prefilter='everywhere'"):
             tf.lazy(IMAGE, chunks=40).rotate(25, order=3).to_dask()
+
+
+def test_a_large_zarr_output_is_computed_region_by_region(tmp_path, monkeypatch):
+    """Rows of output chunks one region at a time: the same array, and no region's
+    tasks wait for another's (each region is its own compute)."""
+    from transfuse.io import arrays
+
+    monkeypatch.setattr(arrays, "ZARR_REGION_BYTES", 9 * 30 * 28 * 4)  # one chunk row
+    computes = []
+    original = arrays.dask.compute
+
+    def counting(*args, **kwargs):
+        computes.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(arrays.dask, "compute", counting)
+    src = read_image(_zarr_input(tmp_path))
+    img = tf.lazy(src).rotate(25, axes=(1, 2), order=1, reshape=False, output_chunks=9)
+    img.to_zarr(tmp_path / "out.zarr")
+    assert len(computes) == len(arrays.zarr_regions(img.to_dask())) == 3
+    z = zarr.open_array(str(tmp_path / "out.zarr"), mode="r")
+    assert z.chunks == (9, 9, 9)
+    expected = ndimage.rotate(VOLUME, 25, axes=(1, 2), order=1, reshape=False)
+    np.testing.assert_array_equal(z[...], expected)
