@@ -57,3 +57,60 @@ def zoom_grid(grid: Grid, start, ratio, shape) -> Grid:
     shape_ratio = np.asarray(grid.shape, float) / np.maximum(np.asarray(shape, float), 1)
     ratio = np.where(ratio > 0, ratio, shape_ratio)
     return grid.subgrid(start, ratio, shape)
+
+
+#: Axis names that are batch (non-spatial) axes, as in spatial-image: channels and time.
+BATCH_AXIS_NAMES = ("c", "t")
+
+
+def batch_axes(grid: Grid) -> tuple[int, ...]:
+    """The axes of ``grid`` named ``c`` or ``t``: never resampled by a physical transform."""
+    return tuple(a for a, name in enumerate(grid.axes) if name in BATCH_AXIS_NAMES)
+
+
+def with_batch_axes(target: Grid, source: Grid, batch) -> Grid:
+    """``target`` with the batch axes of ``source`` inserted when it has only the spatial
+    axes; ``target`` itself when it has every axis."""
+    if target.ndim == source.ndim:
+        return target
+    if not batch or target.ndim != source.ndim - len(batch):
+        raise ValueError(
+            f"onto has {target.ndim} axes (shape {target.shape}), the image has "
+            f"{source.ndim} ({', '.join(source.axes)}): give a grid of every axis"
+            + (f" or of the {source.ndim - len(batch)} spatial ones" if batch else "")
+        )
+    spatial = [a for a in range(source.ndim) if a not in batch]
+    n = source.ndim
+    direction = np.eye(n)
+    direction[np.ix_(spatial, spatial)] = target.direction
+    shape, spacing, origin = list(source.shape), list(source.spacing), list(source.origin)
+    axes, units = list(source.axes), list(source.units)
+    for k, a in enumerate(spatial):
+        shape[a], spacing[a], origin[a] = target.shape[k], target.spacing[k], target.origin[k]
+        units[a] = target.units[k]
+    return Grid(tuple(shape), tuple(spacing), tuple(origin), direction, tuple(axes), tuple(units))
+
+
+def embed_spatial(transform, ndim: int, batch):
+    """A transform of the spatial axes as one of all ``ndim`` axes (the identity on the
+    batch axes). Only affine transforms embed; others must already have ``ndim`` axes."""
+    own = transform.ndim
+    spatial = [a for a in range(ndim) if a not in batch]
+    if not batch or own == ndim or (own is None and not transform.is_affine):
+        return transform
+    k = len(spatial)
+    if own is not None and own != k:
+        return transform  # resolve_ndim names the mismatch
+    if not transform.is_affine or transform.free_symbols:
+        raise ValueError(
+            f"transform {type(transform).__name__} acts on {k} spatial axes of an image with "
+            f"batch axes {list(batch)}: only numeric affine transforms are embedded; "
+            "resample each channel/time point (img[i]) or give a transform of all axes"
+        )
+    from .transforms import Affine
+
+    m = np.eye(ndim + 1)
+    small = np.asarray(transform.matrix(k), dtype=np.float64)
+    rows = [*spatial, ndim]
+    m[np.ix_(rows, rows)] = small
+    return Affine(m)

@@ -13,7 +13,7 @@ from scipy import special
 from .executors import get_executor, to_dask
 from .executors.graph import paused_gc
 from .executors.spline import field_coefficients
-from .grids import as_grid, view_grid, zoom_grid
+from .grids import as_grid, batch_axes, embed_spatial, view_grid, with_batch_axes, zoom_grid
 from .planner import plan as _plan
 from .planner.expr import Source, Step
 from .planner.options import ResampleOptions, check_chunks, check_output_shape
@@ -364,7 +364,16 @@ class LazyImage:
 
     # -- building -------------------------------------------------------------------------
     def _step(
-        self, transform, output_shape, options, output_chunks, output, label, operation, grid=None
+        self,
+        transform,
+        output_shape,
+        options,
+        output_chunks,
+        output,
+        label,
+        operation,
+        grid=None,
+        batch=(),
     ) -> LazyImage:
         own_shape = getattr(transform, "output_shape", None)
         if own_shape is not None:  # maps defined on their own output grid (CoordinateMap)
@@ -389,6 +398,7 @@ class LazyImage:
             _out_dtype(output, self.dtype),
             label,
             operation,
+            batch_axes=tuple(batch),
         )
         if grid is None:
             grid = self._same_map_grid(output_shape)
@@ -503,16 +513,14 @@ class LazyImage:
         """
         if space not in ("physical", "index"):
             raise ValueError(f"space={space!r} must be 'physical' or 'index'")
+        batch = batch_axes(self.grid)
         target = self.grid if onto is None else as_grid(onto, "onto")
-        if target.ndim != self.ndim:
-            raise ValueError(
-                f"onto has {target.ndim} axes (shape {target.shape}), the image has "
-                f"{self.ndim}: resample onto a grid of the image's dimension"
-            )
+        target = with_batch_axes(target, self.grid, batch)
         if transform is None:
             transform = Identity(self.ndim)
         if not isinstance(transform, Transform):
             raise TypeError(f"transform={transform!r} is not a transfuse Transform (or None)")
+        transform = embed_spatial(transform, self.ndim, batch)
         transform.resolve_ndim(self.ndim)
         if space == "physical":
             _check_units(self.grid, target)
@@ -528,6 +536,7 @@ class LazyImage:
             f"resample(space={space!r}, onto shape={target.shape})",
             "transform",
             target,
+            batch,
         )
 
     def affine_transform(

@@ -19,12 +19,10 @@ import dataclasses
 
 import numpy as np
 
+from .grids import BATCH_AXIS_NAMES as BATCH_DIMS
 from .transforms import Grid
 
-__all__ = ["BATCH_DIMS", "XarrayMeta", "from_dataarray", "to_dataarray"]
-
-#: Dimension names that are batch (non-spatial) axes, as in spatial-image.
-BATCH_DIMS = ("c", "t")
+__all__ = ["XarrayMeta", "from_dataarray", "to_dataarray"]
 
 #: A coordinate is regular when every step is within this fraction of the mean step.
 REGULAR_RTOL = 1e-6
