@@ -274,10 +274,14 @@ class LazyImage:
         self._grid = grid  # a Grid, None (the unit grid) or the text of why there is none
         self._has_grid = bool(has_grid)
         self._xarray_meta = xarray_meta
+        #: compute non-affine maps in a layer shared with other images (transfuse.resample)
+        self._share_map = False
 
     def _derive(self, expr, grid) -> LazyImage:
         """A new image on the same input, with what the input knows about its space."""
-        return LazyImage(expr, self._array, grid, self._has_grid, self._xarray_meta)
+        out = LazyImage(expr, self._array, grid, self._has_grid, self._xarray_meta)
+        out._share_map = self._share_map
+        return out
 
     # -- physical space ---------------------------------------------------------------------
     @property
@@ -912,7 +916,7 @@ class LazyImage:
             return self._array
         backend = get_executor(executor)
         with paused_gc():
-            return to_dask(self.plan(), self._array, backend)
+            return to_dask(self.plan(), self._array, backend, share_map=self._share_map)
 
     def compute(self, executor=None, progress=False, **kwargs):
         """Compute the result (``executor`` as for :meth:`to_dask`; ``progress=True`` shows
