@@ -531,7 +531,7 @@ class LazyImage:
             pull = _physical_pull(self.grid, transform, target)
         else:
             pull = transform
-        return self._step(
+        out = self._step(
             pull,
             target.shape,
             _options(order, mode, cval, prefilter),
@@ -542,6 +542,8 @@ class LazyImage:
             target,
             batch,
         )
+        out._has_grid = self._has_grid or onto is not None  # the user chose this grid
+        return out
 
     def affine_transform(
         self,
