@@ -189,5 +189,3 @@ def test_bounding_grid_then_resample_holds_the_whole_input():
     vol_in = np.prod((np.asarray(g.shape) - 1) * g.spacing)
     vol_out = out.sum() * np.prod(onto.spacing)
     assert abs(vol_out - vol_in) / vol_in < 0.02
-    for axis in range(3):  # every face of the output grid has a non-zero voxel
-        assert np.take(out, 0, axis=axis).any() and np.take(out, -1, axis=axis).any()
