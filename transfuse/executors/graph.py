@@ -266,13 +266,13 @@ def _stage_inputs(stages, mode):
             light.append(stage)
 
     def inputs(idx, all_cval):
+        # grid-constant still weighs cval by each point's taps: it needs the coordinates,
+        # so every stage's data, even where every tap reads cval
+        needed = not all_cval or mode == "grid-constant"
         out = [None] * len(stages)
         for i, kind, key in per_block:
-            if kind == "const":
-                out[i] = key if not all_cval else None
-            elif not all_cval or mode == "grid-constant":
-                # grid-constant still weighs cval by each point's taps: it needs coordinates
-                out[i] = (key, 0, *idx)
+            if needed:
+                out[i] = key if kind == "const" else (key, 0, *idx)
         return out
 
     return tuple(light), inputs, collections
