@@ -318,10 +318,12 @@ def _shared_map(p, stages, inputs, executor):
     name = "fused-coordinates-" + tokenize(
         tuple(s.token for s in p.stages), p.output.shape, p.output.chunks, executor.name
     )
-    dsk = {}
-    for idx, fp in p.footprints.items():
-        if fp.axes is not None or p.options.mode == "grid-constant":
-            dsk[(name, 0, *idx)] = (_run_coordinates, executor, stages, fp.box, inputs(idx, False))
+    # a task for every chunk, whatever this image's mode needs: the layer's content must be
+    # the same in every image that has its name (dask culls the tasks nobody reads)
+    dsk = {
+        (name, 0, *idx): (_run_coordinates, executor, stages, fp.box, inputs(idx, False))
+        for idx, fp in p.footprints.items()
+    }
     ndim_in = len(p.input.shape)
     reader = (CoordinateArrayStage(None, p.output.chunks, name),)
     return name, dsk, reader, ndim_in
