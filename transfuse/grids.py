@@ -264,8 +264,10 @@ def _affine_part_grid(transform, affine, grid, spacing, direction):
     return _grid_of_points(pushed, grid, spacing, direction)
 
 
-#: Side of the boundary tiles bounded while growing a non-linear bounding grid.
-TILE = 8
+#: Tiles per axis of a layer bounded while growing a non-linear bounding grid (at most),
+#: and their smallest side.
+TILES_PER_AXIS = 8
+MIN_TILE = 8
 
 
 def _reaching(transform, source: Grid, candidate: Grid, boxes) -> np.ndarray:
@@ -284,16 +286,51 @@ def _reaching(transform, source: Grid, candidate: Grid, boxes) -> np.ndarray:
 
 def _tiles(shape, axis, lo, hi):
     """Boxes tiling the slab ``[lo, hi)`` of ``axis`` (the other axes widened by one on
-    each side) in tiles of at most :data:`TILE` per axis."""
+    each side), at most :data:`TILES_PER_AXIS` per axis."""
     ranges = []
     for a, size in enumerate(shape):
         if a == axis:
             ranges.append([(lo, hi)])
         else:
-            edges = list(range(-1, size + 1, TILE)) + [size + 1]
+            tile = max(MIN_TILE, -(-(size + 2) // TILES_PER_AXIS))
+            edges = list(range(-1, size + 1, tile)) + [size + 1]
             # neighbouring tiles share their edge voxels: the slab is covered without gaps
             ranges.append([(s, min(e + 1, size + 1)) for s, e in itertools.pairwise(edges)])
     return np.array(list(itertools.product(*ranges)), dtype=np.int64)
+
+
+def _reach_groups(transform, source: Grid, candidate: Grid, groups) -> np.ndarray:
+    """:func:`_reaching` for groups of boxes (one bounds evaluation): whether any box of
+    each group may reach the input."""
+    counts = [len(g) for g in groups]
+    reach = _reaching(transform, source, candidate, np.concatenate(groups))
+    return np.array([r.any() for r in np.split(reach, np.cumsum(counts)[:-1])])
+
+
+def _first_layer(transform, source, c, axis, from_low: bool):
+    """The first layer along ``axis`` (from the low or the high side) whose bounds may
+    reach the input, or None: slabs of several layers first, then the layers of the
+    slabs that may reach (a slab's bound is looser than its layers')."""
+    size = c.shape[axis]
+    k = max(1, -(-size // 16))
+    starts = list(range(0, size, k))
+    if not from_low:
+        starts = starts[::-1]
+    slabs = _reach_groups(
+        transform, source, c, [_tiles(c.shape, axis, s, min(s + k, size)) for s in starts]
+    )
+    for start, hit in zip(starts, slabs, strict=True):
+        if not hit:
+            continue
+        layers = list(range(start, min(start + k, size)))
+        if not from_low:
+            layers = layers[::-1]
+        hits = _reach_groups(
+            transform, source, c, [_tiles(c.shape, axis, q, q + 1) for q in layers]
+        )
+        if hits.any():
+            return layers[int(np.argmax(hits))]
+    return None
 
 
 def _grow(transform, source: Grid, grid: Grid, max_steps: int) -> Grid:
@@ -310,12 +347,15 @@ def _grow(transform, source: Grid, grid: Grid, max_steps: int) -> Grid:
         for a in range(n):
             size = int(hi[a] - lo[a])
             step = max(1, size // 4)
-            if _reaching(transform, source, c, _tiles(c.shape, a, -1, 0)).any():
-                lo[a] -= step
-                grew = True
-            if _reaching(transform, source, c, _tiles(c.shape, a, size, size + 1)).any():
-                hi[a] += step
-                grew = True
+            below, above = _reach_groups(
+                transform,
+                source,
+                c,
+                [_tiles(c.shape, a, -1, 0), _tiles(c.shape, a, size, size + 1)],
+            )
+            lo[a] -= step if below else 0
+            hi[a] += step if above else 0
+            grew = grew or bool(below or above)
         if not grew:
             break
     else:
@@ -326,19 +366,12 @@ def _grow(transform, source: Grid, grid: Grid, max_steps: int) -> Grid:
     # trim the layers no point of which can reach the input (bounded on the grown grid:
     # a layer that cannot reach over a wider section cannot over a narrower one)
     c = candidate()
-    new_lo, new_hi = lo.copy(), hi.copy()
-    for a in range(n):
-        size = c.shape[a]
-        boxes = [_tiles(c.shape, a, k, k + 1) for k in range(size)]
-        reach = _reaching(transform, source, c, np.concatenate(boxes))
-        per_layer = reach.reshape(size, -1).any(axis=1)
-        if not per_layer.any():
-            raise ValueError(
-                f"bounding_grid: transform={transform!r} sends no output point near its "
-                "affine part's image into the input; give the output grid explicitly"
-            )
-        layers = np.flatnonzero(per_layer)
-        new_lo[a] = lo[a] + layers[0]
-        new_hi[a] = lo[a] + layers[-1] + 1
-    lo, hi = new_lo, new_hi
+    first = [_first_layer(transform, source, c, a, True) for a in range(n)]
+    if any(f is None for f in first):
+        raise ValueError(
+            f"bounding_grid: transform={transform!r} sends no output point near its "
+            "affine part's image into the input; give the output grid explicitly"
+        )
+    last = [_first_layer(transform, source, c, a, False) for a in range(n)]
+    lo, hi = lo + np.asarray(first), lo + np.asarray(last) + 1
     return candidate()
