@@ -18,9 +18,9 @@ import itertools
 
 import numpy as np
 
-from .transforms import Grid
+from .transforms import Affine, Grid, Identity, Transform
 
-__all__ = ["as_grid", "bounding_grid", "grid_like", "view_grid", "zoom_grid"]
+__all__ = ["as_grid", "bounding_grid", "grid_like", "resample_pull", "view_grid", "zoom_grid"]
 
 
 def as_grid(value, name: str = "onto") -> Grid:
@@ -109,13 +109,59 @@ def embed_spatial(transform, ndim: int, batch):
             f"batch axes {list(batch)}: only numeric affine transforms are embedded; "
             "resample each channel/time point (img[i]) or give a transform of all axes"
         )
-    from .transforms import Affine
-
     m = np.eye(ndim + 1)
     small = np.asarray(transform.matrix(k), dtype=np.float64)
     rows = [*spatial, ndim]
     m[np.ix_(rows, rows)] = small
     return Affine(m)
+
+
+#: Entries of a fused physical->index matrix this close to an integer (relative to the
+#: row's largest entry) are rounding of an exact value (``to_index @ to_physical`` of one
+#: grid); they are snapped so that boundary voxels of ``mode="constant"`` stay inside.
+SNAP_RTOL = 1e-12
+
+
+def _physical_pull(source: Grid, transform: Transform, target: Grid) -> Transform:
+    """The index-space pull map ``source.to_index() @ transform @ target.to_physical()``:
+    one snapped matrix when ``transform`` is affine with numbers, else the composition."""
+    chain = source.to_index() @ transform @ target.to_physical()
+    if not transform.is_affine or transform.free_symbols:
+        return chain
+    m = chain.matrix(source.ndim)
+    scale = np.maximum(1.0, np.abs(m).max(axis=1, keepdims=True))
+    near = np.abs(m - np.round(m)) <= SNAP_RTOL * scale
+    return Affine(np.where(near, np.round(m), m))
+
+
+def _check_units(source: Grid, target: Grid) -> None:
+    """Physical coordinates in different units cannot be mixed silently."""
+    for a, (u, v) in enumerate(zip(source.units, target.units, strict=True)):
+        if u is not None and v is not None and u != v:
+            raise ValueError(
+                f"onto has units {target.units}, the image {source.units} (axis {a}: "
+                f"{v!r} vs {u!r}): convert one grid first"
+            )
+
+
+def resample_pull(grid: Grid, transform, onto, space: str):
+    """What :meth:`~transfuse.LazyImage.resample` resamples with: the index-space pull
+    map, the output grid and the batch axes, for an image on ``grid``."""
+    if space not in ("physical", "index"):
+        raise ValueError(f"space={space!r} must be 'physical' or 'index'")
+    batch = batch_axes(grid)
+    target = grid if onto is None else as_grid(onto, "onto")
+    target = with_batch_axes(target, grid, batch)
+    if transform is None:
+        transform = Identity(grid.ndim)
+    if not isinstance(transform, Transform):
+        raise TypeError(f"transform={transform!r} is not a transfuse Transform (or None)")
+    transform = embed_spatial(transform, grid.ndim, batch)
+    transform.resolve_ndim(grid.ndim)
+    if space == "index":
+        return transform, target, batch
+    _check_units(grid, target)
+    return _physical_pull(grid, transform, target), target, batch
 
 
 def spatial_grid(grid: Grid) -> Grid:
@@ -223,8 +269,6 @@ def bounding_grid(reference, transform, spacing=None, direction=None, max_steps=
     >>> transfuse.bounding_grid(g, T).shape
     (21, 11)
     """
-    from .transforms import Transform
-
     grid = spatial_grid(as_grid(reference, "reference"))
     if not isinstance(transform, Transform):
         raise TypeError(f"transform={transform!r} is not a transfuse Transform")
