@@ -144,3 +144,11 @@ def test_several_dataarrays_onto_one_grid():
     assert set(np.unique(lab.values)) <= {0, 1}
     xr.testing.assert_identical(img.coords.to_dataset(), lab.coords.to_dataset())
     np.testing.assert_allclose(img.coords["y"].values, -0.5 + 0.6 * np.arange(6))
+
+
+def test_onto_a_dataarray_uses_its_coordinates():
+    a = _volume()
+    ref = a.isel(z=slice(1, 4), y=slice(None, None, 2))
+    out = transfuse.lazy(a).resample(onto=ref, order=1).compute()
+    xr.testing.assert_allclose(out, ref)
+    assert transfuse.bounding_grid(ref, Translate((0.0, 0.0, 0.0))).shape == ref.shape

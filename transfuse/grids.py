@@ -24,13 +24,18 @@ __all__ = ["as_grid", "bounding_grid", "grid_like", "resample_pull", "view_grid"
 
 
 def as_grid(value, name: str = "onto") -> Grid:
-    """``value`` as a :class:`Grid`: a grid itself, or anything with a ``grid`` (a lazy
-    image). Anything else is a TypeError naming ``name``."""
+    """``value`` as a :class:`Grid`: a grid itself, anything with a ``grid`` (a lazy
+    image) or an xarray DataArray (the grid of its coordinates). Anything else is a
+    TypeError naming ``name``."""
     if isinstance(value, Grid):
         return value
     grid = getattr(value, "grid", None)
     if isinstance(grid, Grid):
         return grid
+    if type(value).__name__ == "DataArray" and type(value).__module__.startswith("xarray"):
+        from .xarrays import from_dataarray
+
+        return from_dataarray(value)[1]
     raise TypeError(f"{name}={value!r} must be a transfuse.Grid or a lazy image (its grid)")
 
 

@@ -463,8 +463,9 @@ class LazyImage:
         ----------
         transform : Transform, optional
             The pull map (default: the identity, i.e. just change the grid).
-        onto : Grid or LazyImage, optional
-            The output grid (a lazy image: its grid). Default: this image's grid.
+        onto : Grid, LazyImage or xarray.DataArray, optional
+            The output grid (an image: its grid). Default: this image's grid. An image
+            with ``c``/``t`` axes may be given a grid of its spatial axes only.
         space : {"physical", "index"}
             Which coordinates ``transform`` maps.
         order, mode, cval, prefilter, output_chunks, output
