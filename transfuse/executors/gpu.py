@@ -240,7 +240,7 @@ def _cast(xp, values, dtype):
 
 
 def _mib(nbytes) -> str:
-    return f"{nbytes / 2**20:.1f} MiB"
+    return f"{nbytes} bytes" if nbytes < 2**20 else f"{nbytes / 2**20:.1f} MiB"
 
 
 class GPUExecutor:
@@ -478,7 +478,7 @@ class GPUExecutor:
                 tlen,
                 shape,
                 interp,
-                (MODES[stage.mode], order, K.FORM_COORDS, 0),
+                (K.MODE_CODES[mode], order, K.FORM_COORDS, 0),
                 stage.cval,
                 np.zeros((3, 3)),
                 np.zeros(3),
