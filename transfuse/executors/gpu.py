@@ -110,6 +110,7 @@ class _Plan:
     interp: np.ndarray | None = None
     shape: np.ndarray | None = None
     n_in: int = 0
+    nops: int = 0
 
 
 def _reason(job) -> str | None:
@@ -168,13 +169,12 @@ def _build_plan(job) -> _Plan:
         else:
             form = K.FORM_SEPARABLE
             nops = len(first.ops)
-            opk = np.array([0 if kind == "add" else 1 for kind, _ in first.ops], dtype=np.int64)
+            opk = np.zeros(max(nops, 1), dtype=np.int64)  # never empty: device arrays
             opv = np.zeros((max(nops, 1), 3))
             for q, (kind, vec) in enumerate(first.ops):
+                opk[q] = 0 if kind == "add" else 1
                 opv[q, :lead] = 0.0 if kind == "add" else 1.0
                 opv[q, lead:] = vec
-            opk = opk[:nops] if nops else np.zeros(0, dtype=np.int64)
-            opv = opv[:nops] if nops else np.zeros((0, 3))
     else:
         form = K.FORM_COORDS
         for h in range(n_in):
@@ -184,7 +184,7 @@ def _build_plan(job) -> _Plan:
         interp[lead + h] = 0 if h in job.batch_axes else 1
     shape = np.ones(3, dtype=np.int64)
     shape[lead:] = job.input_shape
-    return _Plan(None, form, lin, off, opk, opv, grid, interp, shape, n_in)
+    return _Plan(None, form, lin, off, opk, opv, grid, interp, shape, n_in, nops)
 
 
 def _tap_tables(job, footprint, layouts):
@@ -478,12 +478,12 @@ class GPUExecutor:
                 tlen,
                 shape,
                 interp,
-                (K.MODE_CODES[mode], order, K.FORM_COORDS, 0),
+                (K.MODE_CODES[mode], order, K.FORM_COORDS, 0, 0),
                 stage.cval,
                 np.zeros((3, 3)),
                 np.zeros(3),
-                np.zeros(0, dtype=np.int64),
-                np.zeros((0, 3)),
+                np.zeros(1, dtype=np.int64),
+                np.zeros((1, 3)),
                 rows,
                 coords,
                 (0, 0, 0),
@@ -582,7 +582,7 @@ class GPUExecutor:
             tlen,
             plan.shape,
             plan.interp,
-            (K.MODE_CODES[opts.mode], opts.order, plan.form, opts.pad),
+            (K.MODE_CODES[opts.mode], opts.order, plan.form, opts.pad, plan.nops),
             opts.cval,
             plan.lin,
             plan.off,

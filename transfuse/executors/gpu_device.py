@@ -172,7 +172,9 @@ class CupyDevice:
         if nthreads <= 0:
             return
         grid = min((nthreads + block - 1) // block, 65535 * 8)
-        stream = self._cuda.external_stream(self.xp.cuda.get_current_stream().ptr)
+        ptr = self.xp.cuda.get_current_stream().ptr
+        # cupy's work runs on its current stream: launch there (0 is the legacy default)
+        stream = self._cuda.default_stream() if ptr == 0 else self._cuda.external_stream(ptr)
         kernel[grid, block, stream](*args)
 
     def meta(self, dtype, ndim):

@@ -219,13 +219,14 @@ def _interpolate(
 ):
     """Fill ``out`` (3-D), one thread per point (grid-stride loop).
 
-    ``ip`` = (mode, order, form, pad); per input axis ``h``: ``tables[h, i]`` the buffer
-    offset of tap index ``tlo[h] + i`` (pre-padded frame), ``shape[h]`` its length,
-    ``interp[h]`` 0 for an axis read at the rounded coordinate with weight 1. ``grid``
-    rows: source output axis, start, step of each grid axis (a lazy view), then the rows
-    of ``coords`` each input axis reads (form 2, -1: none).
+    ``ip`` = (mode, order, form, pad, number of separable operations); per input axis
+    ``h``: ``tables[h, i]`` the buffer offset of tap index ``tlo[h] + i`` (pre-padded
+    frame), ``shape[h]`` its length, ``interp[h]`` 0 for an axis read at the rounded
+    coordinate with weight 1. ``grid`` rows: source output axis, start, step of each grid
+    axis (a lazy view), then the rows of ``coords`` each input axis reads (form 2, -1:
+    none).
     """
-    mode, order, form, pad = ip[0], ip[1], ip[2], ip[3]
+    mode, order, form, pad, nops = ip[0], ip[1], ip[2], ip[3], ip[4]
     padf = float(pad)
     reach = pad + order + 2.0
     s0, s1, s2 = out.shape
@@ -262,7 +263,7 @@ def _interpolate(
                     c[h] = t + g2 * lin[h, 2]
             else:
                 c[0], c[1], c[2] = g0, g1, g2
-                for q in range(opk.shape[0]):
+                for q in range(nops):
                     for h in range(3):
                         if opk[q] == 0:
                             c[h] = c[h] + opv[q, h]
@@ -292,10 +293,10 @@ def _interpolate(
         missing = False
         for h in range(3):
             for a in range(m[h]):
-                v = tables[h, first[h] + a]
-                anycval |= v < 0
-                missing |= v == TAP_MISSING
-                pos[h, a] = v
+                entry = tables[h, first[h] + a]
+                anycval |= entry < 0
+                missing |= entry == TAP_MISSING
+                pos[h, a] = entry
             if m[h] > 1 and order > 0:
                 _weights(c[h], order, w, h)
             else:
@@ -311,10 +312,10 @@ def _interpolate(
                 wb = w[1, b]
                 for d in range(m[2]):
                     if anycval and (pos[0, a] < 0 or pos[1, b] < 0 or pos[2, d] < 0):
-                        v = cval
+                        sample = cval
                     else:
-                        v = float(buf[pos[0, a] + pos[1, b] + pos[2, d]])
-                    t += v * wa * wb * w[2, d]
+                        sample = float(buf[pos[0, a] + pos[1, b] + pos[2, d]])
+                    t += sample * wa * wb * w[2, d]
         out[i, j, k] = t
 
 
