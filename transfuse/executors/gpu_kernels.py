@@ -187,6 +187,17 @@ def _rule(cc, n, kind, mode, order, padf, reach):
     return 0, cc, int(math.floor(cc + 0.5)) - order // 2
 
 
+def _mul(a, b):
+    """``a * b``, rounded on its own: never fused with an addition (scipy's C code does
+    not fuse, and a fused multiply-add can flip an order-0 tie or a ``constant`` edge)."""
+    return a * b
+
+
+def _add(a, b):
+    """``a + b``, rounded on its own (see :func:`_mul`)."""
+    return a + b
+
+
 def _pick(src, start, step, o0, o1, o2):
     """Grid index along one grid axis: ``start + step * o[src]`` (``src < 0``: start)."""
     if src == 0:
@@ -258,17 +269,17 @@ def _interpolate(
             g2 = _pick(grid[0, 2], grid[1, 2], grid[2, 2], o0, o1, o2)
             if form == 0:
                 for h in range(3):
-                    t = off[h] + g0 * lin[h, 0]
-                    t = t + g1 * lin[h, 1]
-                    c[h] = t + g2 * lin[h, 2]
+                    t = _add(off[h], _mul(g0, lin[h, 0]))
+                    t = _add(t, _mul(g1, lin[h, 1]))
+                    c[h] = _add(t, _mul(g2, lin[h, 2]))
             else:
                 c[0], c[1], c[2] = g0, g1, g2
                 for q in range(nops):
                     for h in range(3):
                         if opk[q] == 0:
-                            c[h] = c[h] + opv[q, h]
+                            c[h] = _add(c[h], opv[q, h])
                         else:
-                            c[h] = c[h] * opv[q, h]
+                            c[h] = _mul(c[h], opv[q, h])
         # -- boundary rule per axis
         code = 0
         for h in range(3):
@@ -315,7 +326,7 @@ def _interpolate(
                         sample = cval
                     else:
                         sample = float(buf[pos[0, a] + pos[1, b] + pos[2, d]])
-                    t += sample * wa * wb * w[2, d]
+                    t = _add(t, _mul(_mul(_mul(sample, wa), wb), w[2, d]))
         out[i, j, k] = t
 
 
@@ -403,16 +414,33 @@ def available() -> bool:
         return False
 
 
+def _rounded_ops():
+    """Multiply and add that NVVM never contracts into a fused multiply-add (it does by
+    default): libdevice's explicitly rounded ``__nv_dmul_rn`` / ``__nv_dadd_rn``."""
+    libdevice = importlib.import_module("numba.cuda.libdevice")
+
+    def mul(a, b):
+        return libdevice.dmul_rn(a, b)
+
+    def add(a, b):
+        return libdevice.dadd_rn(a, b)
+
+    return mul, add
+
+
 def load():
     """Import numba.cuda and compile-wrap the kernels (once); returns ``(INTERPOLATE,
     PREFILTER)``. Deferred so that importing transfuse never imports numba.cuda, whose
     simulator switch (``NUMBA_ENABLE_CUDASIM``) is read when it is first imported."""
-    global cuda, INTERPOLATE, PREFILTER, _fold, _weights, _rule, _pick
+    global cuda, INTERPOLATE, PREFILTER, _fold, _weights, _rule, _pick, _mul, _add
     global _causal_init, _anticausal_init
     with _LOAD_LOCK:
         if INTERPOLATE is None:
             cuda = importlib.import_module("numba.cuda")
             device = cuda.jit(device=True)
+            if not cuda.jit.__module__.startswith("numba.cuda.simulator"):
+                _mul, _add = _rounded_ops()
+            _mul, _add = device(_mul), device(_add)
             _fold, _weights, _rule, _pick = map(device, (_fold, _weights, _rule, _pick))
             _causal_init, _anticausal_init = map(device, (_causal_init, _anticausal_init))
             PREFILTER = cuda.jit(_prefilter)
