@@ -368,3 +368,47 @@ def test_real_cupy_inputs_route_to_the_gpu_backend():
     out = y.compute()
     assert isinstance(out, cp.ndarray)
     np.testing.assert_allclose(cp.asnumpy(out), ndi.rotate(x, 30, order=3), atol=1e-8)
+
+
+# -- the kernels compile for a real device (needs libNVVM: `pip install "numba-cuda[cu13]"`) --
+
+_PTX_SCRIPT = r"""
+import sys, types as pytypes
+import numba.cuda
+from numba import types
+try:
+    import cuda.pathfinder as pf
+    pf.load_nvidia_dynamic_lib("nvvm"); pf.load_nvidia_dynamic_lib("nvrtc")
+except Exception as exc:
+    print("no libNVVM/NVRTC:", exc); sys.exit(77)
+# compile without a device: the device functions ask the current device for its capability
+sys.modules["numba.cuda.dispatcher"].get_current_device = lambda: pytypes.SimpleNamespace(
+    compute_capability=(9, 0))
+import transfuse.executors.gpu_kernels as K
+K.load()
+f64, f32, i64 = types.float64, types.float32, types.int64
+A = lambda t, n: types.Array(t, n, "C")
+for buf in (f64, f32):
+    sig = (A(buf, 1), A(i64, 2), A(i64, 1), A(i64, 1), A(i64, 1), A(i64, 1), A(i64, 1), f64,
+           A(f64, 2), A(f64, 1), A(i64, 1), A(f64, 2), A(i64, 2), A(f64, 4), A(i64, 1),
+           A(buf, 3), A(i64, 1))
+    ptx, _ = numba.cuda.compile_ptx(K._interpolate, sig, cc=(9, 0))
+    assert "mul.rn.f64" in ptx
+    ptx, _ = numba.cuda.compile_ptx(K._prefilter, (A(buf, 1), i64, i64, i64, A(f64, 1), i64,
+                                                  f64, i64), cc=(9, 0))
+print("compiled")
+"""
+
+
+def test_kernels_compile_to_ptx_for_a_device():
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.run(
+        [sys.executable, "-c", _PTX_SCRIPT], env=env, cwd=root, capture_output=True, text=True
+    )
+    if proc.returncode == 77:
+        pytest.skip(proc.stdout.strip() + ' (pip install "numba-cuda[cu13]" to check)')
+    assert proc.returncode == 0 and "compiled" in proc.stdout, proc.stdout + proc.stderr[-3000:]
