@@ -26,12 +26,15 @@ it), orders 2-5 within 1e-8 x max|input|; float32 inputs at orders 2-5 within
 1e-5 x max|input| (float32 coefficients, float64 arithmetic in the kernels).
 
 Device memory is bounded: at most ``transfuse.gpu.chunks_in_flight`` (dask config,
-default 2) tasks hold device memory at once per device, and a task whose chunk needs more
+default 2) tasks do device work at once per device, and a task whose chunk needs more
 than the device has free raises :class:`~.gpu_device.DeviceMemoryError` before
-allocating. Chunks the kernels do not handle (more than 3 axes, complex numbers, a
-point past scipy's integer range, every point reading cval) are computed by the
-reference backend on the host and copied to the device; :attr:`GPUExecutor.fallbacks`
-counts them by reason.
+allocating. (Results stay on the device until dask hands them to their consumers: a graph
+that keeps many device chunks alive, e.g. computing a whole volume into one cupy array,
+holds them all; stream results to the host, or store them, to stay within the bound.)
+
+Chunks the kernels do not handle (more than 3 axes, complex numbers, a point past scipy's
+integer range, every point reading cval) are computed by the reference backend on the
+host and copied to the device; :attr:`GPUExecutor.fallbacks` counts them by reason.
 """
 
 from __future__ import annotations

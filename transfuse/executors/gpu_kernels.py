@@ -443,6 +443,7 @@ def load():
             _mul, _add = device(_mul), device(_add)
             _fold, _weights, _rule, _pick = map(device, (_fold, _weights, _rule, _pick))
             _causal_init, _anticausal_init = map(device, (_causal_init, _anticausal_init))
-            PREFILTER = cuda.jit(_prefilter)
-            INTERPOLATE = cuda.jit(_interpolate)
+            # cached on disk: a device compiles each specialisation once, not per process
+            PREFILTER = cuda.jit(cache=True)(_prefilter)
+            INTERPOLATE = cuda.jit(cache=True)(_interpolate)
     return INTERPOLATE, PREFILTER
