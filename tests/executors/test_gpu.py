@@ -23,8 +23,12 @@ import dask
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
+from hypothesis import given
+from hypothesis import strategies as st
 
 import transfuse as tf
+from tests import strategies
+from tests.strategies import examples
 from transfuse.executors import gpu_device as gd
 from transfuse.executors import spline_coefficients
 
@@ -115,6 +119,28 @@ def test_2d_rotation_every_order_and_mode(gpu, order, mode):
     if order <= 1 and not REAL:
         np.testing.assert_array_equal(got, run(img, "scipy"))
     no_fallback(gpu)
+
+
+@examples(0.1)
+@given(data=st.data())
+def test_random_affine_maps_chunkings_and_options(data):
+    # hypothesis draws (derandomized in CI): shapes with short axes, dask chunkings of 1+
+    # samples, general / permutation / diagonal matrices, far offsets, every option
+    from transfuse.executors.gpu import GPUExecutor
+
+    ex = GPUExecutor(_device())
+    shape = data.draw(strategies.shapes(2, max_side=7))
+    chunks = data.draw(strategies.chunkings(shape))
+    lin = data.draw(strategies.linear_parts(2))
+    offset = np.array([data.draw(strategies.OFFSET) for _ in range(2)])
+    opts = data.draw(strategies.options())
+    x = np.random.default_rng(data.draw(strategies.SEEDS)).standard_normal(shape)
+    img = tf.lazy(dask.array.from_array(x, chunks=chunks)).affine_transform(lin, offset, **opts)
+    ref = ndi.affine_transform(x, lin, offset, **opts)
+    got = run(img, ex)
+    # without the prefilter the simulator repeats scipy's operations exactly at any order
+    order = opts["order"] if opts["prefilter"] or REAL else min(opts["order"], 1)
+    check(got, ref, x, order)
 
 
 # -- kernel forms: 3-D matrix, separable, views, slice by slice ------------------------------
