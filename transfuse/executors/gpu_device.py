@@ -224,21 +224,17 @@ def select_device(kind: str | None = None):
             kind = "host"
         else:
             raise GPUUnavailableError(f"executor='gpu' found no CUDA device: {INSTALL_HINT}")
+    if kind == "cupy" and _cupy_device_count() == 0:
+        raise GPUUnavailableError(f"cupy sees no CUDA device: {INSTALL_HINT}")
+    if kind == "host" and not simulator_enabled():
+        raise GPUUnavailableError(
+            f"{CONFIG_DEVICE}='host' runs the kernels in numba-cuda's simulator: "
+            "set NUMBA_ENABLE_CUDASIM=1 before numba.cuda is imported"
+        )
     with _DEVICES_LOCK:
         if kind not in _DEVICES:
-            if kind == "cupy":
-                if _cupy_device_count() == 0:
-                    raise GPUUnavailableError(f"cupy sees no CUDA device: {INSTALL_HINT}")
-                _numba_cuda()
-                _DEVICES[kind] = CupyDevice()
-            else:
-                if not simulator_enabled():
-                    raise GPUUnavailableError(
-                        f"{CONFIG_DEVICE}='host' runs the kernels in numba-cuda's simulator: "
-                        "set NUMBA_ENABLE_CUDASIM=1 before numba.cuda is imported"
-                    )
-                _numba_cuda()
-                _DEVICES[kind] = HostDevice()
+            _numba_cuda()
+            _DEVICES[kind] = CupyDevice() if kind == "cupy" else HostDevice()
         return _DEVICES[kind]
 
 
