@@ -17,7 +17,10 @@
 Prints medians of ``--repeat`` runs, Gvoxel/s, the fraction of the device's memory
 bandwidth (measured: a device-to-device copy) and of the host-to-device bandwidth
 (measured: a copy of a numpy array), ratios, and the peak device memory of each run
-(cupy's memory pool, emptied before each run). ``--json PATH`` writes the figures.
+(cupy's memory pool, emptied before each run). The in-device runs hold the whole input
+and output volumes (as cupyx does); the out-of-core run shows the bounded footprint
+(``transfuse.gpu.chunks_in_flight`` chunks' windows, coefficients and outputs).
+``--json PATH`` writes the figures.
 
 ``--simulate`` runs the same logic on tiny arrays with numba-cuda's simulator and
 scipy.ndimage in place of cupyx (what CI runs: ``tests/test_gpu_check.py``); its timings
@@ -138,6 +141,7 @@ def timed(env, fn, repeat):
     env.reset_pool()
     times, out = [], None
     for _ in range(repeat):
+        out = None  # the previous result back to the pool: the peak is one run's
         env.sync()
         t0 = time.perf_counter()
         out = fn()
