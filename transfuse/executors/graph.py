@@ -137,6 +137,7 @@ def _local_prefilter(p, idx, fp, array, executor, depth, name, sharing=1.0):
     opts = p.options
     shape, chunks = p.input.shape, array.chunks
     filtered = tuple(a not in p.batch_axes for a in range(len(shape)))
+    dtype = coefficient_dtype(executor, array.dtype)
     whole = tuple(
         filter_axis_whole(n, opts.pad, depth, len(c)) for n, c in zip(shape, chunks, strict=True)
     )
@@ -154,12 +155,21 @@ def _local_prefilter(p, idx, fp, array, executor, depth, name, sharing=1.0):
         whole,
         tuple(spans),
         filtered,
+        dtype.name,
     )
     deps = [(array.name, *k) for k in itertools.product(*(ax[1] for ax in axes))]
     key = (name, *idx)
     task = (_run_prefilter, executor, spec, [ax[2] for ax in axes], deps)
     infos = [((s,), (e - s,)) for s, e in spans]
     return key, task, infos
+
+
+def coefficient_dtype(executor, input_dtype) -> np.dtype:
+    """The dtype of the spline coefficients ``executor`` computes for a resampling of an
+    ``input_dtype`` array: float64 unless the backend says otherwise (its
+    ``coefficient_dtype`` method)."""
+    choose = getattr(executor, "coefficient_dtype", None)
+    return np.dtype(np.float64 if choose is None else choose(np.dtype(input_dtype)))
 
 
 def spline_coefficients(
@@ -169,6 +179,7 @@ def spline_coefficients(
     pad: int | None = None,
     batch_axes: tuple[int, ...] = (),
     executor=None,
+    dtype=None,
 ):
     """B-spline coefficients of ``array`` as scipy computes them (float64), chunked like the
     input, with scipy's 12-sample pre-padding added to the end chunks where the mode has it.
@@ -187,6 +198,9 @@ def spline_coefficients(
         Axes left unfiltered and unpadded (``spline_filter1d`` filters one axis this way).
     executor : optional
         The backend doing the per-chunk work (default: the configured one).
+    dtype : optional
+        The coefficients' dtype (default float64; resampling passes ask the backend,
+        :func:`coefficient_dtype`).
     """
     if executor is None:
         from . import get_executor
@@ -207,8 +221,9 @@ def spline_coefficients(
         filter_axis_whole(n, pad, depth, len(c)) for n, c in zip(shape, chunks, strict=True)
     )
     cval = options.cval if pad else 0.0
+    dtype = np.dtype(np.float64 if dtype is None else dtype)
     name = "spline-coefficients-" + tokenize(
-        array.name, order, mode, pad, cval, depth, whole, chunks, filtered, executor.name
+        array.name, order, mode, pad, cval, depth, whole, chunks, filtered, executor.name, dtype.str
     )
     source = array.name
     per_axis = [
@@ -228,12 +243,13 @@ def spline_coefficients(
             whole,
             tuple(a[0] for a in axes),
             filtered,
+            dtype.name,
         )
         deps = [(source, *k) for k in itertools.product(*(a[1] for a in axes))]
         dsk[(name, *idx)] = (_run_prefilter, executor, spec, [a[2] for a in axes], deps)
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=[array])
-    meta = executor.meta(np.float64, len(shape))
-    return da.Array(graph, name, coef_chunks, dtype=np.float64, meta=meta)
+    meta = executor.meta(dtype, len(shape))
+    return da.Array(graph, name, coef_chunks, dtype=dtype, meta=meta)
 
 
 def _stage_inputs(stages, mode):
@@ -337,7 +353,13 @@ def resample_pass(p, array: da.Array, executor, share_map: bool = False) -> da.A
     check_domains(p, executor)
     opts = p.options
     coef = (
-        spline_coefficients(array, opts, batch_axes=p.batch_axes, executor=executor)
+        spline_coefficients(
+            array,
+            opts,
+            batch_axes=p.batch_axes,
+            executor=executor,
+            dtype=coefficient_dtype(executor, array.dtype),
+        )
         if p.needs_prefilter
         else array
     )

@@ -88,7 +88,9 @@ class PrefilterSpec:
     """What one chunk of spline coefficients needs: the input ``shape``, ``order``,
     ``mode``, pre-padding ``pad`` and its ``cval``, the halo ``depth``, per axis whether it
     is filtered ``whole``, the chunk's domain ``span`` ((start, stop) per axis) and whether
-    the axis is ``filtered`` at all (axes not filtered are copied as they are, unpadded)."""
+    the axis is ``filtered`` at all (axes not filtered are copied as they are, unpadded);
+    ``dtype`` the coefficients' dtype the graph declares (float64, or float32 where a
+    backend stores float32 coefficients of float32 inputs: the ``"gpu"`` backend)."""
 
     shape: tuple[int, ...]
     order: int
@@ -99,6 +101,7 @@ class PrefilterSpec:
     whole: tuple[bool, ...]
     span: tuple[tuple[int, int], ...]
     filtered: tuple[bool, ...]
+    dtype: str = "float64"
 
     def axes(self):
         """Per axis: (length, pre-padding, filtered?, whole?, span)."""
