@@ -218,5 +218,6 @@ def test_explain_says_what_each_backend_runs():
     text = img.explain("physical", executor="scipy")
     assert text.count("backend scipy: pass") == 2 and "scipy.ndimage per chunk" in text
     cpu = img.explain("physical", executor="cpu").splitlines()
-    assert "compiled order-1 kernel" in cpu[-2] and "scipy.ndimage per chunk" in cpu[-1]
+    assert "compiled kernel: matrix map, order 1" in cpu[-2]
+    assert "compiled kernel: separable map, order 3" in cpu[-1]
     assert img.explain("physical") == img.plan().explain("physical")

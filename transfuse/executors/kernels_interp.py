@@ -19,7 +19,7 @@ to the chunked prefilter's tolerance):
 Where a tap reads is not the kernel's business: per axis a small table maps each tap
 index the chunk can use to the element offset of its sample in the buffer (the mode's
 tap rule, :func:`~transfuse.planner.boundary.tap_source_index`, and the chunk layout are
-folded into it by :mod:`.compiled`), or marks it ``cval`` (``grid-constant``) or
+folded into it by :mod:`.kernel_plan`), or marks it ``cval`` (``grid-constant``) or
 missing. A point that needs a missing tap, or a coordinate scipy's C code could not
 handle either (beyond 2**62, where its integer casts overflow), stops the kernel: the
 caller then uses the reference path for that chunk. Every array is seen as 3-D (a 1-D
@@ -33,9 +33,9 @@ import math
 
 import numpy as np
 
-try:  # numba is optional: the executor falls back to scipy.ndimage without it
+try:  # where numba cannot be imported the "cpu" backend is the reference backend
     import numba
-except ImportError:  # pragma: no cover - exercised where numba is missing
+except ImportError:  # pragma: no cover - exercised in a subprocess that hides numba
     numba = None
 
 __all__ = ["AVAILABLE", "MODE_CODES", "flat_buffer", "interpolate"]
