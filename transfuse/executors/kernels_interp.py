@@ -30,6 +30,8 @@ floating-point result), so one compiled function serves every rank. It releases 
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 
 import numpy as np
 
@@ -471,12 +473,43 @@ def _kernel(
                 out[i, j, k] = t
 
 
+def fallback_cache_dir() -> str:
+    """A per-user directory for numba's on-disk cache, used when neither the package's
+    ``__pycache__`` nor the user's cache directory can be written (a read-only install
+    and no writable home)."""
+    try:
+        user = str(os.getuid())
+    except AttributeError:  # pragma: no cover - Windows
+        user = os.environ.get("USERNAME", "user")
+    return os.path.join(tempfile.gettempdir(), f"transfuse-numba-cache-{user}")
+
+
+def _jit(func, **options):
+    """``numba.njit(cache=True)``: compiled once per machine, then loaded from disk. numba
+    refuses to create a cached function where it finds no writable cache location; then
+    the cache goes to :func:`fallback_cache_dir`, or, failing that too, the function is
+    compiled in every process (slow first calls, but right)."""
+    try:
+        return numba.njit(cache=True, **options)(func)
+    except RuntimeError:  # "cannot cache function ...: no locator available"
+        pass
+    if not numba.config.CACHE_DIR:
+        numba.config.CACHE_DIR = fallback_cache_dir()
+        try:
+            return numba.njit(cache=True, **options)(func)
+        except RuntimeError:  # pragma: no cover - no writable temporary directory either
+            pass
+    return numba.njit(**options)(func)  # pragma: no cover
+
+
 if AVAILABLE:
-    _fold = numba.njit(inline="always", cache=True)(_fold)
-    _weights = numba.njit(inline="always", cache=True)(_weights)
-    _rule = numba.njit(inline="always", cache=True)(_rule)
-    _pick = numba.njit(inline="always", cache=True)(_pick)
-    _KERNEL = numba.njit(nogil=True, cache=True, boundscheck=False)(_kernel)
+    # the helpers are inlined into the kernel (numba's IR inlining): slower to compile
+    # once, ~1.5x faster per point than calls
+    _fold = _jit(_fold, inline="always")
+    _weights = _jit(_weights, inline="always")
+    _rule = _jit(_rule, inline="always")
+    _pick = _jit(_pick, inline="always")
+    _KERNEL = _jit(_kernel, nogil=True, boundscheck=False)
 else:  # pragma: no cover
     _KERNEL = None
 
