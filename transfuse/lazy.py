@@ -650,8 +650,10 @@ class LazyImage:
 
     def explain(self, stage: str = "all", executor=None) -> str:
         """The plan as text, for one planner stage (``"logical"``, ``"fused"``,
-        ``"physical"``) or all of them (see :meth:`transfuse.planner.Plan.explain`); with
-        ``executor``, also what that backend runs each pass with.
+        ``"physical"``) or all of them (see :meth:`transfuse.planner.Plan.explain`), and
+        which kernel the backend runs each pass with: ``executor`` (any stage), by default
+        the default backend (stages ``"physical"`` and ``"all"``); ``executor=False``
+        leaves that out.
 
         Examples
         --------
@@ -659,10 +661,12 @@ class LazyImage:
         >>> img = transfuse.lazy(np.zeros((8, 8)), chunks=4).rotate(10, order=3)
         >>> img.explain("fused", executor="scipy").splitlines()[-1]
         'backend scipy: pass 1 runs scipy.ndimage per chunk'
+        >>> img.explain(executor="cpu").splitlines()[-1]  # doctest: +ELLIPSIS
+        'backend cpu: pass 1 runs compiled kernel: matrix map, order 3, mode constant, 2-D...'
         """
         plan = self.plan()
         text = plan.explain(stage)
-        if executor is None:
+        if executor is False or (executor is None and stage not in ("all", "physical")):
             return text
         backend = get_executor(executor)
         describe = getattr(backend, "describe", None)
