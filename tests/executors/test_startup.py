@@ -96,15 +96,15 @@ def test_cache_without_a_writable_location(tmp_path):
         "NUMBA_CACHE_DIR": "",
         "TMPDIR": str(tmp_path),
     }
+    check = f"assert K.fallback_cache_dir().startswith({str(tmp_path)!r})\n"
     source = (
         "import json\n"
         + JOB
         + """
 assert np.array_equal(img.compute(executor="cpu"), ref)
 from transfuse.executors import kernels_interp as K
-assert K.fallback_cache_dir().startswith(%r)
 """
-        % str(tmp_path)
+        + check
         + REPORT
     )
     first = json.loads(run_python(source, env).splitlines()[-1])
