@@ -86,6 +86,25 @@ assert all(np.array_equal(r, ref) for r in results)
 
 
 @needs_numba
+def test_warm_up_compiles_what_the_first_chunk_needs():
+    out = run_python(
+        "import json\n"
+        + """
+import numpy as np
+from transfuse.executors import kernels_interp as K
+assert K.warm_up([np.float32]) >= 0.0
+"""
+        + JOB
+        + """
+assert np.array_equal(img.compute(executor="cpu"), ref)
+"""
+        + REPORT
+    )
+    report = json.loads(out.splitlines()[-1])
+    assert report["signatures"] == 1 and report["loads_per_signature"] == [1]
+
+
+@needs_numba
 @pytest.mark.slow
 def test_cache_without_a_writable_location(tmp_path):
     # only numba's "user provided" locator and no NUMBA_CACHE_DIR: numba finds nowhere to
