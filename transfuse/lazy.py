@@ -696,8 +696,13 @@ class LazyImage:
         """Compute the result (``executor`` as for :meth:`to_dask`; ``progress=True`` shows
         dask's progress bar, see :mod:`transfuse.progress`; other keyword arguments go to
         dask's ``compute``)."""
+        from .executors.scheduling import local_scheduler
         from .progress import progress_bar
 
+        if kwargs.get("get") is None:
+            scheduler = local_scheduler(kwargs.get("scheduler"))
+            if scheduler is not None:
+                kwargs["scheduler"] = scheduler
         with progress_bar(progress):
             return self.to_dask(executor).compute(**kwargs)
 

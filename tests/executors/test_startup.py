@@ -158,3 +158,39 @@ print("ok")
 """
     )
     assert out.strip().endswith("ok")
+
+
+def test_first_compute_does_not_import_distributed():
+    # dask would import distributed (0.5-1 s) just to learn that no client is active
+    out = run_python(
+        JOB
+        + """
+import sys
+assert np.array_equal(img.compute(), ref)
+assert np.array_equal(img.compute(scheduler="threads"), ref)
+print("distributed" in sys.modules)
+"""
+    )
+    assert out.split()[-1] == "False"
+
+
+def test_lazy_compute_runs_on_an_active_distributed_client():
+    distributed = pytest.importorskip("distributed")
+    import numpy as np
+
+    import transfuse as tf
+
+    x = np.arange(36.0).reshape(6, 6)
+    img = tf.lazy(x, chunks=3).shift((0.5, 0), order=1)
+    with distributed.Client(
+        processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None
+    ) as client:
+        got = img.compute()
+        seen = client.run_on_scheduler(_task_prefixes)
+    assert seen > 0  # the tasks ran on the client's scheduler
+    assert np.array_equal(got, img.compute(scheduler="synchronous"))
+
+
+def _task_prefixes(dask_scheduler=None):
+    """How many kinds of task the distributed scheduler has seen (run on the scheduler)."""
+    return len(dask_scheduler.task_prefixes)
