@@ -183,7 +183,7 @@ def test_lazy_compute_runs_on_an_active_distributed_client():
     x = np.arange(36.0).reshape(6, 6)
     img = tf.lazy(x, chunks=3).shift((0.5, 0), order=1)
     with distributed.Client(
-        processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None
+        processes=False, n_workers=1, threads_per_worker=1, dashboard_address=":0"
     ) as client:
         got = img.compute()
         seen = client.run_on_scheduler(_task_prefixes)
