@@ -847,8 +847,10 @@ class LazyImage:
 
     def explain(self, stage: str = "all", executor=None) -> str:
         """The plan as text, for one planner stage (``"logical"``, ``"fused"``,
-        ``"physical"``) or all of them (see :meth:`transfuse.planner.Plan.explain`); with
-        ``executor``, also what that backend runs each pass with.
+        ``"physical"``) or all of them (see :meth:`transfuse.planner.Plan.explain`), and
+        which kernel the backend runs each pass with: ``executor`` (any stage), by default
+        the default backend (stages ``"physical"`` and ``"all"``); ``executor=False``
+        leaves that out.
 
         Examples
         --------
@@ -856,10 +858,12 @@ class LazyImage:
         >>> img = transfuse.lazy(np.zeros((8, 8)), chunks=4).rotate(10, order=3)
         >>> img.explain("fused", executor="scipy").splitlines()[-1]
         'backend scipy: pass 1 runs scipy.ndimage per chunk'
+        >>> img.explain(executor="cpu").splitlines()[-1]  # doctest: +ELLIPSIS
+        'backend cpu: pass 1 runs compiled kernel: matrix map, order 3, mode constant, 2-D...'
         """
         plan = self.plan()
         text = plan.explain(stage)
-        if executor is None:
+        if executor is False or (executor is None and stage not in ("all", "physical")):
             return text
         backend = get_executor(executor)
         describe = getattr(backend, "describe", None)
@@ -890,8 +894,13 @@ class LazyImage:
         dask's progress bar, see :mod:`transfuse.progress`; other keyword arguments go to
         dask's ``compute``): a numpy array, or, for an image built from an xarray
         DataArray, a DataArray on the output grid (see :meth:`to_xarray`)."""
+        from .executors.scheduling import local_scheduler
         from .progress import progress_bar
 
+        if kwargs.get("get") is None:
+            scheduler = local_scheduler(kwargs.get("scheduler"))
+            if scheduler is not None:
+                kwargs["scheduler"] = scheduler
         with progress_bar(progress):
             values = self.to_dask(executor).compute(**kwargs)
         if self._xarray_meta is None:

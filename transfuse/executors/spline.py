@@ -156,7 +156,13 @@ def prefilter_block(block, layouts, spec: PrefilterSpec, ndi=ndimage):
             ndi.spline_filter1d(
                 window, order, axis=axis, output=window, mode=scipy_mode if whole else "mirror"
             )
-    return np.ascontiguousarray(window[tuple(crops)])
+        # the filter is separable: once an axis is filtered its halo is no longer needed,
+        # and the later axes filter the kept samples only (the same values, fewer samples:
+        # a 64-sample chunk with 23-sample halos filters 3.3x, not 5.1x, its own size)
+        keep = [slice(None)] * window.ndim
+        keep[axis] = crops[axis]
+        window = window[tuple(keep)]
+    return np.ascontiguousarray(window)
 
 
 def field_coefficients(values, order: int, mode: str, cval: float, npad: int) -> np.ndarray:
