@@ -141,4 +141,8 @@ def test_shared_map_equals_each_image_alone_in_every_mode(mode, executor):
     ]
     for a, b in zip(got, alone, strict=True):
         assert a.dtype == b.dtype
-        np.testing.assert_array_equal(a, b)
+        if executor == "scipy" or a.dtype.kind in "iu":
+            np.testing.assert_array_equal(a, b)
+        else:  # the shared map runs the compiled kernel, a lone field pass the reference:
+            # equal within the accuracy contract (1e-10 x max|input| in float64, order 3)
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-10 * np.abs(x).max())
