@@ -36,7 +36,7 @@ def _suffix(path) -> str:
 def _no_grid_for_recipes(spacing, origin, direction, grid, input_grid, space):
     if any(v is not None for v in (spacing, origin, direction, grid, input_grid)):
         raise ValueError(
-            "grids (grid=, input_grid=, spacing/origin/direction) apply to ITK files, not to recipes"
+            "grids (grid=, input_grid=, spacing, origin, direction) are for ITK files, not recipes"
         )
     if space != "index":
         raise ValueError(f"space={space!r}: a recipe is already in index space (space='index')")
