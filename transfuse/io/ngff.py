@@ -83,6 +83,11 @@ def _systems(coordinate_systems) -> dict:
         return {}
     if isinstance(coordinate_systems, dict):
         items = coordinate_systems.items()
+    elif not isinstance(coordinate_systems, list | tuple):
+        raise FormatError(
+            f"coordinate_systems={quote(coordinate_systems)} must be a list of objects with "
+            "'name' and 'axes'"
+        )
     else:
         items = []
         for i, cs in enumerate(coordinate_systems):
@@ -506,7 +511,8 @@ def _field(node, where, ctx):
     vectors = np.moveaxis(field, axis, 0)  # -> (M, *grid), map_coordinates layout
     spacing = np.delete(scale, axis)
     origin = np.delete(translation, axis)
-    order = _INTERPOLATION.get(node.get("interpolation", "linear"))
+    interpolation = node.get("interpolation", "linear")
+    order = _INTERPOLATION.get(interpolation) if isinstance(interpolation, str) else None
     if order is None:
         raise FormatError(
             f"{where}: interpolation={quote(node.get('interpolation'))} must be one of "
