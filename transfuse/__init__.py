@@ -1,7 +1,9 @@
 """transfuse: compose n-dimensional geometric transforms lazily and resample once."""
 
+from .grids import bounding_grid, grid_like
 from .io import read_transform, write_transform
 from .lazy import LazyImage, lazy, plan
+from .multi_image import compute_all, resample
 from .planner import MODES, Plan, ResampleOptions
 from .planner.options import set_limits
 from .points import PointEvaluator as _PointEvaluator
@@ -20,11 +22,15 @@ __all__ = [
     "Plan",
     "RecipeError",
     "ResampleOptions",
+    "bounding_grid",
+    "compute_all",
     "dumps",
+    "grid_like",
     "lazy",
     "loads",
     "plan",
     "read_transform",
+    "resample",
     "set_limits",
     "write_transform",
 ]

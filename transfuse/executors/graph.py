@@ -47,18 +47,27 @@ def _run_prefilter(executor, spec, infos, pieces):
     return executor.prefilter_chunk(spec, pieces, _layouts(infos))
 
 
+def _with_inputs(stages, inputs) -> tuple:
+    """The stages with their data (field coefficients, coordinate blocks) attached."""
+    stages = list(stages)
+    for i, value in enumerate(inputs):
+        if value is None:
+            continue
+        if isinstance(stages[i], FieldStage):
+            stages[i] = dataclasses.replace(stages[i], coefficients=value)
+        else:
+            stages[i] = dataclasses.replace(stages[i], array=value)
+    return tuple(stages)
+
+
 def _run_resample(executor, job, footprint, infos, inputs, pieces):
     if any(v is not None for v in inputs):
-        stages = list(job.stages)
-        for i, value in enumerate(inputs):
-            if value is None:
-                continue
-            if isinstance(stages[i], FieldStage):
-                stages[i] = dataclasses.replace(stages[i], coefficients=value)
-            else:
-                stages[i] = dataclasses.replace(stages[i], array=value)
-        job = dataclasses.replace(job, stages=tuple(stages))
+        job = dataclasses.replace(job, stages=_with_inputs(job.stages, inputs))
     return executor.resample_chunk(job, footprint, pieces, _layouts(infos))
+
+
+def _run_coordinates(executor, stages, box, inputs):
+    return executor.coordinates(_with_inputs(stages, inputs), box)
 
 
 def _span_plan(n, chunks, span, pad, depth, whole, mode):
@@ -291,8 +300,36 @@ def check_domains(p, executor) -> None:
         evaluate(p.stages, box)  # raises ValueError naming the box
 
 
-def resample_pass(p, array: da.Array, executor) -> da.Array:
-    """One pass of a physical plan as a dask array whose graph starts at ``array``."""
+def _map_block(name, mode, idx, all_cval):
+    """The shared map's block for output chunk ``idx`` (none for an all-cval chunk)."""
+    return [(name, 0, *idx)] if not all_cval or mode == "grid-constant" else [None]
+
+
+def _shared_map(p, stages, inputs, executor):
+    """With ``share_map``: a layer computing the fused map's coordinates once per output
+    chunk, under a key of the map alone (stages, output chunks, backend), so that images
+    resampled through the same map in one ``dask.compute`` share it. Returns the layer's
+    name, its tasks and the job stages reading it (None when sharing does not pay: an
+    affine map is cheaper to recompute than to pass around)."""
+    if len(p.stages) < 2 or getattr(executor, "coordinates", None) is None:
+        return None
+    if isinstance(p.stages[0], CoordinateArrayStage):
+        return None
+    name = "fused-coordinates-" + tokenize(
+        tuple(s.token for s in p.stages), p.output.shape, p.output.chunks, executor.name
+    )
+    dsk = {}
+    for idx, fp in p.footprints.items():
+        if fp.axes is not None or p.options.mode == "grid-constant":
+            dsk[(name, 0, *idx)] = (_run_coordinates, executor, stages, fp.box, inputs(idx, False))
+    ndim_in = len(p.input.shape)
+    reader = (CoordinateArrayStage(None, p.output.chunks, name),)
+    return name, dsk, reader, ndim_in
+
+
+def resample_pass(p, array: da.Array, executor, share_map: bool = False) -> da.Array:
+    """One pass of a physical plan as a dask array whose graph starts at ``array``
+    (``share_map``: see :func:`_shared_map`)."""
     if 0 in p.output.shape:
         return da.empty(p.output.shape, chunks=p.output.chunks, dtype=p.output.dtype)
     check_domains(p, executor)
@@ -303,10 +340,17 @@ def resample_pass(p, array: da.Array, executor) -> da.Array:
         else array
     )
     stages, inputs, collections = _stage_inputs(p.stages, opts.mode)
+    shared = _shared_map(p, stages, inputs, executor) if share_map else None
+    if shared is not None:  # the tasks read the shared map's block instead of the stages
+        map_name, map_dsk, stages, ndim_in = shared
+        layer = HighLevelGraph.from_collections(map_name, map_dsk, dependencies=collections)
+        chunks = ((ndim_in,), *p.output.chunks)
+        collections = [da.Array(layer, map_name, chunks, dtype=np.float64)]
+        inputs = functools.partial(_map_block, map_name, opts.mode)
     job = ResampleJob(
         stages, p.input.shape, opts, np.dtype(p.output.dtype), p.batch_axes, p.plane_stages
     )
-    name = "resample-" + tokenize(coef.name, p.token, executor.name)
+    name = "resample-" + tokenize(coef.name, p.token, executor.name, shared is not None)
     local_name = "spline-coefficients-local-" + tokenize(name)
     depth = halo_depth(opts.order)
     needs_prefilter = p.needs_prefilter
@@ -354,9 +398,11 @@ def paused_gc():
             gc.enable()
 
 
-def to_dask(plan, array: da.Array, executor) -> da.Array:
-    """The plan's result as a dask array whose graph starts at ``array``."""
+def to_dask(plan, array: da.Array, executor, share_map: bool = False) -> da.Array:
+    """The plan's result as a dask array whose graph starts at ``array`` (``share_map``:
+    non-affine maps are computed in a layer of their own, shared by images resampled
+    through the same map; see :func:`transfuse.resample`)."""
     current = array
     for p in plan.passes:
-        current = resample_pass(p, current, executor)
+        current = resample_pass(p, current, executor, share_map)
     return current
