@@ -432,6 +432,47 @@ def test_resample_equals_simpleitk_on_oblique_anisotropic_grids(tmp_path, order)
     np.testing.assert_allclose(got[inside], want[inside], atol=1e-9 if order == 1 else 1e-6)
 
 
+@pytest.mark.parametrize("order", [1, 3])
+def test_read_transform_physical_resamples_like_simpleitk(tmp_path, order):
+    """sitk.Resample(img, ref, ReadTransform(f)) equals
+    lazy(x, grid=g).resample(read_transform(f, space="physical"), onto=ref_grid)."""
+    sitk = pytest.importorskip("SimpleITK")
+    import transfuse
+
+    rng = np.random.default_rng(5)
+    x = rng.random((16, 18, 20))
+    g = Grid(
+        x.shape,
+        (2.0, 0.9, 0.7),
+        (1.0, -2.0, 3.0),
+        Rotation.from_rotvec([0.1, 0.2, -0.1]).as_matrix(),
+    )
+    ref = Grid(
+        (12, 14, 13),
+        (1.5, 1.1, 0.8),
+        (4.0, 1.0, 2.0),
+        Rotation.from_rotvec([-0.2, 0.0, 0.25]).as_matrix(),
+    )
+    img = sitk.GetImageFromArray(x)
+    ref_img = sitk.Image(list(ref.shape[::-1]), sitk.sitkFloat64)
+    for im, grid in ((img, g), (ref_img, ref)):
+        itk = grid.to_itk()
+        im.SetSpacing(itk["spacing"])
+        im.SetOrigin(itk["origin"])
+        im.SetDirection(itk["direction"])
+    path = str(tmp_path / "chain.tfm")
+    sitk.WriteTransform(_sitk_chain(sitk), path)
+    tx = sitk.ReadTransform(path)
+    interp = sitk.sitkLinear if order == 1 else sitk.sitkBSpline
+    want = sitk.GetArrayFromImage(sitk.Resample(img, ref_img, tx, interp, np.nan))
+    T = transfuse.read_transform(path, space="physical")
+    got = transfuse.lazy(x, grid=g).resample(T, onto=ref, order=order, mode="mirror").compute()
+    k = (g.to_index() @ T @ ref.to_physical())(np.indices(ref.shape).reshape(3, -1).T * 1.0)
+    inside = np.all((k >= 3) & (k <= np.array(x.shape) - 4), axis=1).reshape(ref.shape)
+    assert inside.sum() > 50
+    np.testing.assert_allclose(got[inside], want[inside], atol=1e-9 if order == 1 else 1e-6)
+
+
 HMC = """#Insight Transform File V1.0
 #Transform 0
 Transform: MatrixOffsetTransformBase_double_3_3
