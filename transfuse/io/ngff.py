@@ -29,7 +29,7 @@ from .errors import FormatError
 from .recipe_limits import MAX_DEPTH, MAX_NDIM
 from .safe_files import quote
 
-__all__ = ["FormatError", "from_ngff", "to_ngff"]
+__all__ = ["FormatError", "from_ngff", "ngff_maps", "to_ngff"]
 
 _VERSIONS_04 = ("0.4", "0.5")
 _FIELD_NODES = {"displacements": "DisplacementField", "coordinates": "CoordinateMap"}
@@ -622,7 +622,7 @@ def _convert(node, where, ctx, pull: bool, depth: int = 0) -> Transform:
             return node_
         # A field only has an approximate, iterative inverse: reading must stay exact, so
         # the file has to say which direction it stores.
-        raise FormatError(
+        raise _NoExactInverse(
             f"{where}: a forward {kind} transformation has no exact inverse; store it "
             "inside 'inverseOf' or a 'bijection' to give the pull direction"
         )
@@ -665,6 +665,34 @@ def _check_bijection(fwd, inv, where):
             raise FormatError(
                 f"{where}: bijection.forward and bijection.inverse are not inverses of each other"
             )
+
+
+class _NoExactInverse(FormatError):
+    """A well-formed transformation whose asked-for direction has no exact form."""
+
+
+def ngff_maps(
+    transformation, coordinate_systems=None, *, arrays=None, vector_axis: int | None = None
+) -> tuple[Transform | None, Transform | None]:
+    """Both directions of one NGFF transformation, where they are exact.
+
+    Returns ``(forward, pull)``: ``forward`` maps ``input`` points to ``output`` points,
+    ``pull`` maps ``output`` points to ``input`` points (what :func:`from_ngff` returns).
+    Matrix types, sequences of them, ``bijection`` and ``inverseOf`` give both; a bare
+    field gives only its stored direction (the other is ``None``).
+
+    >>> fwd, pull = ngff_maps({"type": "scale", "scale": [2.0, 4.0]})
+    >>> fwd([[1.0, 1.0]]), pull([[2.0, 4.0]])
+    (array([[2., 4.]]), array([[1., 1.]]))
+    """
+    ctx = _Context(coordinate_systems, arrays, vector_axis)
+    out = []
+    for pull in (False, True):
+        try:
+            out.append(_convert(transformation, "transformation", ctx, pull=pull))
+        except _NoExactInverse:
+            out.append(None)
+    return out[0], out[1]
 
 
 def from_ngff(
