@@ -6,6 +6,8 @@ import dataclasses
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import transfuse.transforms as tt
 from transfuse import Affine, Compose, Permute, Rotate, Scale, Shear, Transform, Translate, symbols
@@ -660,3 +662,42 @@ def test_numeric_arrays_at_paths_are_still_read():
     np.testing.assert_allclose(T.matrix(), Scale((0.5, 0.25)).matrix())
     with pytest.raises(FormatError, match="must hold numbers"):
         from_ngff({"type": "scale", "path": "s"}, arrays={"s": np.array(["2", "4"])})
+
+
+# -- grids (issue 11, item 1: the NGFF functions take and return grids) ------------------------
+@settings(derandomize=True, max_examples=30, deadline=None)
+@given(
+    st.lists(st.floats(0.1, 10.0), min_size=3, max_size=3),
+    st.lists(st.floats(-100.0, 100.0), min_size=3, max_size=3),
+    st.lists(st.floats(-1.0, 1.0), min_size=3, max_size=3),
+)
+def test_grids_round_trip_through_ngff(spacing, origin, rotvec):
+    from scipy.spatial.transform import Rotation
+
+    from transfuse import Grid
+    from transfuse.io.ngff import grid_from_ngff, grid_to_ngff
+
+    g = Grid((5, 6, 7), spacing, origin, units="micrometer")
+    for version in ("0.4", "0.6"):
+        meta = grid_to_ngff(g, version)
+        back = grid_from_ngff(g.shape, meta["coordinateTransformations"], meta["axes"])
+        assert back.same_space(g, rtol=1e-12) and back.units == g.units and back.axes == g.axes
+    r = g.replace(direction=Rotation.from_rotvec(rotvec).as_matrix())
+    meta = grid_to_ngff(r, "0.6", input={"path": "0"}, output="physical")
+    assert meta["coordinateTransformations"]["output"] == {"name": "physical"}
+    back = grid_from_ngff(r.shape, meta["coordinateTransformations"], meta["axes"])
+    assert back.same_space(r, rtol=1e-9)
+    if not r.is_axis_aligned():
+        with pytest.raises(ValueError, match="only a per-axis scale"):
+            grid_to_ngff(r, "0.5")
+
+
+def test_grid_from_ngff_errors():
+    from transfuse.io.ngff import grid_from_ngff
+
+    with pytest.raises(FormatError, match="distinct string 'name'"):
+        grid_from_ngff((3, 3), [{"type": "scale", "scale": [1.0, 1.0]}], [{"name": "y"}, {}])
+    with pytest.raises(FormatError, match="axes must be a list of 2"):
+        grid_from_ngff((3, 3), [{"type": "scale", "scale": [1.0, 1.0]}], [{"name": "y"}])
+    with pytest.raises(FormatError, match="must not be empty"):
+        grid_from_ngff((3, 3), [])

@@ -24,12 +24,21 @@ import numbers
 import numpy as np
 
 from .. import transforms as _transforms
-from ..transforms import Affine, Compose, Identity, Permute, Scale, Transform, Translate
+from ..transforms import (
+    Affine,
+    Compose,
+    Grid,
+    Identity,
+    Permute,
+    Scale,
+    Transform,
+    Translate,
+)
 from .errors import FormatError
 from .recipe_limits import MAX_DEPTH, MAX_NDIM
 from .safe_files import quote
 
-__all__ = ["FormatError", "from_ngff", "ngff_maps", "to_ngff"]
+__all__ = ["FormatError", "from_ngff", "grid_from_ngff", "grid_to_ngff", "ngff_maps", "to_ngff"]
 
 _VERSIONS_04 = ("0.4", "0.5")
 _FIELD_NODES = {"displacements": "DisplacementField", "coordinates": "CoordinateMap"}
@@ -897,3 +906,110 @@ def _to_04(pull, version):
     if np.any(off):
         out.append({"type": "translation", "translation": _floats(-off / d)})
     return out
+
+
+# -- grids -------------------------------------------------------------------------------------
+def grid_from_ngff(shape, transformations, axes=None, coordinate_systems=None) -> Grid:
+    """The :class:`~transfuse.Grid` of an array whose NGFF transformations map its indices
+    into a coordinate system (a dataset's ``coordinateTransformations``).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The array's shape.
+    transformations : list of dict or dict
+        The 0.4/0.5 list (scale, then translation) or one 0.6 object (a ``scale``, a
+        ``sequence`` of them, an ``affine``: any affine forward map).
+    axes : list of dict, optional
+        The system's axes (``name``, ``unit``); default names ``z, y, x`` / ``dim_i``.
+    coordinate_systems : list of dict, optional
+        As for :func:`from_ngff`.
+
+    Examples
+    --------
+    >>> g = grid_from_ngff((10, 20), [{"type": "scale", "scale": [0.5, 2.0]},
+    ...                               {"type": "translation", "translation": [1.0, 3.0]}])
+    >>> g.spacing, g.origin
+    ((0.5, 2.0), (1.0, 3.0))
+    """
+    n = len(shape)
+    node = transformations
+    if isinstance(node, list | tuple):
+        if not node:
+            raise FormatError("transformations must not be empty")
+        node = node[0] if len(node) == 1 else {"type": "sequence", "transformations": list(node)}
+    forward, _ = ngff_maps(node, coordinate_systems)
+    if forward is None or not forward.is_affine:
+        raise FormatError("the transformations of a grid must be affine")
+    try:
+        m = np.asarray(forward.matrix(n), dtype=np.float64)
+    except ValueError as exc:
+        raise FormatError(f"transformations: {exc}") from None
+    names = units = None
+    if axes is not None:
+        if (
+            not isinstance(axes, list)
+            or len(axes) != n
+            or not all(isinstance(a, dict) for a in axes)
+        ):
+            raise FormatError(f"axes must be a list of {n} axis objects")
+        names = tuple(a.get("name") for a in axes)
+        units = tuple(a.get("unit") for a in axes)
+        if not all(isinstance(v, str) and v for v in names) or len(set(names)) != n:
+            raise FormatError(f"every axis needs a distinct string 'name', got {quote(names)}")
+        if not all(u is None or isinstance(u, str) for u in units):
+            raise FormatError("axis units must be strings")
+    linear = m[:n, :n]
+    spacing = np.linalg.norm(linear, axis=0)
+    if np.any(spacing == 0):
+        raise FormatError(f"the index->physical matrix {m.tolist()} is singular")
+    try:
+        return Grid(shape, tuple(spacing), tuple(m[:n, n]), linear / spacing, names, units)
+    except ValueError as exc:
+        raise FormatError(f"the grid: {exc}") from None
+
+
+def _axis_type(name: str) -> str:
+    return {"c": "channel", "t": "time"}.get(name, "space")
+
+
+def grid_to_ngff(grid: Grid, version: str = "0.6", *, input=None, output=None) -> dict:
+    """A grid as NGFF metadata: ``{"axes": [...], "coordinateTransformations": ...}``.
+
+    0.4/0.5: the list ``[scale, translation]``; a rotated grid (``direction`` not the
+    identity) has no such form (ValueError). 0.6: one object, a ``sequence`` of ``scale``
+    and ``translation`` (an ``affine`` for a rotated grid), with ``input``/``output`` in
+    the object form when given. Axes named ``c``/``t`` are typed channel/time, others space.
+
+    >>> grid_to_ngff(Grid((4, 4), spacing=(2.0, 1.0)), "0.4")["coordinateTransformations"]
+    [{'type': 'scale', 'scale': [2.0, 1.0]}, {'type': 'translation', 'translation': [0.0, 0.0]}]
+    """
+    if not isinstance(grid, Grid):
+        raise TypeError(f"grid={grid!r} must be a transfuse.Grid")
+    axes = []
+    for name, unit in zip(grid.axes, grid.units, strict=True):
+        axis = {"name": name, "type": _axis_type(name)}
+        if unit is not None:
+            axis["unit"] = unit
+        axes.append(axis)
+    scale = {"type": "scale", "scale": _floats(grid.spacing)}
+    translation = {"type": "translation", "translation": _floats(grid.origin)}
+    if version in _VERSIONS_04:
+        if not grid.is_axis_aligned():
+            raise ValueError(
+                f"grid_to_ngff: version {version} stores only a per-axis scale and translation; "
+                f"this grid has direction={grid.direction} (use version='0.6')"
+            )
+        return {"axes": axes, "coordinateTransformations": [scale, translation]}
+    if version != "0.6":
+        raise ValueError(f"grid_to_ngff: version={version!r} must be '0.4', '0.5' or '0.6'")
+    if grid.is_axis_aligned():
+        ct = {"type": "sequence", "transformations": [scale, translation]}
+    else:
+        m = grid.physical_matrix()[: grid.ndim]
+        ct = {"type": "affine", "affine": [_floats(r) for r in m]}
+    if input is not None:
+        ct["input"] = _reference(input, "input")
+    if output is not None:
+        ct["output"] = _reference(output, "output")
+    return {"axes": axes, "coordinateTransformations": ct}

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..transforms import Grid
 from .errors import FormatError
+from .ngff import grid_from_ngff
 from .recipe_limits import MAX_TEXT_BYTES
 from .safe_files import SideFileError, quote, read_limited, side_file
 
@@ -133,20 +134,6 @@ def _array_meta(store: Path, path: str) -> tuple[tuple[int, ...], Path]:
     raise FormatError(f"{store}: dataset path {quote(path)}: {last}")
 
 
-def _matrix(transformations, systems, n, where) -> np.ndarray:
-    """The forward (index -> physical) homogeneous matrix of dataset transformations."""
-    from .ngff import ngff_maps
-
-    forward, _ = ngff_maps(transformations, systems)
-    if forward is None or not forward.is_affine:
-        raise FormatError(f"{where}: the dataset's transformations are not affine")
-    try:
-        m = np.asarray(forward.matrix(n), dtype=np.float64)
-    except ValueError as exc:
-        raise FormatError(f"{where}: {exc}") from None
-    return m
-
-
 def _as_sequence(cts, where):
     """A 0.4/0.5 list (or the 0.6 one-element list) as one transformation object."""
     if isinstance(cts, list):
@@ -183,16 +170,18 @@ def _to_system(ms, intrinsic, system, n, store):
     return np.asarray(T.matrix(n), dtype=np.float64), system
 
 
-def _grid(shape, m, axes, units) -> Grid:
-    n = len(shape)
-    linear = m[:n, :n]
+def _placed(grid: Grid, m: np.ndarray) -> Grid:
+    """``grid`` moved by the affine ``m`` of its physical space."""
+    n = grid.ndim
+    full = m @ grid.physical_matrix()
+    linear = full[:n, :n]
     spacing = np.linalg.norm(linear, axis=0)
-    if np.any(spacing == 0):
-        raise FormatError(f"the index->physical matrix {m.tolist()} is singular")
     try:
-        return Grid(shape, tuple(spacing), tuple(m[:n, n]), linear / spacing, tuple(axes), units)
+        return Grid(
+            grid.shape, tuple(spacing), tuple(full[:n, n]), linear / spacing, grid.axes, grid.units
+        )
     except ValueError as exc:
-        raise FormatError(f"the image's grid: {exc}") from None
+        raise FormatError(f"the image's grid in its system: {exc}") from None
 
 
 def read_ome_zarr_grid(path, level: int = 0, *, system: str | None = None):
@@ -215,18 +204,22 @@ def read_ome_zarr_grid(path, level: int = 0, *, system: str | None = None):
     cts = ds.get("coordinateTransformations")
     where = f"{store}: datasets[{level}]"
     systems = ms.get("coordinateSystems") if version == "0.6" else None
-    m = _matrix(_as_sequence(cts, where), systems, n, where) if cts else np.eye(n + 1)
-    to_system, name = (
-        _to_system(ms, intrinsic, system, n, store)
-        if version == "0.6"
-        else (
-            np.eye(n + 1),
-            None,
-        )
-    )
-    if version != "0.6" and system is not None:
+    axes = [{"name": a, "unit": u} for a, u in zip(names, units, strict=True)]
+    try:
+        if cts:
+            grid = grid_from_ngff(shape, _as_sequence(cts, where), axes, systems)
+        else:
+            grid = Grid(shape, axes=tuple(names), units=tuple(units))
+    except FormatError as exc:
+        raise FormatError(f"{where}: {exc}") from None
+    if version == "0.6":
+        to_system, name = _to_system(ms, intrinsic, system, n, store)
+    elif system is not None:
         raise ValueError(f"system={system!r}: OME-NGFF {version} images have one system")
-    grid = _grid(shape, to_system @ m, names, tuple(units))
+    else:
+        to_system, name = np.eye(n + 1), None
+    if not np.array_equal(to_system, np.eye(n + 1)):
+        grid = _placed(grid, to_system)
     info = {"version": version, "levels": len(ms["datasets"]), "system": name}
     return grid, array_dir, info
 
