@@ -6,7 +6,8 @@
 * ``.tfm`` / ``.txt`` — an ITK text transform file, see ``docs/formats.md``.
 
 OME-NGFF ``coordinateTransformations`` are JSON metadata inside a zarr store rather than
-files of their own: use :func:`from_ngff` / :func:`to_ngff` on the metadata.
+files of their own: use :func:`from_ngff` / :func:`to_ngff` on the metadata, and
+:mod:`transfuse.io.ome_zarr` (``read_ome_zarr`` / ``write_ome_zarr``) for OME-Zarr images.
 """
 
 from __future__ import annotations

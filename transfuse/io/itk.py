@@ -1,17 +1,17 @@
-"""ITK text transform files (``.tfm`` / ``.txt``, ``#Insight Transform File V1.0``).
+r"""ITK text transform files (``.tfm`` / ``.txt``, ``#Insight Transform File V1.0``).
 
 An ITK transform maps *fixed* (output) physical points to *moving* (input) physical points:
 the same pull direction as a transfuse :class:`~transfuse.Transform`. Two things differ:
 
-* ITK works in **physical** space, transfuse in **index** space. A grid (``spacing``,
-  ``origin``, ``direction``, all in ITK's ``(x, y, z)`` order, as SimpleITK's ``GetSpacing``,
-  ``GetOrigin`` and ``GetDirection`` return them) links the two:
-  ``physical = origin + direction @ (spacing * index_xyz)``.
-* ITK's ``(x, y, z)`` are numpy's last, middle and first axes: ``index_xyz = index[::-1]``.
-
-So the transfuse transform is ``G_in⁻¹ ∘ T_itk ∘ G_out``, where ``G`` is the index-to-physical
-map of a grid. Without any grid argument both grids are the unit grid (spacing 1, origin 0,
-identity direction) and only the axis order is swapped.
+* ITK works in **physical** space. ``read_itk(path, space="physical")`` gives the transform
+  as ITK means it (a pull map on physical points, for
+  ``LazyImage.resample(T, onto=grid, space="physical")``); the default ``space="index"``
+  expresses it between two :class:`~transfuse.Grid`\ s (``grid`` = output, ITK's fixed image;
+  ``input_grid`` = input, the moving image): ``input_grid.to_index() @ T @ grid.to_physical()``.
+  The older loose arguments (``spacing``, ``origin``, ``direction`` and ``input_*``, in ITK's
+  ``(x, y, z)`` order) still work, deprecated.
+* ITK's ``(x, y, z)`` are numpy's last, middle and first axes: every vector and matrix is
+  reversed here, and only here.
 
 Supported transform types (``double`` or ``float``): ``IdentityTransform``,
 ``TranslationTransform``, ``ScaleTransform``, ``AffineTransform``,
