@@ -98,7 +98,7 @@ class CoordinateSystems:
     >>> cs.transform("moving", "elsewhere")
     Traceback (most recent call last):
     ...
-    ValueError: no path from 'moving' to 'elsewhere': 'moving' connects to {'atlas', 'scanner'}
+    ValueError: no path from 'moving' to 'elsewhere': 'moving' connects to {'atlas', 'scanner'}; ...
     """
 
     def __init__(self):
@@ -292,12 +292,12 @@ class CoordinateSystems:
             raise FormatError("scene: coordinateSystems must be a list")
         out = cls()
         for i, cs in enumerate(systems):
-            if not isinstance(cs, dict) or not isinstance(cs.get("name"), str):
-                raise FormatError(f"scene: coordinateSystems[{i}] needs a string 'name'")
+            if not isinstance(cs, dict) or not isinstance(cs.get("name"), str) or not cs["name"]:
+                raise FormatError(f"scene: coordinateSystems[{i}] needs a non-empty string 'name'")
             axes = cs.get("axes")
-            names = [a.get("name") for a in axes] if isinstance(axes, list) else None
-            if names is None or not all(isinstance(a, dict) for a in axes):
+            if not isinstance(axes, list) or not all(isinstance(a, dict) for a in axes):
                 raise FormatError(f"scene: coordinateSystems[{i}] needs a list of axis objects")
+            names = [a.get("name") for a in axes]
             if not all(isinstance(n, str) for n in names):
                 raise FormatError(f"scene: coordinateSystems[{i}]: every axis needs a 'name'")
             out.add_system(cs["name"], axes=names, units=tuple(a.get("unit") for a in axes))

@@ -228,3 +228,118 @@ def test_cli_reads_and_writes_ome_zarr(tmp_path):
         main(["apply", str(recipe), str(src), str(tmp_path / "o.npy"), "--order", "1", "-q"]) == 0
     )
     np.testing.assert_allclose(np.load(tmp_path / "o.npy"), want, atol=1e-6)
+
+
+# -- fuzz: mutated metadata of a real store raises FormatError (or reads) --------------------
+def _mutations():
+    from hypothesis import strategies as st
+
+    junk = st.sampled_from(
+        [None, True, -1, 0, 2.5, "", "x", "../x", [], {}, [None], ["z"], {"type": "scale"}]
+    )
+
+    @st.composite
+    def mutated(draw):
+        doc = {"attributes": json.loads(json.dumps(_BASE_ATTRS))}
+        for _ in range(draw(st.integers(1, 3))):
+            slots = _slots(doc, [])
+            if not slots:
+                break
+            parent, key = draw(st.sampled_from(slots))
+            if draw(st.booleans()):
+                del parent[key]
+            else:
+                parent[key] = json.loads(json.dumps(draw(junk)))  # never share a junk object
+        return doc
+
+    return mutated()
+
+
+def _slots(node, out):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            out.append((node, k))
+            _slots(v, out)
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            out.append((node, i))
+            _slots(v, out)
+    return out
+
+
+_BASE_ATTRS = {
+    "ome": {
+        "version": "0.6",
+        "multiscales": [
+            {
+                "coordinateSystems": [
+                    {
+                        "name": "aligned",
+                        "axes": [{"name": n, "type": "space", "unit": "micrometer"} for n in "zyx"],
+                    },
+                    {"name": "physical", "axes": [{"name": n, "type": "space"} for n in "zyx"]},
+                ],
+                "datasets": [
+                    {
+                        "path": "0",
+                        "coordinateTransformations": [
+                            {
+                                "type": "sequence",
+                                "input": {"path": "0"},
+                                "output": {"name": "aligned"},
+                                "transformations": [
+                                    {"type": "scale", "scale": [2.0, 0.5, 0.25]},
+                                    {"type": "translation", "translation": [1.0, 2.0, 3.0]},
+                                ],
+                            }
+                        ],
+                    }
+                ],
+                "coordinateTransformations": [
+                    {
+                        "type": "rotation",
+                        "rotation": [[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]],
+                        "input": {"name": "aligned"},
+                        "output": {"name": "physical"},
+                    }
+                ],
+            }
+        ],
+    }
+}
+
+
+@pytest.fixture(scope="module")
+def fuzz_store(tmp_path_factory):
+    import zarr
+
+    path = tmp_path_factory.mktemp("fuzz") / "f.ome.zarr"
+    group = zarr.open_group(str(path), mode="w", zarr_format=3)
+    group.create_array("0", data=np.zeros((4, 5, 6), np.float32))
+    return path
+
+
+def test_fuzz_base_reads(fuzz_store):
+    (fuzz_store / "zarr.json").write_text(
+        json.dumps({"zarr_format": 3, "node_type": "group", "attributes": _BASE_ATTRS})
+    )
+    g = read_ome_zarr_grid(fuzz_store)[0]
+    assert g.shape == (4, 5, 6) and not g.is_axis_aligned()
+
+
+@pytest.mark.slow
+def test_mutated_store_metadata_raises_only_format_errors(fuzz_store):
+    from hypothesis import given, settings
+
+    @settings(derandomize=True, max_examples=150, deadline=None, database=None)
+    @given(_mutations())
+    def check(doc):
+        (fuzz_store / "zarr.json").write_text(
+            json.dumps({"zarr_format": 3, "node_type": "group", **doc})
+        )
+        try:
+            read_ome_zarr_grid(fuzz_store)
+        except FormatError:
+            pass
+
+    check()
