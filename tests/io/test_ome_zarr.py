@@ -343,3 +343,58 @@ def test_mutated_store_metadata_raises_only_format_errors(fuzz_store):
             pass
 
     check()
+
+
+def test_a_scene_store_resamples_its_images_into_each_other(tmp_path):
+    """A 0.6 scene: two image subgroups (one on a rotated grid, written here) and a
+    registration between their systems; each image resampled into the other's grid equals
+    scipy with the matrix composed by hand."""
+    from transfuse.io.ome_zarr import read_ome_zarr_scene
+
+    store = tmp_path / "scene.ome.zarr"
+    store.mkdir()
+    fixed_grid = GRID.replace(shape=(12, 14, 16))
+    fixed = RNG.random(fixed_grid.shape)
+    write_ome_zarr(transfuse.lazy(X, grid=ROTATED), store / "moving", version="0.6")
+    write_ome_zarr(fixed, store / "fixed", grid=fixed_grid, version="0.6")
+    shift = np.array([0.5, -1.0, 2.0])
+    scene = {
+        "version": "0.6",
+        "scene": {
+            "coordinateTransformations": [
+                {
+                    "type": "translation",
+                    "translation": shift.tolist(),
+                    "input": {"name": "intrinsic", "path": "fixed"},
+                    "output": {"name": "physical", "path": "moving"},
+                }
+            ]
+        },
+    }
+    (store / "zarr.json").write_text(
+        json.dumps({"zarr_format": 3, "node_type": "group", "attributes": {"ome": scene}})
+    )
+    cs = read_ome_zarr_scene(store)
+    assert sorted(cs.images) == ["fixed", "moving"]
+    assert cs.path("fixed/intrinsic", "moving/image-aligned") == [
+        "fixed/intrinsic",
+        "moving/physical",
+        "moving/image-aligned",
+    ]
+    got = cs.resample("moving", into="fixed/intrinsic", onto=fixed_grid, order=1).compute()
+    t = np.eye(4)
+    t[:3, 3] = shift
+    m = np.linalg.inv(ROTATED.physical_matrix()) @ t @ fixed_grid.physical_matrix()
+    want = ndimage.affine_transform(X, m, output_shape=fixed_grid.shape, order=1)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    back = cs.resample(
+        "fixed",
+        into="moving/image-aligned",
+        onto=read_ome_zarr(store / "moving", system="image-aligned").grid,
+        order=1,
+    ).compute()
+    m = np.linalg.inv(fixed_grid.physical_matrix()) @ np.linalg.inv(t) @ ROTATED.physical_matrix()
+    want = ndimage.affine_transform(fixed, m, output_shape=X.shape, order=1)
+    np.testing.assert_allclose(back, want, atol=1e-9)
+    with pytest.raises(FormatError, match="no OME-NGFF 'scene'"):
+        read_ome_zarr_scene(store / "fixed")

@@ -29,7 +29,13 @@ from .ngff import grid_from_ngff
 from .recipe_limits import MAX_TEXT_BYTES
 from .safe_files import SideFileError, quote, read_limited, side_file
 
-__all__ = ["read_ome_zarr", "read_ome_zarr_grid", "write_ome_zarr", "VERSIONS"]
+__all__ = [
+    "read_ome_zarr",
+    "read_ome_zarr_grid",
+    "read_ome_zarr_scene",
+    "write_ome_zarr",
+    "VERSIONS",
+]
 
 #: Metadata versions written (0.4: zarr v2; 0.5 and 0.6: zarr v3).
 VERSIONS = ("0.4", "0.5", "0.6")
@@ -391,3 +397,67 @@ def _add_physical_affine(store: Path, grid: Grid, name: str) -> None:
         }
     ]
     meta_path.write_text(json.dumps(doc, indent=4))
+
+
+# -- scenes ------------------------------------------------------------------------------------
+def read_ome_zarr_scene(path, level: int = 0):
+    """An OME-NGFF 0.6 scene store as a :class:`~transfuse.systems.CoordinateSystems`.
+
+    The root group's ``ome.scene`` gives the registrations; every image subgroup a
+    transformation refers to (``{"name": n, "path": p}``) is read with
+    :func:`read_ome_zarr` at ``level`` and placed as the image ``p`` in the system ``"p/n0"``
+    (``n0``: its datasets' own system), and its multiscale's own transformations link
+    ``"p/n0"`` to its other systems (``"p/physical"``, ...). Arrays named by ``path`` in the
+    scene's transformations (fields, parameters) are read from the store, inside it.
+
+    Raises
+    ------
+    FormatError
+        For a store without a scene, malformed metadata, or a path outside the store.
+    """
+    import zarr
+
+    from ..systems import CoordinateSystems
+
+    store = Path(os.fspath(path))
+    if not store.is_dir():
+        raise FormatError(f"{quote(str(store))}: not a zarr store (a directory)")
+    attrs = _attributes(store)
+    ome = attrs.get("ome")
+    scene = ome.get("scene") if isinstance(ome, dict) else None
+    if not isinstance(scene, dict):
+        raise FormatError(f"{store}: no OME-NGFF 'scene' in the group's attributes")
+
+    def array(ref):
+        _, array_dir = _array_meta(store, ref)
+        return np.asarray(zarr.open_array(str(array_dir), mode="r"))
+
+    graph = CoordinateSystems.from_ngff(scene, arrays=array)
+    subgroups = set()
+    for node in scene.get("coordinateTransformations", []):
+        for role in ("input", "output"):
+            ref = node.get(role) if isinstance(node, dict) else None
+            if isinstance(ref, dict) and isinstance(ref.get("path"), str) and ref["path"]:
+                subgroups.add(ref["path"].strip("/"))
+    for sub in sorted(subgroups):
+        try:
+            meta = side_file(store, f"{sub}/zarr.json")
+        except SideFileError as exc:
+            raise FormatError(f"{store}: the scene's image {quote(sub)}: {exc}") from None
+        ms, version = _multiscale(_attributes(meta.parent), meta.parent)
+        if version != "0.6":
+            raise FormatError(f"{store}: the scene's image {quote(sub)} is {version}, not 0.6")
+        intrinsic = _axes(ms, version, meta.parent)[0]
+        image = read_ome_zarr(meta.parent, level, system=intrinsic)
+        graph.add_image(sub, image, f"{sub}/{intrinsic}", image.grid)
+        own = ms.get("coordinateTransformations")
+        if own:
+            local = CoordinateSystems.from_ngff(
+                {
+                    "coordinateSystems": ms.get("coordinateSystems", []),
+                    "coordinateTransformations": own,
+                }
+            )
+            for a, b, data in local.graph.edges(data=True):
+                graph.graph.add_edge(f"{sub}/{a}", f"{sub}/{b}", **data)
+    return graph
