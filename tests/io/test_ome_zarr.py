@@ -109,6 +109,12 @@ def test_a_resampled_result_is_written_chunk_by_chunk(tmp_path):
     np.testing.assert_allclose(back.compute(), result.compute(), rtol=0, atol=0)
 
 
+def test_unit_abbreviations_are_written_as_ngff_names(tmp_path):
+    path = tmp_path / "u.ome.zarr"
+    write_ome_zarr(np.zeros((4, 4)), path, grid=Grid((4, 4), units="mm"))
+    assert read_ome_zarr(path).grid.units == ("millimeter", "millimeter")
+
+
 def test_labels_pyramid_keeps_label_values(tmp_path):
     labels = RNG.integers(0, 4, size=(16, 16, 16)).astype(np.uint8)
     path = tmp_path / "labels.ome.zarr"

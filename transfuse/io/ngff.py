@@ -969,6 +969,31 @@ def grid_from_ngff(shape, transformations, axes=None, coordinate_systems=None) -
         raise FormatError(f"the grid: {exc}") from None
 
 
+#: Unit abbreviations written as the UDUNITS-2 names the NGFF specification lists.
+UNIT_NAMES = {
+    "nm": "nanometer",
+    "um": "micrometer",
+    "µm": "micrometer",
+    "μm": "micrometer",
+    "mm": "millimeter",
+    "cm": "centimeter",
+    "m": "meter",
+    "s": "second",
+    "ms": "millisecond",
+    "us": "microsecond",
+    "µs": "microsecond",
+}
+
+
+def ngff_unit(unit):
+    """The NGFF name of a unit: ``"mm"`` -> ``"millimeter"``; other names unchanged.
+
+    >>> ngff_unit("um"), ngff_unit("micrometer"), ngff_unit(None)
+    ('micrometer', 'micrometer', None)
+    """
+    return UNIT_NAMES.get(unit, unit) if isinstance(unit, str) else unit
+
+
 def _axis_type(name: str) -> str:
     return {"c": "channel", "t": "time"}.get(name, "space")
 
@@ -990,7 +1015,7 @@ def grid_to_ngff(grid: Grid, version: str = "0.6", *, input=None, output=None) -
     for name, unit in zip(grid.axes, grid.units, strict=True):
         axis = {"name": name, "type": _axis_type(name)}
         if unit is not None:
-            axis["unit"] = unit
+            axis["unit"] = ngff_unit(unit)
         axes.append(axis)
     scale = {"type": "scale", "scale": _floats(grid.spacing)}
     translation = {"type": "translation", "translation": _floats(grid.origin)}

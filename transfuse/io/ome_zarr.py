@@ -25,7 +25,7 @@ import numpy as np
 
 from ..transforms import Grid
 from .errors import FormatError
-from .ngff import grid_from_ngff
+from .ngff import grid_from_ngff, ngff_unit
 from .recipe_limits import MAX_TEXT_BYTES
 from .safe_files import SideFileError, quote, read_limited, side_file
 
@@ -361,7 +361,9 @@ def write_ome_zarr(
         scale=dict(zip(dims, grid.spacing, strict=True)),
         translation=dict(zip(dims, origin, strict=True)),
         name=name,
-        axes_units={d: u for d, u in zip(dims, grid.units, strict=True) if u and d in spatial},
+        axes_units={
+            d: ngff_unit(u) for d, u in zip(dims, grid.units, strict=True) if u and d in spatial
+        },
     )
     method = nz.Methods.DASK_IMAGE_MODE if labels else nz.Methods.DASK_IMAGE_GAUSSIAN
     multiscales = nz.to_multiscales(
