@@ -195,6 +195,15 @@ def test_malformed_metadata_is_a_format_error(tmp_path, mutate, match):
         read_ome_zarr(path)
 
 
+def test_broken_array_metadata_is_a_format_error(tmp_path):
+    path = tmp_path / "b.ome.zarr"
+    write_ome_zarr(X, path, grid=GRID)
+    array_path = json.loads((path / "zarr.json").read_text())["attributes"]["ome"]["multiscales"][0]
+    (path / array_path["datasets"][0]["path"] / "zarr.json").write_text("{not json")
+    with pytest.raises(FormatError, match="the array metadata at"):
+        read_ome_zarr(path)
+
+
 def test_argument_errors(tmp_path):
     path = tmp_path / "a.ome.zarr"
     write_ome_zarr(X, path, grid=GRID)

@@ -132,7 +132,10 @@ def _array_meta(store: Path, path: str) -> tuple[tuple[int, ...], Path]:
         except SideFileError as exc:
             last = exc
             continue
-        doc = json.loads(read_limited(meta, MAX_TEXT_BYTES, label=name).decode("utf-8"))
+        try:
+            doc = json.loads(read_limited(meta, MAX_TEXT_BYTES, label=name).decode("utf-8"))
+        except (SideFileError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise FormatError(f"{store}: the array metadata at {quote(path)}: {exc}") from None
         shape = doc.get("shape") if isinstance(doc, dict) else None
         if not isinstance(shape, list) or not all(isinstance(s, int) and s >= 0 for s in shape):
             raise FormatError(f"{store}: the array at {quote(path)} has no valid shape")
