@@ -123,3 +123,22 @@ def test_shared_and_unshared_results_have_different_keys():
     alone = transfuse.lazy(intensity).resample(T, space="index", order=1).to_dask()
     shared = transfuse.resample([intensity, intensity], T, space="index", order=1)[0].to_dask()
     assert alone.name != shared.name
+
+
+@pytest.mark.parametrize("mode", ["constant", "grid-constant", "nearest", "wrap", "reflect"])
+@pytest.mark.parametrize("executor", ["scipy", "cpu"])
+def test_shared_map_equals_each_image_alone_in_every_mode(mode, executor):
+    rng = np.random.default_rng(3)
+    x = rng.random((30, 31))
+    labels = rng.integers(0, 4, (30, 31)).astype(np.uint8)
+    T = Translate((20.0, 0.0)) @ DisplacementField(rng.normal(size=(2, 5, 5)), spacing=8.0)
+    imgs = [transfuse.lazy(a, chunks=8) for a in (x, labels)]
+    out = transfuse.resample(imgs, T, space="index", mode=mode, cval=0.5, labels=[1])
+    got = transfuse.compute_all(out, executor=executor)
+    alone = [
+        imgs[0].resample(T, space="index", mode=mode, cval=0.5).compute(executor=executor),
+        imgs[1].resample(T, space="index", order=0).compute(executor=executor),
+    ]
+    for a, b in zip(got, alone, strict=True):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)

@@ -171,3 +171,21 @@ def test_bad_resample_arguments_name_the_parameter(kwargs, error, word):
     img = transfuse.lazy(np.zeros((4, 4)), grid=Grid((4, 4), units="um"))
     with pytest.raises(error, match=word):
         img.resample(**kwargs)
+
+
+def test_resample_onto_a_grid_marks_the_result_as_placed():
+    out = transfuse.lazy(np.zeros((4, 4))).resample(onto=Grid((3, 3), spacing=2.0), order=0)
+    assert out.has_grid and out.grid.spacing == (2.0, 2.0)
+    assert not transfuse.lazy(np.zeros((4, 4))).resample(order=0).has_grid
+
+
+def test_bounding_grid_then_resample_holds_the_whole_input():
+    g = _oblique_grid((8, 9, 10), (0.5, 0.7, 1.1), (3.0, -1.0, 2.0), [0.3, -0.2, 0.1])
+    T = Rotate(25.0, axes=(0, 2), center=(4.0, 2.0, 6.0))
+    onto = transfuse.bounding_grid(g, T, spacing=0.5, direction=np.eye(3))
+    ones = transfuse.lazy(np.ones(g.shape), grid=g)
+    out = ones.resample(T, onto=onto, order=1).compute()
+    # the input's support (the box of its voxel centres) is all there, up to sampling
+    vol_in = np.prod((np.asarray(g.shape) - 1) * g.spacing)
+    vol_out = out.sum() * np.prod(onto.spacing)
+    assert abs(vol_out - vol_in) / vol_in < 0.02

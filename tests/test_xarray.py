@@ -118,3 +118,16 @@ def test_non_numeric_spatial_coordinate_names_the_dim():
     a = xr.DataArray(np.zeros((2, 3)), dims=("y", "x"), coords={"y": ["a", "b"]})
     with pytest.raises(ValueError, match="'y'"):
         transfuse.lazy(a)
+
+
+def test_views_select_batch_coordinates():
+    a = xr.DataArray(
+        np.random.default_rng(2).random((4, 5, 6)),
+        dims=("c", "y", "x"),
+        coords={"c": ["a", "b", "c", "d"], "y": np.arange(5.0), "x": np.arange(6.0)},
+    )
+    img = transfuse.lazy(a).shift((0, 1, 0), order=1)
+    sub = img[1:4:2].compute()
+    assert list(sub.coords["c"].values) == ["b", "d"]
+    np.testing.assert_array_equal(sub.values, img.compute().values[1:4:2])
+    assert list(transfuse.lazy(a)[::-1].compute().coords["c"].values) == ["d", "c", "b", "a"]

@@ -531,7 +531,7 @@ class LazyImage:
             pull = _physical_pull(self.grid, transform, target)
         else:
             pull = transform
-        return self._step(
+        out = self._step(
             pull,
             target.shape,
             _options(order, mode, cval, prefilter),
@@ -542,6 +542,8 @@ class LazyImage:
             target,
             batch,
         )
+        out._has_grid = self._has_grid or onto is not None  # the user chose this grid
+        return out
 
     def affine_transform(
         self,
@@ -819,14 +821,21 @@ class LazyImage:
         """
         view, shape = _grid_view(key, self.shape)
         grid = self._view_grid(view)
+        meta = self._xarray_meta
+        if meta is not None and meta.batch and not isinstance(self._grid, str):
+            from .xarrays import select_batch
+
+            meta = select_batch(meta, self.grid.axes, view.index())
         if not self.steps:  # nothing to resample: a view of the input itself
             sub = lazy(self._array[view.index()])
-            return LazyImage(sub._expr, sub._array, grid, self._has_grid, self._xarray_meta)
+            return LazyImage(sub._expr, sub._array, grid, self._has_grid, meta)
         step = self._expr
         full = step.view.compose(view) if step.view is not None else view
         chunks = _view_chunks(view, step, self._array)
         new = dataclasses.replace(step, view=full, output_shape=shape, output_chunks=chunks)
-        return self._derive(new, grid)
+        out = self._derive(new, grid)
+        out._xarray_meta = meta
+        return out
 
     def _view_grid(self, view):
         if isinstance(self._grid, str):

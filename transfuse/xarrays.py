@@ -22,7 +22,7 @@ import numpy as np
 from .grids import BATCH_AXIS_NAMES as BATCH_DIMS
 from .transforms import Grid
 
-__all__ = ["XarrayMeta", "from_dataarray", "to_dataarray"]
+__all__ = ["XarrayMeta", "from_dataarray", "select_batch", "to_dataarray"]
 
 #: A coordinate is regular when every step is within this fraction of the mean step.
 REGULAR_RTOL = 1e-6
@@ -114,6 +114,16 @@ def from_dataarray(data):
     )
     meta = XarrayMeta(dims, data.name, dict(data.attrs), coord_attrs, batch, grid)
     return data.data, grid, meta
+
+
+def select_batch(meta: XarrayMeta, axes, index) -> XarrayMeta:
+    """``meta`` after the view ``index`` (integers and slices, one per axis named in
+    ``axes``): the batch coordinates of the selected entries."""
+    batch = dict(meta.batch)
+    for name, item in zip(axes, index, strict=True):
+        if name in batch and batch[name] is not None and isinstance(item, slice):
+            batch[name] = batch[name][item]
+    return dataclasses.replace(meta, batch=batch)
 
 
 def _dims(grid: Grid, meta: XarrayMeta | None) -> tuple:

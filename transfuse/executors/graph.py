@@ -266,13 +266,13 @@ def _stage_inputs(stages, mode):
             light.append(stage)
 
     def inputs(idx, all_cval):
+        # grid-constant still weighs cval by each point's taps: it needs the coordinates,
+        # so every stage's data, even where every tap reads cval
+        needed = not all_cval or mode == "grid-constant"
         out = [None] * len(stages)
         for i, kind, key in per_block:
-            if kind == "const":
-                out[i] = key if not all_cval else None
-            elif not all_cval or mode == "grid-constant":
-                # grid-constant still weighs cval by each point's taps: it needs coordinates
-                out[i] = (key, 0, *idx)
+            if needed:
+                out[i] = key if kind == "const" else (key, 0, *idx)
         return out
 
     return tuple(light), inputs, collections
@@ -318,10 +318,12 @@ def _shared_map(p, stages, inputs, executor):
     name = "fused-coordinates-" + tokenize(
         tuple(s.token for s in p.stages), p.output.shape, p.output.chunks, executor.name
     )
-    dsk = {}
-    for idx, fp in p.footprints.items():
-        if fp.axes is not None or p.options.mode == "grid-constant":
-            dsk[(name, 0, *idx)] = (_run_coordinates, executor, stages, fp.box, inputs(idx, False))
+    # a task for every chunk, whatever this image's mode needs: the layer's content must be
+    # the same in every image that has its name (dask culls the tasks nobody reads)
+    dsk = {
+        (name, 0, *idx): (_run_coordinates, executor, stages, fp.box, inputs(idx, False))
+        for idx, fp in p.footprints.items()
+    }
     ndim_in = len(p.input.shape)
     reader = (CoordinateArrayStage(None, p.output.chunks, name),)
     return name, dsk, reader, ndim_in

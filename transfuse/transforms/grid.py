@@ -264,14 +264,6 @@ class Grid:
             units=pick(self.units),
         )
 
-    def same_space(self, other: Grid, rtol: float = 0.0) -> bool:
-        """Whether ``other`` has the same shape and index->physical map (axis names and
-        units aside), to ``rtol`` of each entry's scale."""
-        if self.shape != other.shape:
-            return False
-        a, b = self.physical_matrix(), other.physical_matrix()
-        return bool(np.allclose(a, b, rtol=rtol, atol=rtol * max(1.0, np.abs(a).max())))
-
     # -- ITK's (x, y, z) order --------------------------------------------------------------
     @classmethod
     def from_itk(cls, size, spacing=None, origin=None, direction=None, units=None) -> Grid:
