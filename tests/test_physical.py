@@ -4,6 +4,8 @@ resample(transform, onto, space)."""
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
 
 import transfuse
@@ -189,3 +191,33 @@ def test_bounding_grid_then_resample_holds_the_whole_input():
     vol_in = np.prod((np.asarray(g.shape) - 1) * g.spacing)
     vol_out = out.sum() * np.prod(onto.spacing)
     assert abs(vol_out - vol_in) / vol_in < 0.02
+
+
+_slices = st.tuples(
+    st.integers(-12, 12) | st.none(),
+    st.integers(-12, 12) | st.none(),
+    st.sampled_from([1, 2, 3, -1, -2]),
+).map(lambda t: slice(*t))
+
+
+@settings(derandomize=True, max_examples=60, deadline=None)
+@given(key=st.tuples(_slices, _slices, _slices), zoom_first=st.booleans())
+def test_views_of_any_slices_keep_every_voxel_in_place(key, zoom_first):
+    g = _oblique_grid((9, 10, 11), (0.5, 1.0, 2.0), (3.0, -1.0, 2.0), [0.3, -0.2, 0.1])
+    img = transfuse.lazy(np.zeros(g.shape), grid=g)
+    if zoom_first:
+        img = img.zoom(1.5, order=1)
+    base = img.grid
+    view = img[key]
+    if 0 in view.shape:
+        return
+    # the voxel j of the view is voxel range(n)[key][j] of the image, per axis
+    picked = [np.arange(n)[k] for n, k in zip(base.shape, key, strict=True)]
+    idx = np.stack(np.meshgrid(*[np.arange(len(p)) for p in picked], indexing="ij"), -1)
+    src = np.stack(np.meshgrid(*picked, indexing="ij"), -1).astype(float)
+    np.testing.assert_allclose(
+        view.grid.to_physical()(idx.reshape(-1, 3).astype(float)),
+        base.to_physical()(src.reshape(-1, 3)),
+        rtol=0,
+        atol=1e-9,
+    )

@@ -131,3 +131,24 @@ def test_views_select_batch_coordinates():
     assert list(sub.coords["c"].values) == ["b", "d"]
     np.testing.assert_array_equal(sub.values, img.compute().values[1:4:2])
     assert list(transfuse.lazy(a)[::-1].compute().coords["c"].values) == ["d", "c", "b", "a"]
+
+
+def test_several_dataarrays_onto_one_grid():
+    a = _volume()
+    seg = (a > 0.5).astype(np.int16).rename("labels")
+    onto = Grid((5, 6, 7), spacing=(1.5, 0.6, 0.3), origin=(6.0, -0.5, 0.2), units="micrometer")
+    out = transfuse.resample([a, seg], Translate((0.2, 0.1, 0.0)), onto=onto, labels=[1])
+    img, lab = transfuse.compute_all(out)
+    assert isinstance(img, xr.DataArray) and isinstance(lab, xr.DataArray)
+    assert lab.name == "labels" and lab.dtype == np.int16
+    assert set(np.unique(lab.values)) <= {0, 1}
+    xr.testing.assert_identical(img.coords.to_dataset(), lab.coords.to_dataset())
+    np.testing.assert_allclose(img.coords["y"].values, -0.5 + 0.6 * np.arange(6))
+
+
+def test_onto_a_dataarray_uses_its_coordinates():
+    a = _volume()
+    ref = a.isel(z=slice(1, 4), y=slice(None, None, 2))
+    out = transfuse.lazy(a).resample(onto=ref, order=1).compute()
+    xr.testing.assert_allclose(out, ref)
+    assert transfuse.bounding_grid(ref, Translate((0.0, 0.0, 0.0))).shape == ref.shape

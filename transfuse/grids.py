@@ -18,19 +18,24 @@ import itertools
 
 import numpy as np
 
-from .transforms import Grid
+from .transforms import Affine, Grid, Identity, Transform
 
-__all__ = ["as_grid", "bounding_grid", "grid_like", "view_grid", "zoom_grid"]
+__all__ = ["as_grid", "bounding_grid", "grid_like", "resample_pull", "view_grid", "zoom_grid"]
 
 
 def as_grid(value, name: str = "onto") -> Grid:
-    """``value`` as a :class:`Grid`: a grid itself, or anything with a ``grid`` (a lazy
-    image). Anything else is a TypeError naming ``name``."""
+    """``value`` as a :class:`Grid`: a grid itself, anything with a ``grid`` (a lazy
+    image) or an xarray DataArray (the grid of its coordinates). Anything else is a
+    TypeError naming ``name``."""
     if isinstance(value, Grid):
         return value
     grid = getattr(value, "grid", None)
     if isinstance(grid, Grid):
         return grid
+    if type(value).__name__ == "DataArray" and type(value).__module__.startswith("xarray"):
+        from .xarrays import from_dataarray
+
+        return from_dataarray(value)[1]
     raise TypeError(f"{name}={value!r} must be a transfuse.Grid or a lazy image (its grid)")
 
 
@@ -109,13 +114,59 @@ def embed_spatial(transform, ndim: int, batch):
             f"batch axes {list(batch)}: only numeric affine transforms are embedded; "
             "resample each channel/time point (img[i]) or give a transform of all axes"
         )
-    from .transforms import Affine
-
     m = np.eye(ndim + 1)
     small = np.asarray(transform.matrix(k), dtype=np.float64)
     rows = [*spatial, ndim]
     m[np.ix_(rows, rows)] = small
     return Affine(m)
+
+
+#: Entries of a fused physical->index matrix this close to an integer (relative to the
+#: row's largest entry) are rounding of an exact value (``to_index @ to_physical`` of one
+#: grid); they are snapped so that boundary voxels of ``mode="constant"`` stay inside.
+SNAP_RTOL = 1e-12
+
+
+def _physical_pull(source: Grid, transform: Transform, target: Grid) -> Transform:
+    """The index-space pull map ``source.to_index() @ transform @ target.to_physical()``:
+    one snapped matrix when ``transform`` is affine with numbers, else the composition."""
+    chain = source.to_index() @ transform @ target.to_physical()
+    if not transform.is_affine or transform.free_symbols:
+        return chain
+    m = chain.matrix(source.ndim)
+    scale = np.maximum(1.0, np.abs(m).max(axis=1, keepdims=True))
+    near = np.abs(m - np.round(m)) <= SNAP_RTOL * scale
+    return Affine(np.where(near, np.round(m), m))
+
+
+def _check_units(source: Grid, target: Grid) -> None:
+    """Physical coordinates in different units cannot be mixed silently."""
+    for a, (u, v) in enumerate(zip(source.units, target.units, strict=True)):
+        if u is not None and v is not None and u != v:
+            raise ValueError(
+                f"onto has units {target.units}, the image {source.units} (axis {a}: "
+                f"{v!r} vs {u!r}): convert one grid first"
+            )
+
+
+def resample_pull(grid: Grid, transform, onto, space: str):
+    """What :meth:`~transfuse.LazyImage.resample` resamples with: the index-space pull
+    map, the output grid and the batch axes, for an image on ``grid``."""
+    if space not in ("physical", "index"):
+        raise ValueError(f"space={space!r} must be 'physical' or 'index'")
+    batch = batch_axes(grid)
+    target = grid if onto is None else as_grid(onto, "onto")
+    target = with_batch_axes(target, grid, batch)
+    if transform is None:
+        transform = Identity(grid.ndim)
+    if not isinstance(transform, Transform):
+        raise TypeError(f"transform={transform!r} is not a transfuse Transform (or None)")
+    transform = embed_spatial(transform, grid.ndim, batch)
+    transform.resolve_ndim(grid.ndim)
+    if space == "index":
+        return transform, target, batch
+    _check_units(grid, target)
+    return _physical_pull(grid, transform, target), target, batch
 
 
 def spatial_grid(grid: Grid) -> Grid:
@@ -223,8 +274,6 @@ def bounding_grid(reference, transform, spacing=None, direction=None, max_steps=
     >>> transfuse.bounding_grid(g, T).shape
     (21, 11)
     """
-    from .transforms import Transform
-
     grid = spatial_grid(as_grid(reference, "reference"))
     if not isinstance(transform, Transform):
         raise TypeError(f"transform={transform!r} is not a transfuse Transform")
@@ -264,8 +313,10 @@ def _affine_part_grid(transform, affine, grid, spacing, direction):
     return _grid_of_points(pushed, grid, spacing, direction)
 
 
-#: Side of the boundary tiles bounded while growing a non-linear bounding grid.
-TILE = 8
+#: Tiles per axis of a layer bounded while growing a non-linear bounding grid (at most),
+#: and their smallest side.
+TILES_PER_AXIS = 8
+MIN_TILE = 8
 
 
 def _reaching(transform, source: Grid, candidate: Grid, boxes) -> np.ndarray:
@@ -284,16 +335,51 @@ def _reaching(transform, source: Grid, candidate: Grid, boxes) -> np.ndarray:
 
 def _tiles(shape, axis, lo, hi):
     """Boxes tiling the slab ``[lo, hi)`` of ``axis`` (the other axes widened by one on
-    each side) in tiles of at most :data:`TILE` per axis."""
+    each side), at most :data:`TILES_PER_AXIS` per axis."""
     ranges = []
     for a, size in enumerate(shape):
         if a == axis:
             ranges.append([(lo, hi)])
         else:
-            edges = list(range(-1, size + 1, TILE)) + [size + 1]
+            tile = max(MIN_TILE, -(-(size + 2) // TILES_PER_AXIS))
+            edges = list(range(-1, size + 1, tile)) + [size + 1]
             # neighbouring tiles share their edge voxels: the slab is covered without gaps
             ranges.append([(s, min(e + 1, size + 1)) for s, e in itertools.pairwise(edges)])
     return np.array(list(itertools.product(*ranges)), dtype=np.int64)
+
+
+def _reach_groups(transform, source: Grid, candidate: Grid, groups) -> np.ndarray:
+    """:func:`_reaching` for groups of boxes (one bounds evaluation): whether any box of
+    each group may reach the input."""
+    counts = [len(g) for g in groups]
+    reach = _reaching(transform, source, candidate, np.concatenate(groups))
+    return np.array([r.any() for r in np.split(reach, np.cumsum(counts)[:-1])])
+
+
+def _first_layer(transform, source, c, axis, from_low: bool):
+    """The first layer along ``axis`` (from the low or the high side) whose bounds may
+    reach the input, or None: slabs of several layers first, then the layers of the
+    slabs that may reach (a slab's bound is looser than its layers')."""
+    size = c.shape[axis]
+    k = max(1, -(-size // 16))
+    starts = list(range(0, size, k))
+    if not from_low:
+        starts = starts[::-1]
+    slabs = _reach_groups(
+        transform, source, c, [_tiles(c.shape, axis, s, min(s + k, size)) for s in starts]
+    )
+    for start, hit in zip(starts, slabs, strict=True):
+        if not hit:
+            continue
+        layers = list(range(start, min(start + k, size)))
+        if not from_low:
+            layers = layers[::-1]
+        hits = _reach_groups(
+            transform, source, c, [_tiles(c.shape, axis, q, q + 1) for q in layers]
+        )
+        if hits.any():
+            return layers[int(np.argmax(hits))]
+    return None
 
 
 def _grow(transform, source: Grid, grid: Grid, max_steps: int) -> Grid:
@@ -310,12 +396,15 @@ def _grow(transform, source: Grid, grid: Grid, max_steps: int) -> Grid:
         for a in range(n):
             size = int(hi[a] - lo[a])
             step = max(1, size // 4)
-            if _reaching(transform, source, c, _tiles(c.shape, a, -1, 0)).any():
-                lo[a] -= step
-                grew = True
-            if _reaching(transform, source, c, _tiles(c.shape, a, size, size + 1)).any():
-                hi[a] += step
-                grew = True
+            below, above = _reach_groups(
+                transform,
+                source,
+                c,
+                [_tiles(c.shape, a, -1, 0), _tiles(c.shape, a, size, size + 1)],
+            )
+            lo[a] -= step if below else 0
+            hi[a] += step if above else 0
+            grew = grew or bool(below or above)
         if not grew:
             break
     else:
@@ -326,19 +415,12 @@ def _grow(transform, source: Grid, grid: Grid, max_steps: int) -> Grid:
     # trim the layers no point of which can reach the input (bounded on the grown grid:
     # a layer that cannot reach over a wider section cannot over a narrower one)
     c = candidate()
-    new_lo, new_hi = lo.copy(), hi.copy()
-    for a in range(n):
-        size = c.shape[a]
-        boxes = [_tiles(c.shape, a, k, k + 1) for k in range(size)]
-        reach = _reaching(transform, source, c, np.concatenate(boxes))
-        per_layer = reach.reshape(size, -1).any(axis=1)
-        if not per_layer.any():
-            raise ValueError(
-                f"bounding_grid: transform={transform!r} sends no output point near its "
-                "affine part's image into the input; give the output grid explicitly"
-            )
-        layers = np.flatnonzero(per_layer)
-        new_lo[a] = lo[a] + layers[0]
-        new_hi[a] = lo[a] + layers[-1] + 1
-    lo, hi = new_lo, new_hi
+    first = [_first_layer(transform, source, c, a, True) for a in range(n)]
+    if any(f is None for f in first):
+        raise ValueError(
+            f"bounding_grid: transform={transform!r} sends no output point near its "
+            "affine part's image into the input; give the output grid explicitly"
+        )
+    last = [_first_layer(transform, source, c, a, False) for a in range(n)]
+    lo, hi = lo + np.asarray(first), lo + np.asarray(last) + 1
     return candidate()

@@ -13,12 +13,12 @@ from scipy import special
 from .executors import get_executor, to_dask
 from .executors.graph import paused_gc
 from .executors.spline import field_coefficients
-from .grids import as_grid, batch_axes, embed_spatial, view_grid, with_batch_axes, zoom_grid
+from .grids import resample_pull, view_grid, zoom_grid
 from .planner import plan as _plan
 from .planner.expr import Source, Step
 from .planner.options import ResampleOptions, check_chunks, check_output_shape
 from .planner.physical import GridView
-from .transforms import Affine, Grid, Identity, Rotate, Scale, Transform, Translate
+from .transforms import Affine, Grid, Rotate, Scale, Transform, Translate
 
 __all__ = ["LazyImage", "lazy", "plan"]
 
@@ -226,34 +226,6 @@ def _out_dtype(output, default):
     if dt.kind not in "biuf":
         raise ValueError(f"output={output!r} must be a real numeric dtype")
     return dt
-
-
-#: Entries of a fused physical->index matrix this close to an integer (relative to the
-#: row's largest entry) are rounding of an exact value (``to_index @ to_physical`` of one
-#: grid); they are snapped so that boundary voxels of ``mode="constant"`` stay inside.
-SNAP_RTOL = 1e-12
-
-
-def _physical_pull(source: Grid, transform: Transform, target: Grid) -> Transform:
-    """The index-space pull map ``source.to_index() @ transform @ target.to_physical()``:
-    one snapped matrix when ``transform`` is affine with numbers, else the composition."""
-    chain = source.to_index() @ transform @ target.to_physical()
-    if not transform.is_affine or transform.free_symbols:
-        return chain
-    m = chain.matrix(source.ndim)
-    scale = np.maximum(1.0, np.abs(m).max(axis=1, keepdims=True))
-    near = np.abs(m - np.round(m)) <= SNAP_RTOL * scale
-    return Affine(np.where(near, np.round(m), m))
-
-
-def _check_units(source: Grid, target: Grid) -> None:
-    """Physical coordinates in different units cannot be mixed silently."""
-    for a, (u, v) in enumerate(zip(source.units, target.units, strict=True)):
-        if u is not None and v is not None and u != v:
-            raise ValueError(
-                f"onto has units {target.units}, the image {source.units} (axis {a}: "
-                f"{v!r} vs {u!r}): convert one grid first"
-            )
 
 
 class LazyImage:
@@ -491,8 +463,9 @@ class LazyImage:
         ----------
         transform : Transform, optional
             The pull map (default: the identity, i.e. just change the grid).
-        onto : Grid or LazyImage, optional
-            The output grid (a lazy image: its grid). Default: this image's grid.
+        onto : Grid, LazyImage or xarray.DataArray, optional
+            The output grid (an image: its grid). Default: this image's grid. An image
+            with ``c``/``t`` axes may be given a grid of its spatial axes only.
         space : {"physical", "index"}
             Which coordinates ``transform`` maps.
         order, mode, cval, prefilter, output_chunks, output
@@ -515,22 +488,7 @@ class LazyImage:
         >>> len(y.plan().passes)
         1
         """
-        if space not in ("physical", "index"):
-            raise ValueError(f"space={space!r} must be 'physical' or 'index'")
-        batch = batch_axes(self.grid)
-        target = self.grid if onto is None else as_grid(onto, "onto")
-        target = with_batch_axes(target, self.grid, batch)
-        if transform is None:
-            transform = Identity(self.ndim)
-        if not isinstance(transform, Transform):
-            raise TypeError(f"transform={transform!r} is not a transfuse Transform (or None)")
-        transform = embed_spatial(transform, self.ndim, batch)
-        transform.resolve_ndim(self.ndim)
-        if space == "physical":
-            _check_units(self.grid, target)
-            pull = _physical_pull(self.grid, transform, target)
-        else:
-            pull = transform
+        pull, target, batch = resample_pull(self.grid, transform, onto, space)
         out = self._step(
             pull,
             target.shape,
