@@ -29,16 +29,30 @@ __all__ = [
     "lazy",
     "loads",
     "plan",
+    "CoordinateSystems",
+    "read_ome_zarr",
     "read_transform",
     "resample",
     "set_limits",
+    "write_ome_zarr",
     "write_transform",
 ]
 
 _FROM_IO = {"loads", "dumps", "Pipeline", "RecipeError", "from_ngff", "to_ngff"}
 
 
+_LAZY = {
+    "read_ome_zarr": "transfuse.io.ome_zarr",
+    "write_ome_zarr": "transfuse.io.ome_zarr",
+    "CoordinateSystems": "transfuse.systems",
+}
+
+
 def __getattr__(name):
+    if name in _LAZY:  # OME-Zarr (ngff-zarr, zarr) and networkx are imported on first use
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
     if name in _FROM_IO:  # recipe machinery is imported on first use
         from . import io
 

@@ -381,7 +381,7 @@ NGFF_BASES = [
     },
     {
         "type": "bijection",
-        "forward": {"type": "scale", "scale": [2.0, 2.0]},
+        "forward": {"type": "scale", "scale": [0.5, 0.5]},
         "inverse": {"type": "inverseOf", "transformation": {"type": "scale", "path": "s"}},
     },
     {
