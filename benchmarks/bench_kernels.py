@@ -1,7 +1,7 @@
 """Issue 12 benchmark: one affine resample (rotation + scale about the centre) of a float32
 volume, chunks 64³, orders 0, 1 and 3 (exact prefilter), every contestant side by side:
 
-* transfuse ``numba`` (compiled kernel), 1 thread and N dask threads; ``cpu`` (default);
+* transfuse ``cpu`` (the default backend: the compiled kernel), 1 thread and N dask threads;
 * transfuse ``scipy`` (the reference backend: scipy.ndimage per chunk), N threads;
 * scipy.ndimage.affine_transform on the whole array (one thread);
 * dask_image.ndinterp.affine_transform (chunks 64³, N threads; its defaults: no prefilter);
@@ -10,7 +10,10 @@ volume, chunks 64³, orders 0, 1 and 3 (exact prefilter), every contestant side 
 
 Prints the best and the median of ``--repeat`` runs, Mvox/s (from the best), the ratio to
 scipy and each contestant's max difference from scipy over the points at least 3 samples
-inside the input (where every contestant defines the same value).
+inside the input (where every contestant defines the same value); then the fresh-process
+start-up line of ``bench_startup.py`` (``--startup 0`` skips it) and the load average.
+SimpleITK and affine-rs come with the ``bench`` extra; a contestant that is not installed
+is listed as such.
 
 Usage: python benchmarks/bench_kernels.py [--size 256] [--chunk 64] [--repeat 3] [--threads 2]
 """
@@ -29,6 +32,11 @@ import scipy.ndimage as ndi
 
 import transfuse as tf
 import transfuse.ndinterp as tnd
+
+try:  # run as a script (python benchmarks/bench_kernels.py)
+    from bench_startup import startup_line
+except ImportError:  # pragma: no cover - imported as benchmarks.bench_kernels
+    from benchmarks.bench_startup import startup_line
 
 
 def smooth_volume(n: int) -> np.ndarray:
@@ -85,8 +93,7 @@ def contestants(x, lin, off, order, chunk, threads):
         return res.compute(scheduler="threads", num_workers=workers)
 
     out["scipy.ndimage (whole array, 1 thread)"] = lambda: ndi.affine_transform(x, lin, off, **kw)
-    out["transfuse numba, 1 thread"] = lambda: tf_run("numba", 1)
-    out[f"transfuse numba, {threads} threads"] = lambda: tf_run("numba", threads)
+    out["transfuse cpu, 1 thread"] = lambda: tf_run("cpu", 1)
     out[f"transfuse cpu, {threads} threads"] = lambda: tf_run("cpu", threads)
     out[f"transfuse scipy, {threads} threads"] = lambda: tf_run("scipy", threads)
     try:
@@ -98,7 +105,7 @@ def contestants(x, lin, off, order, chunk, threads):
 
         out[f"dask_image ({threads} threads, no prefilter)"] = di_run
     except ImportError:  # pragma: no cover
-        pass
+        print("dask_image: not installed")
     try:
         import SimpleITK as sitk
 
@@ -116,7 +123,7 @@ def contestants(x, lin, off, order, chunk, threads):
 
         out[f"SimpleITK Resample ({threads} threads)"] = sitk_run
     except ImportError:  # pragma: no cover
-        pass
+        print("SimpleITK: not installed (pip install SimpleITK, or the bench extra)")
     if order == 1:
         try:
             import affiners
@@ -125,7 +132,7 @@ def contestants(x, lin, off, order, chunk, threads):
                 x, lin, off, cval=0.0, order=1
             )
         except ImportError:  # pragma: no cover
-            pass
+            print("affine-rs: not installed (pip install affine-rs, or the bench extra)")
     del n
     return out
 
@@ -137,6 +144,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--orders", default="0,1,3")
+    ap.add_argument("--startup", type=int, default=3, help="fresh processes per contestant")
     args = ap.parse_args()
     n, ch = args.size, args.chunk
     x = smooth_volume(n)
@@ -144,7 +152,8 @@ def main():
     mask = interior(n, lin, off)
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-        f"{n}^3 float32, chunks {ch}^3, best and median of {args.repeat}"
+        f"{n}^3 float32, chunks {ch}^3, best and median of {args.repeat}; "
+        f"load average {os.getloadavg()[0]:.2f}"
     )
     for order in [int(v) for v in args.orders.split(",")]:
         print(f"\norder {order}" + (" (prefilter)" if order > 1 else ""))
@@ -166,6 +175,10 @@ def main():
                     f"{name:44s} {best:8.3f} {med:8.3f} {n**3 / best / 1e6:8.1f} "
                     f"{base / best:8.2f} {diff:11.2e}"
                 )
+    if args.startup:
+        print()
+        print(startup_line(order=1, repeat=args.startup))
+    print(f"load average {os.getloadavg()[0]:.2f} at the end")
 
 
 if __name__ == "__main__":

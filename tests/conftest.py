@@ -23,7 +23,14 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
+# The "gpu" backend's tests (tests/executors/test_gpu.py) run its numba.cuda kernels in
+# numba-cuda's simulator, which is switched on only if the variable is set before numba.cuda
+# is first imported (nothing else in the suite imports it; numba's CPU jit ignores it).
+# TRANSFUSE_TEST_REAL_GPU=1 runs them on a real device (benchmarks/gpu_check.py does).
+if os.environ.get("TRANSFUSE_TEST_REAL_GPU") != "1":
+    os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+
+import numpy as np  # noqa: E402
 import pytest
 from hypothesis import HealthCheck, settings
 

@@ -263,19 +263,36 @@ def _fake_cupy():
     return mod
 
 
-def test_cupy_backed_inputs_are_computed_on_the_cpu_and_returned_as_cupy(monkeypatch, rng):
+def test_cupy_inputs_default_to_the_gpu_backend(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", _fake_cupy())
     xg = da.from_array(X2, chunks=7).map_blocks(
         lambda b: b.view(_FakeCupyArray), meta=np.empty((0, 0)).view(_FakeCupyArray)
     )
-    y = ndinterp.affine_transform(xg, MATRIX, OFFSET, order=3)
+    seen = []
+    monkeypatch.setattr(ndinterp, "get_executor", lambda name=None: seen.append(name))
+    for call in (
+        lambda: ndinterp._backend(None, xg),
+        lambda: ndinterp._backend(None, X2.view(_FakeCupyArray)),
+        lambda: ndinterp._backend("cpu", xg),
+        lambda: ndinterp._backend(None, X2),
+    ):
+        call()
+    assert seen == ["gpu", "gpu", "cpu", None]
+
+
+def test_cupy_backed_inputs_on_a_host_backend_return_cupy(monkeypatch, rng):
+    monkeypatch.setitem(sys.modules, "cupy", _fake_cupy())
+    xg = da.from_array(X2, chunks=7).map_blocks(
+        lambda b: b.view(_FakeCupyArray), meta=np.empty((0, 0)).view(_FakeCupyArray)
+    )
+    y = ndinterp.affine_transform(xg, MATRIX, OFFSET, order=3, executor="cpu")
     assert type(y._meta).__module__ == "cupy"
     out = y.compute()
     assert type(out).__module__ == "cupy"
     ref = ndi.affine_transform(X2, MATRIX, OFFSET, order=3)
     np.testing.assert_allclose(np.asarray(out), ref, rtol=0, atol=1e-10)
     coords = rng.uniform(0, 18, (2, 30)).view(_FakeCupyArray)
-    ym = ndinterp.map_coordinates(X2.view(_FakeCupyArray), coords, order=1)
+    ym = ndinterp.map_coordinates(X2.view(_FakeCupyArray), coords, order=1, executor="cpu")
     np.testing.assert_allclose(
         np.asarray(ym.compute()), ndi.map_coordinates(X2, np.asarray(coords), order=1), atol=1e-12
     )

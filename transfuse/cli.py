@@ -156,11 +156,16 @@ def _add_apply(sub) -> None:
         "apply",
         help="resample an image file through a recipe",
         description="Resample INPUT through RECIPE and write OUTPUT (.npy, .tif/.tiff, "
-        ".zarr). OUTPUT appears only when complete.",
+        ".zarr, .ome.zarr). OUTPUT appears only when complete; an .ome.zarr INPUT's grid "
+        "carries over to an .ome.zarr OUTPUT.",
     )
     p.add_argument("recipe", metavar="RECIPE", help="transform or pipeline (.json, .tfm, .txt)")
-    p.add_argument("input", metavar="INPUT", help="image to read (.npy, .tif, .tiff, .zarr)")
-    p.add_argument("output", metavar="OUTPUT", help="image to write (.npy, .tif, .tiff, .zarr)")
+    p.add_argument(
+        "input", metavar="INPUT", help="image to read (.npy, .tif, .tiff, .zarr, .ome.zarr)"
+    )
+    p.add_argument(
+        "output", metavar="OUTPUT", help="image to write (.npy, .tif, .tiff, .zarr, .ome.zarr)"
+    )
     _add_resample_options(p)
     p.add_argument(
         "--scheduler",
@@ -169,6 +174,19 @@ def _add_apply(sub) -> None:
         help="dask scheduler, or the address of a dask.distributed scheduler",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
+    p.add_argument(
+        "--ome-version",
+        default="0.5",
+        choices=["0.4", "0.5", "0.6"],
+        help="OME-NGFF version of an .ome.zarr OUTPUT (default 0.5)",
+    )
+    p.add_argument(
+        "--levels",
+        type=int,
+        default=None,
+        metavar="N",
+        help="pyramid levels of an .ome.zarr OUTPUT (default 1: no pyramid)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
 
 
@@ -246,9 +264,10 @@ def _check_chunks(chunks, ndim: int, what: str) -> None:
 
 
 def _resample(pipeline, image, what: str):
-    """``pipeline`` applied to the dask array ``image``, as a dask array."""
+    """``pipeline`` applied to ``image`` (a dask array or a lazy image with a grid), as a
+    lazy image (on the input's grid, its index->physical map kept)."""
     try:
-        return pipeline.apply(image).to_dask()
+        return pipeline.apply(image)
     except (ValueError, TypeError, NotImplementedError) as exc:
         raise CLIError(
             f"cannot apply the recipe to {what} (shape {image.shape}, {image.dtype}): {exc}"
@@ -256,9 +275,25 @@ def _resample(pipeline, image, what: str):
 
 
 # -- apply ------------------------------------------------------------------------------------
+def _is_ome_zarr(path: str) -> bool:
+    return str(path).rstrip("/").lower().endswith(".ome.zarr")
+
+
 def _open_input(path: str, chunks):
     from .io.arrays import ImageFileError, read_image
 
+    if _is_ome_zarr(path):
+        from .io.errors import FormatError
+        from .io.ome_zarr import read_ome_zarr
+
+        try:
+            image = read_ome_zarr(path)
+            if chunks is not None:
+                _check_chunks(chunks, image.ndim, f"INPUT {path!r}")
+                image = read_ome_zarr(path, chunks=chunks)
+        except (FormatError, ValueError, OSError) as exc:
+            raise CLIError(f"INPUT {path!r}: {exc}") from exc
+        return image
     try:
         image = read_image(path)
         if chunks is not None:
@@ -396,8 +431,45 @@ def _progress(show: bool):
     return Bar(out=sys.stderr)
 
 
+def _write_ome_zarr(result, args, scheduler) -> None:
+    import dask
+
+    from .io.arrays import ImageFileError, atomic_output
+    from .io.ome_zarr import write_ome_zarr
+
+    try:
+        with atomic_output(args.output, args.overwrite) as partial:
+            ctx = dask.config.set(scheduler=scheduler) if scheduler else contextlib.nullcontext()
+            with ctx:
+                write_ome_zarr(
+                    result,
+                    partial,
+                    version=args.ome_version,
+                    levels=args.levels,
+                    overwrite=True,
+                )
+    except ImageFileError as exc:
+        raise CLIError(f"OUTPUT {exc}") from exc
+    except ValueError as exc:
+        raise CLIError(f"OUTPUT {args.output!r}: {exc}") from exc
+
+
 def _write(result, args) -> None:
     from .io.arrays import ImageFileError, write_image
+
+    if _is_ome_zarr(args.output):
+        with _scheduler(args.scheduler) as scheduler:
+            with _progress(not args.quiet and scheduler is not None):
+                try:
+                    _write_ome_zarr(result, args, scheduler)
+                except CLIError:
+                    raise
+                except Exception as exc:
+                    raise CLIError(
+                        f"writing {args.output!r} failed: {_describe_exc(exc)}", 1
+                    ) from exc
+        return
+    result = result.to_dask()
 
     with _scheduler(args.scheduler) as scheduler:
         show = not args.quiet and scheduler is not None

@@ -92,6 +92,11 @@ def run_demo(
     )
     out(f"transfuse demo: {size}^3 float32 volume, chunks {chunks}^3\n")
     out(image.explain())
+    from .executors.kernels_interp import warm_up
+
+    compile_s = warm_up([x.dtype])  # a first use on this machine compiles: not the timing's
+    if compile_s > 1.0:
+        out(f"\ncompiled the kernel: {compile_s:.1f} s (first use here; cached on disk now)")
     t0 = time.perf_counter()
     with dask.config.set(scheduler="threads"):
         result = image.compute()

@@ -13,11 +13,12 @@ from scipy import special
 from .executors import get_executor, to_dask
 from .executors.graph import paused_gc
 from .executors.spline import field_coefficients
+from .grids import resample_pull, view_grid, zoom_grid
 from .planner import plan as _plan
 from .planner.expr import Source, Step
 from .planner.options import ResampleOptions, check_chunks, check_output_shape
 from .planner.physical import GridView
-from .transforms import Affine, Rotate, Scale, Transform, Translate
+from .transforms import Affine, Grid, Rotate, Scale, Transform, Translate
 
 __all__ = ["LazyImage", "lazy", "plan"]
 
@@ -37,15 +38,20 @@ def plan(image):
     return _plan(expr, spline_filter=field_coefficients)
 
 
-def lazy(array, chunks=None) -> LazyImage:
-    """Wrap a numpy or dask array as a lazy image.
+def lazy(array, chunks=None, grid=None) -> LazyImage:
+    """Wrap a numpy or dask array (or an xarray DataArray) as a lazy image.
 
     Parameters
     ----------
-    array : array_like or dask.array.Array
-        The input image (never modified).
+    array : array_like, dask.array.Array or xarray.DataArray
+        The input image (never modified). A DataArray's regular 1-D coordinates give its
+        grid, and results come back as DataArrays (see :mod:`transfuse.xarrays`).
     chunks : int, tuple or "auto", optional
         Chunking to use (dask arrays are rechunked only when given).
+    grid : Grid, optional
+        Where the voxels lie in physical space (its shape must equal the array's). Without
+        one the image is on the unit grid of its shape (index space) and
+        :attr:`LazyImage.has_grid` is False.
 
     Examples
     --------
@@ -53,10 +59,21 @@ def lazy(array, chunks=None) -> LazyImage:
     >>> x = np.arange(16.0).reshape(4, 4)
     >>> transfuse.lazy(x).shift((1, 0), order=1).compute()[:, 0]
     array([0., 0., 4., 8.])
+    >>> img = transfuse.lazy(x, grid=transfuse.Grid((4, 4), spacing=0.5))
+    >>> img.grid.spacing, img.has_grid
+    ((0.5, 0.5), True)
     """
+    if grid is not None and not isinstance(grid, Grid):
+        raise TypeError(f"grid={grid!r} must be a transfuse.Grid")
     if isinstance(array, LazyImage):
-        return array
+        return array if grid is None else array.with_grid(grid)
     _check_input_chunks(chunks)
+    meta = None
+    if _is_dataarray(array):
+        from .xarrays import from_dataarray
+
+        array, own_grid, meta = from_dataarray(array)
+        grid = own_grid if grid is None else grid
     if isinstance(array, da.Array):
         arr = array if chunks is None else array.rechunk(chunks)
     else:
@@ -79,7 +96,15 @@ def lazy(array, chunks=None) -> LazyImage:
     if any(np.isnan(c) for cs in arr.chunks for c in cs):
         raise ValueError("array has unknown chunk sizes; call compute_chunk_sizes() first")
     source = Source(tuple(arr.shape), np.dtype(arr.dtype), arr.chunks, arr.name)
-    return LazyImage(source, arr)
+    image = LazyImage(source, arr, xarray_meta=meta)
+    return image if grid is None else image.with_grid(grid)
+
+
+def _is_dataarray(value) -> bool:
+    """An xarray DataArray, recognised without importing xarray."""
+    return any(
+        c.__name__ == "DataArray" and c.__module__.startswith("xarray") for c in type(value).__mro__
+    )
 
 
 def _check_input_chunks(chunks) -> None:
@@ -213,9 +238,76 @@ class LazyImage:
     start a new resampling pass, as if run one after the other; :meth:`explain` shows it.
     """
 
-    def __init__(self, expr: Source | Step, array: da.Array):
+    def __init__(
+        self, expr: Source | Step, array: da.Array, grid=None, has_grid=False, xarray_meta=None
+    ):
         self._expr = expr
         self._array = array
+        self._grid = grid  # a Grid, None (the unit grid) or the text of why there is none
+        self._has_grid = bool(has_grid)
+        self._xarray_meta = xarray_meta
+        #: compute non-affine maps in a layer shared with other images (transfuse.resample)
+        self._share_map = False
+
+    def _derive(self, expr, grid) -> LazyImage:
+        """A new image on the same input, with what the input knows about its space."""
+        out = LazyImage(expr, self._array, grid, self._has_grid, self._xarray_meta)
+        out._share_map = self._share_map
+        return out
+
+    # -- physical space ---------------------------------------------------------------------
+    @property
+    def grid(self) -> Grid:
+        """Where the image's voxels lie in physical space (see ``docs/physical-space.md``):
+        the grid given to :func:`lazy`, carried through every step; for a plain array, the
+        unit grid of its shape (index space).
+
+        Examples
+        --------
+        >>> import numpy as np, transfuse
+        >>> g = transfuse.Grid((8, 8), spacing=(2.0, 1.0), origin=(10.0, 0.0))
+        >>> img = transfuse.lazy(np.zeros((8, 8)), grid=g)
+        >>> img[2:, ::2].grid.origin, img[2:, ::2].grid.spacing
+        ((14.0, 0.0), (2.0, 2.0))
+        >>> img.zoom(2).grid.shape
+        (16, 16)
+        """
+        if self._grid is None:
+            return Grid(self.shape)
+        if isinstance(self._grid, str):
+            raise ValueError(self._grid)
+        return self._grid
+
+    @property
+    def has_grid(self) -> bool:
+        """Whether the user gave the image a grid (``lazy(..., grid=...)``, a DataArray's
+        coordinates); False for a plain array, which stays in index space."""
+        return self._has_grid
+
+    def with_grid(self, grid: Grid) -> LazyImage:
+        """The same image placed on ``grid`` (its shape must be the image's).
+
+        >>> import numpy as np, transfuse
+        >>> transfuse.lazy(np.zeros((3, 4))).with_grid(transfuse.Grid((3, 4))).has_grid
+        True
+        """
+        if not isinstance(grid, Grid):
+            raise TypeError(f"grid={grid!r} must be a transfuse.Grid")
+        if grid.shape != tuple(self.shape):
+            raise ValueError(
+                f"grid has shape {grid.shape}, the image has shape {tuple(self.shape)}: "
+                "a grid must describe every voxel of its image"
+            )
+        return LazyImage(self._expr, self._array, grid, True, self._xarray_meta)
+
+    def _same_map_grid(self, shape) -> Grid | str | None:
+        """The grid of an index-space operation that moves the content: the input grid's
+        index->physical map, with the new shape."""
+        if self._grid is None:
+            return None
+        if isinstance(self._grid, str):
+            return self._grid
+        return self._grid.replace(shape=tuple(shape))
 
     # -- geometry ---------------------------------------------------------------------------
     @property
@@ -248,7 +340,16 @@ class LazyImage:
 
     # -- building -------------------------------------------------------------------------
     def _step(
-        self, transform, output_shape, options, output_chunks, output, label, operation
+        self,
+        transform,
+        output_shape,
+        options,
+        output_chunks,
+        output,
+        label,
+        operation,
+        grid=None,
+        batch=(),
     ) -> LazyImage:
         own_shape = getattr(transform, "output_shape", None)
         if own_shape is not None:  # maps defined on their own output grid (CoordinateMap)
@@ -273,8 +374,11 @@ class LazyImage:
             _out_dtype(output, self.dtype),
             label,
             operation,
+            batch_axes=tuple(batch),
         )
-        return LazyImage(step, self._array)
+        if grid is None:
+            grid = self._same_map_grid(output_shape)
+        return self._derive(step, grid)
 
     def transform(
         self,
@@ -330,6 +434,74 @@ class LazyImage:
             "",
             "transform",
         )
+
+    def resample(
+        self,
+        transform: Transform | None = None,
+        onto=None,
+        space="physical",
+        order=3,
+        mode="constant",
+        cval=0.0,
+        prefilter=True,
+        output_chunks=None,
+        output=None,
+    ) -> LazyImage:
+        """Resample onto a grid through a transform given in physical space (ITK's
+        convention) or in index space.
+
+        With ``space="physical"``, ``transform`` pulls output *physical* points to input
+        physical points, and the index-space map the planner fuses is::
+
+            self.grid.to_index() @ transform @ onto.to_physical()
+
+        so a chain of affine steps is still one matrix and one pass. With
+        ``space="index"``, ``transform`` is an index-space pull map (output index -> input
+        index) and ``onto`` only sets the output grid.
+
+        Parameters
+        ----------
+        transform : Transform, optional
+            The pull map (default: the identity, i.e. just change the grid).
+        onto : Grid, LazyImage or xarray.DataArray, optional
+            The output grid (an image: its grid). Default: this image's grid. An image
+            with ``c``/``t`` axes may be given a grid of its spatial axes only.
+        space : {"physical", "index"}
+            Which coordinates ``transform`` maps.
+        order, mode, cval, prefilter, output_chunks, output
+            As for :meth:`transform`.
+
+        Returns
+        -------
+        LazyImage
+            On the grid ``onto`` (``result.grid``).
+
+        Examples
+        --------
+        >>> import numpy as np, transfuse
+        >>> x = np.arange(16.0).reshape(4, 4)
+        >>> img = transfuse.lazy(x, grid=transfuse.Grid((4, 4), spacing=2.0))
+        >>> fine = transfuse.Grid((7, 7), spacing=1.0)  # the same extent, twice the samples
+        >>> y = img.resample(onto=fine, order=1)
+        >>> y.grid.shape, float(y.compute()[1, 0])
+        ((7, 7), 2.0)
+        >>> len(y.plan().passes)
+        1
+        """
+        pull, target, batch = resample_pull(self.grid, transform, onto, space)
+        out = self._step(
+            pull,
+            target.shape,
+            _options(order, mode, cval, prefilter),
+            output_chunks,
+            output,
+            f"resample(space={space!r}, onto shape={target.shape})",
+            "transform",
+            target,
+            batch,
+        )
+        out._has_grid = self._has_grid or onto is not None  # the user chose this grid
+        return out
 
     def affine_transform(
         self,
@@ -522,9 +694,17 @@ class LazyImage:
         if grid_mode:  # scipy: c = (o + 0.5) * ratio - 0.5
             transform = Translate((-0.5,) * self.ndim) @ Scale(tuple(ratio.tolist()))
             transform = transform @ Translate((0.5,) * self.ndim)
+            start = 0.5 * ratio - 0.5
         else:
             transform = Scale(tuple(ratio.tolist()))
-        return self._step(transform, out_shape, opts, output_chunks, output, label, "zoom")
+            start = np.zeros(self.ndim)
+        grid = self._zoom_grid(start, ratio, out_shape)
+        return self._step(transform, out_shape, opts, output_chunks, output, label, "zoom", grid)
+
+    def _zoom_grid(self, start, ratio, shape):
+        if isinstance(self._grid, str):
+            return self._grid
+        return zoom_grid(self.grid, start, ratio, shape)
 
     def shift(
         self,
@@ -598,13 +778,30 @@ class LazyImage:
         True
         """
         view, shape = _grid_view(key, self.shape)
+        grid = self._view_grid(view)
+        meta = self._xarray_meta
+        if meta is not None and meta.batch and not isinstance(self._grid, str):
+            from .xarrays import select_batch
+
+            meta = select_batch(meta, self.grid.axes, view.index())
         if not self.steps:  # nothing to resample: a view of the input itself
-            return lazy(self._array[view.index()])
+            sub = lazy(self._array[view.index()])
+            return LazyImage(sub._expr, sub._array, grid, self._has_grid, meta)
         step = self._expr
         full = step.view.compose(view) if step.view is not None else view
         chunks = _view_chunks(view, step, self._array)
         new = dataclasses.replace(step, view=full, output_shape=shape, output_chunks=chunks)
-        return LazyImage(new, self._array)
+        out = self._derive(new, grid)
+        out._xarray_meta = meta
+        return out
+
+    def _view_grid(self, view):
+        if isinstance(self._grid, str):
+            return self._grid
+        try:
+            return view_grid(self.grid, view)
+        except ValueError as exc:  # an oblique plane: the view computes, its grid is unknown
+            return f"this view has no grid: {exc}"
 
     def preview(self, max_size: int = 256, executor=None) -> np.ndarray:
         """A cheap look at the result: every ``k``-th point per axis so that no axis has
@@ -641,7 +838,7 @@ class LazyImage:
             t = node.transform.bind(**mine) if mine else node.transform
             return dataclasses.replace(node, child=rebind(node.child), transform=t)
 
-        return LazyImage(rebind(self._expr), self._array)
+        return self._derive(rebind(self._expr), self._grid)
 
     # -- results --------------------------------------------------------------------------
     def plan(self):
@@ -650,8 +847,10 @@ class LazyImage:
 
     def explain(self, stage: str = "all", executor=None) -> str:
         """The plan as text, for one planner stage (``"logical"``, ``"fused"``,
-        ``"physical"``) or all of them (see :meth:`transfuse.planner.Plan.explain`); with
-        ``executor``, also what that backend runs each pass with.
+        ``"physical"``) or all of them (see :meth:`transfuse.planner.Plan.explain`), and
+        which kernel the backend runs each pass with: ``executor`` (any stage), by default
+        the default backend (stages ``"physical"`` and ``"all"``); ``executor=False``
+        leaves that out.
 
         Examples
         --------
@@ -659,10 +858,12 @@ class LazyImage:
         >>> img = transfuse.lazy(np.zeros((8, 8)), chunks=4).rotate(10, order=3)
         >>> img.explain("fused", executor="scipy").splitlines()[-1]
         'backend scipy: pass 1 runs scipy.ndimage per chunk'
+        >>> img.explain(executor="cpu").splitlines()[-1]  # doctest: +ELLIPSIS
+        'backend cpu: pass 1 runs compiled kernel: matrix map, order 3, mode constant, 2-D...'
         """
         plan = self.plan()
         text = plan.explain(stage)
-        if executor is None:
+        if executor is False or (executor is None and stage not in ("all", "physical")):
             return text
         backend = get_executor(executor)
         describe = getattr(backend, "describe", None)
@@ -686,16 +887,44 @@ class LazyImage:
             return self._array
         backend = get_executor(executor)
         with paused_gc():
-            return to_dask(self.plan(), self._array, backend)
+            return to_dask(self.plan(), self._array, backend, share_map=self._share_map)
 
-    def compute(self, executor=None, progress=False, **kwargs) -> np.ndarray:
+    def compute(self, executor=None, progress=False, **kwargs):
         """Compute the result (``executor`` as for :meth:`to_dask`; ``progress=True`` shows
         dask's progress bar, see :mod:`transfuse.progress`; other keyword arguments go to
-        dask's ``compute``)."""
+        dask's ``compute``): a numpy array, or, for an image built from an xarray
+        DataArray, a DataArray on the output grid (see :meth:`to_xarray`)."""
+        from .executors.scheduling import local_scheduler
         from .progress import progress_bar
 
+        if kwargs.get("get") is None:
+            scheduler = local_scheduler(kwargs.get("scheduler"))
+            if scheduler is not None:
+                kwargs["scheduler"] = scheduler
         with progress_bar(progress):
-            return self.to_dask(executor).compute(**kwargs)
+            values = self.to_dask(executor).compute(**kwargs)
+        if self._xarray_meta is None:
+            return values
+        from .xarrays import to_dataarray
+
+        return to_dataarray(values, self.grid, self._xarray_meta)
+
+    def to_xarray(self, executor=None):
+        """The result as a lazy (dask-backed) xarray DataArray: the output grid's
+        coordinates (axis-aligned grids only), units as coordinate ``attrs["units"]``, and
+        the input DataArray's ``attrs`` and ``name`` when there was one.
+
+        Examples
+        --------
+        >>> import numpy as np, transfuse
+        >>> g = transfuse.Grid((4, 4), spacing=0.5, origin=(1.0, 0.0), units="mm")
+        >>> a = transfuse.lazy(np.ones((4, 4)), grid=g).zoom(2, order=0).to_xarray()
+        >>> a.dims, a.coords["y"].attrs["units"], a.shape
+        (('y', 'x'), 'mm', (8, 8))
+        """
+        from .xarrays import to_dataarray
+
+        return to_dataarray(self.to_dask(executor), self.grid, self._xarray_meta)
 
     def to_zarr(
         self, path, *, overwrite=False, scheduler="threads", num_workers=None, executor=None

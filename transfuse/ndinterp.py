@@ -29,8 +29,10 @@ Differences from dask_image, all on purpose:
 * Every function takes ``executor=`` (a keyword dask_image does not have): the backend
   doing the per-chunk work (see :mod:`transfuse.executors`).
 
-Inputs may be numpy arrays, dask arrays, or cupy arrays / cupy-backed dask arrays (computed
-on the CPU here and converted back to cupy blocks). Complex inputs are resampled as their
+Inputs may be numpy arrays, dask arrays, or cupy arrays / cupy-backed dask arrays. cupy
+inputs run on the ``"gpu"`` backend (cupy blocks in and out) unless ``executor=`` names
+another backend, which computes on the host and converts the result back to cupy blocks;
+coordinate arrays (``map_coordinates``) are read on the host. Complex inputs are resampled as their
 real and imaginary parts, as scipy does.
 """
 
@@ -104,8 +106,23 @@ def _same(result):
     return result
 
 
-def _as_dask(x, name="image"):
-    """``(dask array with numpy blocks, function that turns a result back into x's kind)``."""
+def _is_cupy_input(x) -> bool:
+    return _is_cupy(x._meta) if isinstance(x, da.Array) else _is_cupy(x)
+
+
+def _backend(executor, x):
+    """The backend ``executor`` names; for a cupy input the default is ``"gpu"``."""
+    if executor is None and _is_cupy_input(x):
+        executor = "gpu"
+    return get_executor(executor)
+
+
+def _as_dask(x, name="image", backend=None):
+    """``(dask array, function that turns a result back into x's kind)``: numpy blocks,
+    except that a cupy input keeps its cupy blocks for the ``"gpu"`` backend."""
+    on_device = getattr(backend, "name", None) == "gpu" and _is_cupy_input(x)
+    if on_device:
+        return (x if isinstance(x, da.Array) else da.from_array(x, asarray=False)), _same
     if isinstance(x, da.Array):
         if _is_cupy(x._meta):
             cp = importlib.import_module("cupy")
@@ -186,7 +203,7 @@ def _by_parts(build, arr: da.Array, cval, out_dtype: np.dtype) -> da.Array:
 _INTERP_KWARGS = ("mode", "cval", "prefilter", "output", "executor")
 
 
-def _interp_kwargs(func: str, kwargs: dict, allowed=_INTERP_KWARGS) -> dict:
+def _interp_kwargs(func: str, kwargs: dict, allowed=_INTERP_KWARGS, image=None) -> dict:
     unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
         raise TypeError(f"{func}() got an unexpected keyword argument {unknown[0]!r}")
@@ -195,7 +212,7 @@ def _interp_kwargs(func: str, kwargs: dict, allowed=_INTERP_KWARGS) -> dict:
         "cval": kwargs.get("cval", 0.0),
         "prefilter": kwargs.get("prefilter", True),
         "output": kwargs.get("output"),
-        "executor": get_executor(kwargs.get("executor")),
+        "executor": _backend(kwargs.get("executor"), image),
     }
 
 
@@ -267,8 +284,8 @@ def affine_transform(
     >>> np.allclose(y.compute(), ndi.affine_transform(x, m, 2.5, order=3, mode="wrap"))
     True
     """
-    opts = _interp_kwargs("affine_transform", kwargs)
-    arr, back = _as_dask(image)
+    opts = _interp_kwargs("affine_transform", kwargs, image=image)
+    arr, back = _as_dask(image, backend=opts["executor"])
     out_dtype = _output_dtype(opts["output"], arr.dtype)
 
     def build(part, cval, dtype):
@@ -334,9 +351,9 @@ def rotate(
     >>> np.allclose(y.compute(), ndi.rotate(x, 30, order=3, mode="reflect"))
     True
     """
-    opts = _interp_kwargs("rotate", kwargs, (*_INTERP_KWARGS, "order"))
+    opts = _interp_kwargs("rotate", kwargs, (*_INTERP_KWARGS, "order"), image=input_arr)
     order = kwargs.get("order", 1)
-    arr, back = _as_dask(input_arr, "input_arr")
+    arr, back = _as_dask(input_arr, "input_arr", opts["executor"])
     out_dtype = _output_dtype(opts["output"], arr.dtype)
 
     def build(part, cval, dtype):
@@ -404,7 +421,8 @@ def map_coordinates(  # noqa: A002
     >>> np.allclose(y.compute(), ndi.map_coordinates(x, c, mode="mirror"))
     True
     """
-    arr, back = _as_dask(input, "input")
+    backend = _backend(executor, input)
+    arr, back = _as_dask(input, "input", backend)
     coords = _coordinates(coordinates)
     if coords.dtype.kind == "c":
         raise TypeError("complex coordinates are not supported (as in scipy)")
@@ -419,7 +437,6 @@ def map_coordinates(  # noqa: A002
         )
     out_shape = tuple(int(n) for n in coords.shape[1:])
     out_dtype = _output_dtype(None, arr.dtype)
-    backend = get_executor(executor)
     with _argument_errors():
         ResampleOptions(order=order, mode=mode, cval=_real_cval(cval), prefilter=prefilter)
         if 0 in out_shape:
@@ -534,11 +551,11 @@ def spline_filter1d(
         raise TypeError(
             f"spline_filter1d() got an unexpected keyword argument {next(iter(kwargs))!r}"
         )
-    arr, back = _as_dask(image)
+    backend = _backend(executor, image)
+    arr, back = _as_dask(image, backend=backend)
     out_dtype = _output_dtype(output, arr.dtype, np.float64)
     opts = _spline_options(order, mode)
     depth = _check_depth(depth, opts.order, arr.ndim, scalar_only=True)
-    backend = get_executor(executor)
     if not isinstance(axis, numbers.Integral) or not -arr.ndim <= axis < arr.ndim:
         raise NDInterpError(f"axis={axis!r} is out of bounds for an array of {arr.ndim} dims")
     axis = int(axis) % arr.ndim
@@ -600,11 +617,11 @@ def spline_filter(
         raise TypeError(
             f"spline_filter() got an unexpected keyword argument {next(iter(kwargs))!r}"
         )
-    arr, back = _as_dask(image)
+    backend = _backend(executor, image)
+    arr, back = _as_dask(image, backend=backend)
     out_dtype = _output_dtype(output, arr.dtype, np.float64)
     opts = _spline_options(order, mode)
     depth = _check_depth(depth, opts.order, arr.ndim)
-    backend = get_executor(executor)
 
     def build(part, _cval, dtype):
         if opts.order < 2 or part.ndim == 0:  # a 0-d input is its own spline (scipy)

@@ -194,3 +194,22 @@ def test_large_plans_build():
     arr = tf.lazy(x).transform(tf.Rotate(1, center=(500, 500)), order=1).to_dask()
     assert arr.numblocks == (100, 100)
     assert len([k for k in dict(arr.__dask_graph__()) if k[0].startswith("resample-")]) == 10_000
+
+
+@pytest.mark.parametrize("executor", ["scipy", "cpu"])
+def test_grid_constant_field_chunks_whose_taps_all_read_cval(executor):
+    """A field shifted far outside: some chunks read only cval, but grid-constant weighs it
+    by each point's taps, so those tasks still evaluate the field (its coefficients must
+    reach them)."""
+    from transfuse import DisplacementField, Translate
+
+    rng = np.random.default_rng(0)
+    x = rng.random((30, 31))
+    field = rng.normal(size=(2, 5, 5))
+    T = Translate((20.0, 0.0)) @ DisplacementField(field, spacing=8.0)
+    got = tf.lazy(x, chunks=8).transform(T, order=1, mode="grid-constant", cval=0.5)
+    idx = np.indices(x.shape).reshape(2, -1).T.astype(float)
+    expected = ndi.map_coordinates(x, T(idx).T, order=1, mode="grid-constant", cval=0.5)
+    np.testing.assert_allclose(
+        got.compute(executor=executor), expected.reshape(x.shape), rtol=0, atol=1e-12
+    )

@@ -1,4 +1,4 @@
-"""The compiled kernel of the ``"numba"`` backend against scipy.ndimage on the whole array.
+"""The compiled kernel of the ``"cpu"`` backend against scipy.ndimage on the whole array.
 
 Contract: orders 0 and 1 bit for bit; orders 2-5 within 1e-10 x max|input| in float64 and
 1e-6 in float32 (orders 2, 4, 5 are bit for bit in practice: the kernel does scipy's
@@ -28,8 +28,8 @@ pytestmark = pytest.mark.skipif(not compiled.AVAILABLE, reason="numba is not ins
 
 @pytest.fixture(autouse=True)
 def numba_backend():
-    """Every computation in this module runs on the "numba" backend."""
-    with dask.config.set({"transfuse.executor": "numba"}):
+    """Every computation in this module runs on the "cpu" backend (the compiled kernel)."""
+    with dask.config.set({"transfuse.executor": "cpu"}):
         yield
 
 

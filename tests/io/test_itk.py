@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from transfuse import Affine, Rotate, Scale, Shear, Transform, Translate, symbols
+from transfuse import Affine, Grid, Rotate, Scale, Shear, Transform, Translate, symbols
 from transfuse.io.itk import FormatError, index_to_physical, read_itk, write_itk
 
 RNG = np.random.default_rng(7)
@@ -55,6 +55,11 @@ def expected_pull(physical_map, points, grid_out, grid_in):
     return np.array(out)
 
 
+G_OUT = Grid.from_itk((4, 4, 4), **GRID_OUT)
+G_IN = Grid.from_itk(
+    (4, 4, 4), *(GRID_IN[f"input_{k}"] for k in ("spacing", "origin", "direction"))
+)
+
 POINTS3 = RNG.uniform(-5, 30, size=(6, 3))
 
 
@@ -70,7 +75,7 @@ def test_euler3d_with_grids(tmp_path, zyx):
     fixed = [*c, 1.0] if zyx else list(c)
     path = tfm(tmp_path, one("Euler3DTransform_double_3_3", [ax, ay, az, *t], fixed))
 
-    T = read_itk(path, **GRID_OUT, **GRID_IN)
+    T = read_itk(path, grid=G_OUT, input_grid=G_IN)
 
     want = expected_pull(lambda x: r @ (x - c) + c + t, POINTS3, GRID_OUT, GRID_IN)
     np.testing.assert_allclose(T(POINTS3), want, atol=1e-10)
@@ -98,6 +103,7 @@ def test_euler2d_and_similarity2d(tmp_path, rng):
     t, c = np.array([1.5, -2.0]), np.array([3.0, 4.0])
     rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     grid = dict(spacing=(0.5, 2.0), origin=(1.0, -1.0))
+    g = Grid.from_itk((3, 3), **grid)
     pts = rng.uniform(0, 10, size=(5, 2))
 
     def by_hand(lin):
@@ -108,10 +114,10 @@ def test_euler2d_and_similarity2d(tmp_path, rng):
             out.append(((y - grid["origin"]) / grid["spacing"])[::-1])
         return np.array(out)
 
-    e = read_itk(tfm(tmp_path, one("Euler2DTransform_double_2_2", [angle, *t], c), "e"), **grid)
+    e = read_itk(tfm(tmp_path, one("Euler2DTransform_double_2_2", [angle, *t], c), "e"), grid=g)
     np.testing.assert_allclose(e(pts), by_hand(rot), atol=1e-12)
     s = tfm(tmp_path, one("Similarity2DTransform_double_2_2", [scale, angle, *t], c), "s")
-    np.testing.assert_allclose(read_itk(s, **grid)(pts), by_hand(scale * rot), atol=1e-12)
+    np.testing.assert_allclose(read_itk(s, grid=g)(pts), by_hand(scale * rot), atol=1e-12)
 
 
 def test_versor_rigid_and_similarity3d(tmp_path):
@@ -200,8 +206,8 @@ def test_index_to_physical_by_hand():
 )
 def test_round_trip_with_grids(tmp_path, T):
     path = tmp_path / "rt.tfm"
-    write_itk(T, path, **GRID_OUT, **GRID_IN)
-    back = read_itk(path, **GRID_OUT, **GRID_IN)
+    write_itk(T, path, grid=G_OUT, input_grid=G_IN)
+    back = read_itk(path, grid=G_OUT, input_grid=G_IN)
     np.testing.assert_allclose(back.matrix(), T.matrix(), atol=1e-12)
     assert "AffineTransform_double_3_3" in path.read_text()
 
@@ -256,13 +262,21 @@ def test_write_precision_is_exact(tmp_path, rng):
             r"versor .* norm",
         ),
         (
-            "Transform: IdentityTransform_double_2_2\nTransform: IdentityTransform_double_2_2\n",
-            r":3: the file holds 2 transforms but no CompositeTransform",
+            "Transform: IdentityTransform_double_2_2\nTransform: IdentityTransform_double_3_3\n",
+            r":3: IdentityTransform is 3-D; the first transform is 2-D",
+        ),
+        (
+            "Transform: IdentityTransform_double_2_2\nTransform: AffineTransform_double_2_2\n",
+            r":3: AffineTransform has no Parameters line",
         ),
         (
             "Transform: IdentityTransform_double_2_2\nParameters:\n"
             "Transform: CompositeTransform_double_2_2\n",
-            r"holds 2 transforms",
+            r":4: a CompositeTransform may only be the first",
+        ),
+        (
+            "Transform: TranslationTransform_double_2_2\nParameters: 1 2\n",
+            r":3: TranslationTransform has Parameters but no FixedParameters line; ITK ignores",
         ),
         (
             "Transform: CompositeTransform_double_2_2\nTransform: IdentityTransform_double_3_3\n",
@@ -287,6 +301,7 @@ def test_missing_header(tmp_path):
         read_itk(path)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_grid_argument_errors(tmp_path):
     path = tfm(tmp_path, one("TranslationTransform_double_2_2", [1, 2], []))
     with pytest.raises(ValueError, match="spacing"):
@@ -309,12 +324,12 @@ def test_write_errors(tmp_path):
         write_itk(Rotate(symbols("a"), ndim=2), tmp_path / "w.tfm")
     with pytest.raises(ValueError, match="ndim"):
         write_itk(Scale(2.0), tmp_path / "w.tfm")
-    write_itk(Scale(2.0), tmp_path / "w.tfm", spacing=(1.0, 1.0))  # the grid fixes ndim
+    write_itk(Scale(2.0), tmp_path / "w.tfm", grid=Grid((2, 2)))  # the grid fixes ndim
     assert "AffineTransform_double_2_2" in (tmp_path / "w.tfm").read_text()
 
 
 def test_against_simpleitk(tmp_path):
-    """Cross-check with ITK itself when SimpleITK is installed."""
+    """Cross-check with ITK itself (SimpleITK is in the test extra)."""
     sitk = pytest.importorskip("SimpleITK")
     tx = sitk.CompositeTransform(
         [
@@ -328,15 +343,211 @@ def test_against_simpleitk(tmp_path):
     out.SetSpacing(GRID_OUT["spacing"])
     out.SetOrigin(GRID_OUT["origin"])
     out.SetDirection(GRID_OUT["direction"].ravel().tolist())
-    T = read_itk(path, out.GetSpacing(), out.GetOrigin(), out.GetDirection())
+    grid = Grid.from_itk(out.GetSize(), out.GetSpacing(), out.GetOrigin(), out.GetDirection())
+    T = read_itk(path, grid=grid)
     for q in POINTS3:
         x = tx.TransformPoint(out.TransformContinuousIndexToPhysicalPoint(q[::-1].tolist()))
         k = np.array(out.TransformPhysicalPointToContinuousIndex(x))[::-1]
         np.testing.assert_allclose(T(q[None])[0], k, atol=1e-9)
-    write_itk(T, path, out.GetSpacing(), out.GetOrigin(), out.GetDirection())
+    write_itk(T, path, grid=grid)
     back = sitk.ReadTransform(path)
     for p in POINTS3:
         np.testing.assert_allclose(back.TransformPoint(p), tx.TransformPoint(p), atol=1e-9)
+
+
+def _sitk_chain(sitk):
+    return sitk.CompositeTransform(
+        [
+            sitk.Euler3DTransform((0.5, -1.0, 2.0), 0.3, -0.7, 1.1, (1.0, 2.0, 3.0)),
+            sitk.AffineTransform((1.1, 0.1, 0.0, -0.05, 0.9, 0.2, 0.0, 0.1, 1.2), (1, -2, 0.5)),
+            sitk.ScaleTransform(3, (1.5, 0.5, 2.0)),
+        ]
+    )
+
+
+def test_physical_space_is_itk_transform_point_reversed(tmp_path):
+    """space="physical": T(p) == TransformPoint(p[::-1])[::-1] for numpy-order points p."""
+    sitk = pytest.importorskip("SimpleITK")
+    tx = _sitk_chain(sitk)
+    path = str(tmp_path / "c.tfm")
+    sitk.WriteTransform(tx, path)
+    T = read_itk(path, space="physical")
+    for p in POINTS3:
+        want = np.array(tx.TransformPoint(p[::-1].tolist()))[::-1]
+        np.testing.assert_allclose(T(p[None])[0], want, atol=1e-9)
+    # writing the physical transform back gives ITK the same map
+    write_itk(T, path, space="physical")
+    back = sitk.ReadTransform(path)
+    for p in POINTS3:
+        np.testing.assert_allclose(back.TransformPoint(p), tx.TransformPoint(p), atol=1e-9)
+    with pytest.raises(ValueError, match="space='physical' takes no grid"):
+        read_itk(path, space="physical", grid=G_OUT)
+    with pytest.raises(ValueError, match="space='spherical' must be"):
+        read_itk(path, space="spherical")
+
+
+def test_index_space_is_physical_between_grids(tmp_path):
+    """The index form is G_in^-1 . T_phys . G_out with the Grid objects' own maps."""
+    sitk = pytest.importorskip("SimpleITK")
+    path = str(tmp_path / "c.tfm")
+    sitk.WriteTransform(_sitk_chain(sitk), path)
+    phys = read_itk(path, space="physical")
+    index = read_itk(path, grid=G_OUT, input_grid=G_IN)
+    want = G_IN.to_index() @ phys @ G_OUT.to_physical()
+    np.testing.assert_allclose(index.matrix(), want.matrix(), atol=1e-12)
+
+
+@pytest.mark.parametrize("order", [1, 3])
+def test_resample_equals_simpleitk_on_oblique_anisotropic_grids(tmp_path, order):
+    """lazy(x).transform(read_itk(..., grid=ref, input_grid=img)) equals sitk.Resample in
+    the interior (ITK's B-spline resampler is scipy's order-3 interpolation there)."""
+    sitk = pytest.importorskip("SimpleITK")
+    from transfuse import lazy
+
+    rng = np.random.default_rng(3)
+    x = rng.random((14, 17, 19))
+    img = sitk.GetImageFromArray(x)
+    img.SetSpacing((0.8, 1.1, 2.5))
+    img.SetOrigin((-3.0, 4.0, 1.0))
+    img.SetDirection(Rotation.from_rotvec([0.1, -0.2, 0.15]).as_matrix().ravel().tolist())
+    ref = sitk.Image([15, 13, 11], sitk.sitkFloat64)
+    ref.SetSpacing((1.0, 1.2, 1.9))
+    ref.SetOrigin((0.0, 5.0, 3.0))
+    ref.SetDirection(Rotation.from_rotvec([-0.2, 0.1, 0.3]).as_matrix().ravel().tolist())
+    tx = sitk.Euler3DTransform((5.0, 10.0, 8.0), 0.05, -0.1, 0.2, (0.5, 0.3, -0.4))
+    path = str(tmp_path / "r.tfm")
+    sitk.WriteTransform(tx, path)
+    interp = sitk.sitkLinear if order == 1 else sitk.sitkBSpline
+    want = sitk.GetArrayFromImage(sitk.Resample(img, ref, tx, interp, np.nan))
+
+    def grid_of(im):
+        return Grid.from_itk(im.GetSize(), im.GetSpacing(), im.GetOrigin(), im.GetDirection())
+
+    T = read_itk(path, grid=grid_of(ref), input_grid=grid_of(img))
+    got = lazy(x).transform(T, output_shape=want.shape, order=order, mode="mirror").compute()
+    # the interior: input positions at least 3 voxels inside (ITK prefilters with mirror)
+    k = T(np.indices(want.shape).reshape(3, -1).T.astype(float))
+    inside = np.all((k >= 3) & (k <= np.array(x.shape) - 4), axis=1).reshape(want.shape)
+    assert inside.sum() > 100
+    np.testing.assert_allclose(got[inside], want[inside], atol=1e-9 if order == 1 else 1e-6)
+
+
+@pytest.mark.parametrize("order", [1, 3])
+def test_read_transform_physical_resamples_like_simpleitk(tmp_path, order):
+    """sitk.Resample(img, ref, ReadTransform(f)) equals
+    lazy(x, grid=g).resample(read_transform(f, space="physical"), onto=ref_grid)."""
+    sitk = pytest.importorskip("SimpleITK")
+    import transfuse
+
+    rng = np.random.default_rng(5)
+    x = rng.random((16, 18, 20))
+    g = Grid(
+        x.shape,
+        (2.0, 0.9, 0.7),
+        (1.0, -2.0, 3.0),
+        Rotation.from_rotvec([0.1, 0.2, -0.1]).as_matrix(),
+    )
+    ref = Grid(
+        (12, 14, 13),
+        (1.5, 1.1, 0.8),
+        (4.0, 1.0, 2.0),
+        Rotation.from_rotvec([-0.2, 0.0, 0.25]).as_matrix(),
+    )
+    img = sitk.GetImageFromArray(x)
+    ref_img = sitk.Image(list(ref.shape[::-1]), sitk.sitkFloat64)
+    for im, grid in ((img, g), (ref_img, ref)):
+        itk = grid.to_itk()
+        im.SetSpacing(itk["spacing"])
+        im.SetOrigin(itk["origin"])
+        im.SetDirection(itk["direction"])
+    path = str(tmp_path / "chain.tfm")
+    sitk.WriteTransform(_sitk_chain(sitk), path)
+    tx = sitk.ReadTransform(path)
+    interp = sitk.sitkLinear if order == 1 else sitk.sitkBSpline
+    want = sitk.GetArrayFromImage(sitk.Resample(img, ref_img, tx, interp, np.nan))
+    T = transfuse.read_transform(path, space="physical")
+    got = transfuse.lazy(x, grid=g).resample(T, onto=ref, order=order, mode="mirror").compute()
+    k = (g.to_index() @ T @ ref.to_physical())(np.indices(ref.shape).reshape(3, -1).T * 1.0)
+    inside = np.all((k >= 3) & (k <= np.array(x.shape) - 4), axis=1).reshape(ref.shape)
+    assert inside.sum() > 50
+    np.testing.assert_allclose(got[inside], want[inside], atol=1e-9 if order == 1 else 1e-6)
+
+
+HMC = """#Insight Transform File V1.0
+#Transform 0
+Transform: MatrixOffsetTransformBase_double_3_3
+Parameters: 0.9998 0.0175 -0.0052 -0.0174 0.9997 0.0160 0.0055 -0.0159 0.9999 0.21 -0.35 0.12
+FixedParameters: 0 0 0
+#Transform 1
+Transform: MatrixOffsetTransformBase_double_3_3
+Parameters: 1 0 0 0 1 0 0 0 1 0 0 0
+FixedParameters: 0 0 0
+#Transform 2
+Transform: MatrixOffsetTransformBase_double_3_3
+Parameters: 0.9994 -0.0262 0.0227 0.0259 0.9996 0.0105 -0.0230 -0.0099 0.9997 -0.44 0.08 0.95
+FixedParameters: 0 0 0
+"""
+
+
+def test_head_motion_file_reads_as_a_list(tmp_path):
+    """fMRIPrep's head-motion file: one affine per volume, no CompositeTransform header."""
+    sitk = pytest.importorskip("SimpleITK")
+    path = tmp_path / "hmc.txt"
+    path.write_text(HMC)
+    Ts = read_itk(path, space="physical")
+    assert isinstance(Ts, list) and len(Ts) == 3
+    lines = [ln.split()[1:] for ln in HMC.splitlines() if ln.startswith("Parameters:")]
+    for T, line in zip(Ts, lines, strict=True):
+        params = [float(v) for v in line]
+        tx = sitk.AffineTransform(3)
+        tx.SetMatrix(params[:9])
+        tx.SetTranslation(params[9:])
+        for p in POINTS3:
+            want = np.array(tx.TransformPoint(p[::-1].tolist()))[::-1]
+            np.testing.assert_allclose(T(p[None])[0], want, atol=1e-9)
+    np.testing.assert_array_equal(Ts[1].matrix(), np.eye(4))
+    # written back as a list, read back the same
+    write_itk(Ts, tmp_path / "back.txt", space="physical")
+    back = read_itk(tmp_path / "back.txt", space="physical")
+    assert "Composite" not in (tmp_path / "back.txt").read_text()
+    for a, b in zip(back, Ts, strict=True):
+        np.testing.assert_array_equal(a.matrix(), b.matrix())
+    # in index space, every entry uses the same grids
+    index = read_itk(path, grid=G_OUT, input_grid=G_IN)
+    want = G_IN.to_index() @ Ts[2] @ G_OUT.to_physical()
+    np.testing.assert_allclose(index[2].matrix(), want.matrix(), atol=1e-12)
+
+
+def test_parameters_without_fixed_parameters_are_refused_as_itk_ignores_them(tmp_path):
+    """ITK 5.4 reads Parameters only together with FixedParameters; without them it gives an
+    identity. transfuse refuses such a file rather than differ (or silently agree)."""
+    sitk = pytest.importorskip("SimpleITK")
+    for body in [
+        "Transform: AffineTransform_double_2_2\nParameters: 2 0 0 3 5 7\n",
+        "Transform: TranslationTransform_double_2_2\nParameters: 5 7\n",
+    ]:
+        path = tfm(tmp_path, "#Transform 0\n" + body)
+        assert sitk.ReadTransform(path).TransformPoint((1.0, 1.0)) == (1.0, 1.0)
+        with pytest.raises(FormatError, match=":4: .*no FixedParameters line; ITK ignores"):
+            read_itk(path)
+    # no parameters at all: an identity for ITK and for transfuse
+    path = tfm(tmp_path, "Transform: IdentityTransform_double_2_2\n")
+    np.testing.assert_array_equal(read_itk(path).matrix(), np.eye(3))
+
+
+def test_loose_grid_arguments_still_work_but_are_deprecated(tmp_path, rng):
+    path = tfm(tmp_path, one("AffineTransform_double_3_3", rng.normal(size=12), [1, 2, 3]))
+    with pytest.warns(DeprecationWarning, match="grid=Grid.from_itk"):
+        loose = read_itk(path, **GRID_OUT, **GRID_IN)
+    np.testing.assert_allclose(
+        loose.matrix(), read_itk(path, grid=G_OUT, input_grid=G_IN).matrix(), atol=1e-12
+    )
+    with pytest.raises(ValueError, match="not both"):
+        read_itk(path, spacing=(1.0, 1.0, 1.0), grid=G_OUT)
+    with pytest.raises(ValueError, match="grid is 2-D but the transform is 3-D"):
+        read_itk(path, grid=Grid((3, 3)))
+    with pytest.raises(TypeError, match="input_grid=.* must be a transfuse.Grid"):
+        read_itk(path, input_grid=(1.0, 1.0, 1.0))
 
 
 def test_grid_from_ngff_metadata(tmp_path):
@@ -349,7 +560,9 @@ def test_grid_from_ngff_metadata(tmp_path):
     t = np.array([0.5, -1.0, 2.0])
     path = tfm(tmp_path, one("AffineTransform_double_3_3", [*A.ravel(), *t], [0, 0, 0]))
     T = read_itk(
-        path, s_fix[::-1], t_fix[::-1], input_spacing=s_mov[::-1], input_origin=t_mov[::-1]
+        path,
+        grid=Grid((4, 4, 4), spacing=s_fix, origin=t_fix),
+        input_grid=Grid((4, 4, 4), spacing=s_mov, origin=t_mov),
     )
 
     def ngff(s, t):

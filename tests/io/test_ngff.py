@@ -6,6 +6,8 @@ import dataclasses
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import transfuse.transforms as tt
 from transfuse import Affine, Compose, Permute, Rotate, Scale, Shear, Transform, Translate, symbols
@@ -197,15 +199,15 @@ def test_inverse_of_and_bijection():
     inner = {"type": "scale", "scale": [2.0, 4.0]}
     # inverseOf: the stored map already points output -> input, so it is the pull map
     assert from_ngff({"type": "inverseOf", "transformation": inner}) == Scale((2.0, 4.0))
-    # bijection: the pull map is its 'inverse' member as given (deliberately not 1/forward here)
+    # bijection: the pull map is its 'inverse' member as given (checked against 'forward')
     bij = {
         "type": "bijection",
         "forward": inner,
-        "inverse": {"type": "scale", "scale": [0.5, 0.3]},
+        "inverse": {"type": "scale", "scale": [0.5, 0.25]},
         "input": "in",
         "output": "out",
     }
-    assert from_ngff(bij, CS_2D) == Scale((0.5, 0.3))
+    assert from_ngff(bij, CS_2D) == Scale((0.5, 0.25))
     # nested: the inverse of a bijection is its forward member
     assert from_ngff({"type": "inverseOf", "transformation": bij}) == Scale((2.0, 4.0))
 
@@ -280,30 +282,40 @@ def test_coordinates_without_the_node():
 
 @pytest.mark.skipif(not HAS_COORDINATE_MAP, reason="transfuse has no CoordinateMap yet")
 def test_coordinates_bijection_example(rng):
-    fwd = rng.uniform(0, 5, size=(4, 5, 2))  # grid (y, x), vector axis last
-    inv = rng.uniform(0, 5, size=(6, 7, 2))
+    fwd = rng.uniform(0, 5, size=(2, 4, 5))  # vector axis first (the 0.6 layout), grid (y, x)
+    inv = rng.uniform(0, 5, size=(2, 6, 7))
     arrays = {"forward_coordinates": fwd, "inverse_coordinates": inv}
     T = from_ngff(BIJECTION, arrays=arrays)
-    # the pull map is the 'inverse' field: at target grid point (i, j) read source inv[i, j]
+    # the pull map is the 'inverse' field: at target grid point (i, j) read source inv[:, i, j]
     assert isinstance(T, tt.CoordinateMap)
-    np.testing.assert_array_equal(T.coords, np.moveaxis(inv, -1, 0))
+    np.testing.assert_array_equal(T.coords, inv)
     assert (
         from_ngff({"type": "inverseOf", "transformation": BIJECTION}, arrays=arrays).coords[1, 3, 4]
-        == fwd[3, 4, 1]
+        == fwd[1, 3, 4]
     )
-    # vector axis first, as in the spec's displacement_field example
-    arrays = {"inverse_coordinates": np.moveaxis(inv, -1, 0)}
-    first = from_ngff(BIJECTION, arrays=arrays, vector_axis=0)
-    np.testing.assert_array_equal(first.coords, T.coords)
+    # vector axis last, when the caller says so
+    last = {k: np.moveaxis(v, 0, -1) for k, v in arrays.items()}
+    np.testing.assert_array_equal(from_ngff(BIJECTION, arrays=last, vector_axis=-1).coords, inv)
+    # the default layout contradicted by the shape: the message names vector_axis
+    with pytest.raises(FormatError, match=r"forward: .*shape \(4, 5, 2\): vector_axis=0 holds 4"):
+        from_ngff(BIJECTION, arrays=last)
+    # bijection.forward is read too: a malformed forward member is an error
+    with pytest.raises(FormatError, match=r"transformation\.forward: no array"):
+        from_ngff(BIJECTION, arrays={"inverse_coordinates": inv})
 
 
 @pytest.mark.skipif(not HAS_COORDINATE_MAP, reason="transfuse has no CoordinateMap yet")
 def test_coordinates_1d_example():
     # the spec's 1-D example: the array [-9, 9, 0] gives x = -9, 9, 0 at i = 0, 1, 2
     node = {"type": "coordinates", "path": "i2xCoordinates", "interpolation": "nearest"}
-    arrays = {"i2xCoordinates": np.array([[-9.0], [9.0], [0.0]])}
+    arrays = {"i2xCoordinates": np.array([[-9.0, 9.0, 0.0]])}
     T = from_ngff({"type": "inverseOf", "transformation": node}, arrays=arrays)
     np.testing.assert_array_equal(T.coords, [[-9.0, 9.0, 0.0]])
+    column = {"i2xCoordinates": np.array([[-9.0], [9.0], [0.0]])}
+    T = from_ngff({"type": "inverseOf", "transformation": node}, arrays=column, vector_axis=-1)
+    np.testing.assert_array_equal(T.coords, [[-9.0, 9.0, 0.0]])
+    with pytest.raises(FormatError, match="vector_axis=0"):
+        from_ngff({"type": "inverseOf", "transformation": node}, arrays=column)
     # a bare forward field points input -> output and has no closed-form pull map
     with pytest.raises(FormatError, match="inverseOf"):
         from_ngff(node, arrays=arrays)
@@ -311,6 +323,55 @@ def test_coordinates_1d_example():
         from_ngff({"type": "inverseOf", "transformation": node})
     with pytest.raises(FormatError, match="N\\+1 dimensions"):
         from_ngff({"type": "inverseOf", "transformation": node}, arrays={"i2xCoordinates": [1.0]})
+
+
+def test_bijection_forward_is_validated():
+    good = {
+        "type": "bijection",
+        "forward": {"type": "scale", "scale": [2.0, 4.0]},
+        "inverse": {"type": "scale", "scale": [0.5, 0.25]},
+    }
+    np.testing.assert_allclose(from_ngff(good).matrix(), np.diag([0.5, 0.25, 1.0]))
+    bad = {**good, "inverse": {"type": "scale", "scale": [0.5, 0.5]}}
+    with pytest.raises(FormatError, match="forward and bijection.inverse are not inverses"):
+        from_ngff(bad)
+    with pytest.raises(FormatError, match=r"transformation\.forward: scale="):
+        from_ngff({**good, "forward": {"type": "scale", "scale": "x"}})
+    with pytest.raises(FormatError, match="forward' and 'inverse'"):
+        from_ngff({"type": "bijection", "inverse": good["inverse"]})
+
+
+def test_by_dimension_inside_a_sequence_inherits_the_systems():
+    systems = [
+        {"name": "in", "axes": [{"name": "y"}, {"name": "x"}]},
+        {"name": "out", "axes": [{"name": "y"}, {"name": "x"}]},
+    ]
+    by_dim = {
+        "type": "byDimension",
+        "transformations": [
+            {
+                "transformation": {"type": "scale", "scale": [2.0]},
+                "input_axes": ["x"],
+                "output_axes": ["x"],
+            },
+            {
+                "transformation": {"type": "translation", "translation": [3.0]},
+                "input_axes": ["y"],
+                "output_axes": ["y"],
+            },
+        ],
+    }
+    seq = {
+        "type": "sequence",
+        "input": {"name": "in"},
+        "output": {"name": "out"},
+        "transformations": [by_dim, {"type": "translation", "translation": [1.0, 1.0]}],
+    }
+    T = from_ngff(seq, systems)
+    # forward: y -> y + 3 + 1, x -> 2x + 1; the pull map undoes it
+    np.testing.assert_allclose(T([[4.0, 1.0]]), [[0.0, 0.0]])
+    with pytest.raises(FormatError, match="not in the coordinate system"):
+        from_ngff({**seq, "input": {"name": "nowhere"}, "output": {"name": "nowhere"}}, systems)
 
 
 @pytest.mark.skipif(HAS_DISPLACEMENT_FIELD, reason="transfuse has DisplacementField")
@@ -321,13 +382,102 @@ def test_displacements_without_the_node():
 
 
 @pytest.mark.skipif(not HAS_DISPLACEMENT_FIELD, reason="transfuse has no DisplacementField yet")
-def test_displacements_with_the_node(rng):  # pragma: no cover - runs once the node exists
-    field = rng.normal(size=(4, 5, 2))
+def test_displacements_with_the_node(rng):
+    field = rng.normal(size=(2, 4, 5))
     node = {"type": "inverseOf", "transformation": {"type": "displacements", "path": "d"}}
     T = from_ngff(node, arrays={"d": field})
     assert isinstance(T, tt.DisplacementField)
     with pytest.raises(FormatError, match="inverseOf"):
         from_ngff(node["transformation"], arrays={"d": field})
+
+
+# a field stored as the spec lays it out: its own coordinate system (vector axis typed
+# "displacement", first) and its own grid (scale and translation of its dataset)
+FIELD_META = {
+    "coordinateSystems": [
+        {
+            "name": "field",
+            "axes": [
+                {"name": "d", "type": "displacement"},
+                {"name": "y", "type": "space"},
+                {"name": "x", "type": "space"},
+            ],
+        }
+    ],
+    "datasets": [
+        {
+            "path": "0",
+            "coordinateTransformations": [
+                {
+                    "type": "sequence",
+                    "transformations": [
+                        {"type": "scale", "scale": [1.0, 4.0, 2.5]},
+                        {"type": "translation", "translation": [0.0, -3.0, 10.0]},
+                    ],
+                }
+            ],
+        }
+    ],
+}
+
+
+def test_displacement_field_uses_its_own_grid(rng):
+    from scipy import ndimage
+
+    u = rng.normal(size=(2, 6, 7))
+    node = {"type": "inverseOf", "transformation": {"type": "displacements", "path": "d"}}
+    T = from_ngff(node, arrays={"d": (u, FIELD_META)})
+    pts = rng.uniform([-3.0, 10.0], [17.0, 25.0], size=(20, 2))
+    at = ((pts - [-3.0, 10.0]) / [4.0, 2.5]).T
+    want = pts + np.stack([ndimage.map_coordinates(c, at, order=1, mode="nearest") for c in u], 1)
+    np.testing.assert_allclose(T(pts), want, atol=1e-12)
+    # the field's axis types decide the vector axis: the same field, vector last
+    axes = FIELD_META["coordinateSystems"][0]["axes"]
+    meta_last = {
+        "coordinateSystems": [{"name": "field", "axes": [axes[1], axes[2], axes[0]]}],
+        "datasets": [
+            {
+                "path": "0",
+                "coordinateTransformations": [
+                    {"type": "scale", "scale": [4.0, 2.5, 1.0]},
+                    {"type": "translation", "translation": [-3.0, 10.0, 0.0]},
+                ],
+            }
+        ],
+    }
+    last = np.moveaxis(u, 0, -1)
+    T_last = from_ngff(node, arrays={"d": (last, meta_last)})
+    np.testing.assert_allclose(T_last(pts), want, atol=1e-12)
+    with pytest.raises(FormatError, match=r"vector_axis=0 but the field's own axes put"):
+        from_ngff(node, arrays={"d": (last, meta_last)}, vector_axis=0)
+    # cubic interpolation is read from the node
+    cubic = {
+        "type": "inverseOf",
+        "transformation": {**node["transformation"], "interpolation": "cubic"},
+    }
+    assert from_ngff(cubic, arrays={"d": (u, FIELD_META)}).order == 3
+    with pytest.raises(FormatError, match="interpolation="):
+        bad = {
+            "type": "inverseOf",
+            "transformation": {**node["transformation"], "interpolation": 3},
+        }
+        from_ngff(bad, arrays={"d": u})
+
+
+def test_coordinate_field_on_its_own_grid(rng):
+    from scipy import ndimage
+
+    c = rng.normal(size=(2, 6, 7)) * 5
+    meta = {
+        "axes": [{"name": "c", "type": "coordinate"}, {"name": "y"}, {"name": "x"}],
+        "coordinateTransformations": [{"type": "scale", "scale": [1.0, 2.0, 3.0]}],
+    }
+    node = {"type": "inverseOf", "transformation": {"type": "coordinates", "path": "c"}}
+    T = from_ngff(node, arrays={"c": (c, meta)})
+    pts = rng.uniform(0, [10.0, 18.0], size=(15, 2))
+    at = (pts / [2.0, 3.0]).T
+    want = np.stack([ndimage.map_coordinates(v, at, order=1, mode="nearest") for v in c], 1)
+    np.testing.assert_allclose(T(pts), want, atol=1e-9)
 
 
 # -- errors --------------------------------------------------------------------------------------
@@ -394,7 +544,10 @@ def test_to_ngff_sequence_types_and_semantics():
     )
     node = to_ngff(T, input="array", output="physical")
     assert node["type"] == "sequence"
-    assert (node["input"], node["output"]) == ("array", "physical")
+    assert (node["input"], node["output"]) == ({"name": "array"}, {"name": "physical"})
+    assert to_ngff(T, input={"path": "0"})["input"] == {"path": "0"}
+    with pytest.raises(ValueError, match="input=3 must be"):
+        to_ngff(T, input=3)
     kinds = [child["type"] for child in node["transformations"]]
     assert kinds == ["translation", "scale", "mapAxis", "rotation", "rotation", "affine"]
     assert node["transformations"][0]["translation"] == [-1.0, -2.0, -3.0]
@@ -407,7 +560,7 @@ def test_to_ngff_single_and_affine_forms():
     assert to_ngff(Translate((1.0, -2.0))) == {"type": "translation", "translation": [-1.0, 2.0]}
     T = Rotate(30, ndim=2, center=(1.0, 2.0)) @ Scale((2.0, 3.0))
     node = to_ngff(T, form="affine", output="out")
-    assert node["type"] == "affine" and node["output"] == "out" and "input" not in node
+    assert node["type"] == "affine" and node["output"] == {"name": "out"} and "input" not in node
     assert np.shape(node["affine"]) == (2, 3)
     roundtrips(T, node, 2)
     np.testing.assert_allclose(from_ngff(node).matrix(), T.matrix(), atol=1e-12)
@@ -509,3 +662,49 @@ def test_numeric_arrays_at_paths_are_still_read():
     np.testing.assert_allclose(T.matrix(), Scale((0.5, 0.25)).matrix())
     with pytest.raises(FormatError, match="must hold numbers"):
         from_ngff({"type": "scale", "path": "s"}, arrays={"s": np.array(["2", "4"])})
+
+
+# -- grids (issue 11, item 1: the NGFF functions take and return grids) ------------------------
+@settings(derandomize=True, max_examples=30, deadline=None)
+@given(
+    st.lists(st.floats(0.1, 10.0), min_size=3, max_size=3),
+    st.lists(st.floats(-100.0, 100.0), min_size=3, max_size=3),
+    st.lists(st.floats(-1.0, 1.0), min_size=3, max_size=3),
+)
+def test_grids_round_trip_through_ngff(spacing, origin, rotvec):
+    from scipy.spatial.transform import Rotation
+
+    from transfuse import Grid
+    from transfuse.io.ngff import grid_from_ngff, grid_to_ngff
+
+    g = Grid((5, 6, 7), spacing, origin, units="micrometer")
+    for version in ("0.4", "0.6"):
+        meta = grid_to_ngff(g, version)
+        back = grid_from_ngff(g.shape, meta["coordinateTransformations"], meta["axes"])
+        assert _same_space(back, g, 1e-12) and back.units == g.units and back.axes == g.axes
+    r = g.replace(direction=Rotation.from_rotvec(rotvec).as_matrix())
+    meta = grid_to_ngff(r, "0.6", input={"path": "0"}, output="physical")
+    assert meta["coordinateTransformations"]["output"] == {"name": "physical"}
+    back = grid_from_ngff(r.shape, meta["coordinateTransformations"], meta["axes"])
+    assert _same_space(back, r, 1e-9)
+    if not r.is_axis_aligned():
+        with pytest.raises(ValueError, match="only a per-axis scale"):
+            grid_to_ngff(r, "0.5")
+
+
+def test_grid_from_ngff_errors():
+    from transfuse.io.ngff import grid_from_ngff
+
+    with pytest.raises(FormatError, match="distinct string 'name'"):
+        grid_from_ngff((3, 3), [{"type": "scale", "scale": [1.0, 1.0]}], [{"name": "y"}, {}])
+    with pytest.raises(FormatError, match="axes must be a list of 2"):
+        grid_from_ngff((3, 3), [{"type": "scale", "scale": [1.0, 1.0]}], [{"name": "y"}])
+    with pytest.raises(FormatError, match="must not be empty"):
+        grid_from_ngff((3, 3), [])
+
+
+def _same_space(a, b, tol):
+    """Same shape and index->physical map, to ``tol`` (axis names and units aside)."""
+    return a.shape == b.shape and np.allclose(
+        a.physical_matrix(), b.physical_matrix(), rtol=tol, atol=tol * 100
+    )

@@ -171,7 +171,7 @@ def _load_only_recipe_errors(load):
     else:
         assert isinstance(result, transfuse.Transform | Pipeline)
         event("loaded")
-    assert time.perf_counter() - start < 0.5
+    assert time.perf_counter() - start < 10  # a hang guard (bounded work), not a speed test
     assert _listing() == _BEFORE
     assert not os.path.exists("pwned")
 
@@ -365,7 +365,7 @@ def test_itk_files_raise_only_format_errors(lines, invalid_utf8):
     else:
         assert isinstance(T, transfuse.Transform)
         event("loaded")
-    assert time.perf_counter() - start < 0.5
+    assert time.perf_counter() - start < 10  # a hang guard (bounded work), not a speed test
 
 
 # -- OME-NGFF documents: only FormatError, bounded messages ----------------------------------
@@ -381,7 +381,7 @@ NGFF_BASES = [
     },
     {
         "type": "bijection",
-        "forward": {"type": "scale", "scale": [2.0, 2.0]},
+        "forward": {"type": "scale", "scale": [0.5, 0.5]},
         "inverse": {"type": "inverseOf", "transformation": {"type": "scale", "path": "s"}},
     },
     {
@@ -445,4 +445,4 @@ def test_ngff_documents_raise_only_format_errors(doc):
     else:
         assert isinstance(T, transfuse.Transform)
         event("loaded")
-    assert time.perf_counter() - start < 0.5
+    assert time.perf_counter() - start < 10  # a hang guard (bounded work), not a speed test

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import time
 
 import dask.array as da
 import numpy as np
@@ -409,11 +408,8 @@ def test_planning_many_chunks_is_fast():
     img = da.zeros((256, 256, 256), chunks=64, dtype=np.float32)
     lazy = tf.lazy(img).transform(tf.Rotate(5, axes=(1, 2), ndim=3) @ D @ E, order=1)
     lazy = lazy.transform(tf.Identity(), order=1, output_chunks=12)  # fused: ~10^4 chunks
-    t0 = time.perf_counter()
-    plan = lazy.plan()
-    elapsed = time.perf_counter() - t0
+    plan = lazy.plan()  # its time is measured by benchmarks/bench_graph_build.py, not here
     assert plan.passes[0].ntasks == 22**3
-    assert elapsed < 5.0  # measured ~0.5 s on 2 cores (footprints of 10,648 chunks)
 
 
 # -- fused vs resampling step by step ----------------------------------------------------------

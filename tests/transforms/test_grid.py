@@ -66,3 +66,24 @@ def test_extent_of_a_flipped_grid():
     g = Grid((3, 5), spacing=(2.0, 1.0), direction=[[-1, 0], [0, 1]])
     assert g.extent == ((-4.0, 0.0), (0.0, 4.0))
     assert not g.is_axis_aligned()
+
+
+def test_subgrid_points_are_the_selected_points():
+    d = Rotation.from_euler("zyx", [0.4, -0.2, 0.1]).as_matrix()
+    g = Grid((5, 6, 7), spacing=(0.5, 0.1, 0.2), origin=(3.0, -1.0, 2.0), direction=d)
+    start, step = np.array([1.0, 5.0, 0.5]), np.array([2.0, -1.0, 0.25])
+    s = g.subgrid(start, step, (2, 6, 20))
+    idx = np.array([[0.0, 0.0, 0.0], [1.0, 5.0, 19.0], [0.5, 2.0, 3.0]])
+    np.testing.assert_allclose(
+        s.to_physical()(idx), g.to_physical()(start + step * idx), rtol=0, atol=1e-12
+    )
+    assert s.axes == g.axes and s.units == g.units
+
+
+def test_drop_axes_refuses_an_oblique_plane():
+    d = Rotation.from_euler("zyx", [0.4, 0.0, 0.0]).as_matrix()  # mixes axes 0 and 1
+    g = Grid((5, 6, 1), direction=d, origin=(1.0, 2.0, 3.0))
+    expected = Grid((5, 6), direction=d[:2, :2], origin=(1.0, 2.0), axes=("z", "y"))
+    assert g.drop_axes([2]) == expected
+    with pytest.raises(ValueError, match="oblique"):
+        Grid((1, 6, 7), direction=d).drop_axes([0])

@@ -5,9 +5,11 @@ Backends (``executor=`` on :meth:`~transfuse.LazyImage.compute`,
 dask config value ``transfuse.executor``, else ``"cpu"``):
 
 * ``"scipy"`` — the reference: scipy.ndimage per chunk;
-* ``"cpu"`` — the reference plus compiled (numba) kernels where they apply;
-* ``"numba"`` — opt-in: one compiled kernel for every chunk of affine and coordinate-array
-  passes, orders 0-5, all modes (slow to compile the first time);
+* ``"cpu"`` — the reference plus one compiled (numba) kernel for every chunk of affine
+  and coordinate-array passes, orders 0-5, all modes, 1-D to 3-D (``"numba"`` is its
+  former name); without numba it is the reference, and warns once;
+* ``"gpu"`` — numba.cuda kernels on a CUDA device (cupy arrays in and out), or in
+  numba-cuda's simulator under ``NUMBA_ENABLE_CUDASIM=1`` (see :mod:`.gpu`);
 * ``"null"`` — computes nothing and records each task (for tests).
 
 A backend is one module with one class (see :class:`~transfuse.executors.base.Executor`);
@@ -20,6 +22,7 @@ import dask
 
 from .base import Executor, ResampleJob
 from .cpu import CPUExecutor
+from .gpu import GPUExecutor
 from .graph import spline_coefficients, to_dask
 from .null import NullExecutor
 from .numba_backend import NumbaExecutor
@@ -29,6 +32,7 @@ __all__ = [
     "REGISTRY",
     "CPUExecutor",
     "Executor",
+    "GPUExecutor",
     "NullExecutor",
     "NumbaExecutor",
     "ResampleJob",
@@ -43,6 +47,7 @@ REGISTRY = {
     "scipy": ScipyExecutor,
     "cpu": CPUExecutor,
     "numba": NumbaExecutor,
+    "gpu": GPUExecutor,
     "null": NullExecutor,
 }
 

@@ -56,22 +56,31 @@ def _field_window(window, field_pieces):
     return assemble_region(field_pieces, counts, layouts, ranges)
 
 
+def _with_inputs(stages, inputs) -> tuple:
+    """The stages with their data (field coefficients, coordinate blocks) attached."""
+    stages = list(stages)
+    for i, value in enumerate(inputs):
+        if value is None:
+            continue
+        if isinstance(value, list):  # a chunked field: [window, chunks]
+            coef = _field_window(value[0], value[1])
+            start = tuple(lo for lo, _ in value[0][0][1:])
+            stages[i] = dataclasses.replace(stages[i], coefficients=coef, start=start)
+        elif isinstance(stages[i], FieldStage):
+            stages[i] = dataclasses.replace(stages[i], coefficients=value)
+        else:
+            stages[i] = dataclasses.replace(stages[i], array=value)
+    return tuple(stages)
+
+
 def _run_resample(executor, job, footprint, infos, inputs, pieces):
     if any(v is not None for v in inputs):
-        stages = list(job.stages)
-        for i, value in enumerate(inputs):
-            if value is None:
-                continue
-            if isinstance(value, list):  # a chunked field: [window, chunks]
-                coef = _field_window(value[0], value[1])
-                start = tuple(lo for lo, _ in value[0][0][1:])
-                stages[i] = dataclasses.replace(stages[i], coefficients=coef, start=start)
-            elif isinstance(stages[i], FieldStage):
-                stages[i] = dataclasses.replace(stages[i], coefficients=value)
-            else:
-                stages[i] = dataclasses.replace(stages[i], array=value)
-        job = dataclasses.replace(job, stages=tuple(stages))
+        job = dataclasses.replace(job, stages=_with_inputs(job.stages, inputs))
     return executor.resample_chunk(job, footprint, pieces, _layouts(infos))
+
+
+def _run_coordinates(executor, stages, box, inputs):
+    return executor.coordinates(_with_inputs(stages, inputs), box)
 
 
 def _span_plan(n, chunks, span, pad, depth, whole, mode):
@@ -160,6 +169,7 @@ def _local_prefilter(p, idx, fp, array, executor, depth, name, sharing=1.0, alwa
     opts = p.options
     shape, chunks = p.input.shape, array.chunks
     filtered = tuple(a not in p.batch_axes for a in range(len(shape)))
+    dtype = coefficient_dtype(executor, array.dtype)
     whole = tuple(
         filter_axis_whole(n, opts.pad, depth, len(c)) for n, c in zip(shape, chunks, strict=True)
     )
@@ -177,12 +187,21 @@ def _local_prefilter(p, idx, fp, array, executor, depth, name, sharing=1.0, alwa
         whole,
         tuple(spans),
         filtered,
+        dtype.name,
     )
     deps = [(array.name, *k) for k in itertools.product(*(ax[1] for ax in axes))]
     key = (name, *idx)
     task = (_run_prefilter, executor, spec, [ax[2] for ax in axes], deps)
     infos = [((s,), (e - s,)) for s, e in spans]
     return key, task, infos
+
+
+def coefficient_dtype(executor, input_dtype) -> np.dtype:
+    """The dtype of the spline coefficients ``executor`` computes for a resampling of an
+    ``input_dtype`` array: float64 unless the backend says otherwise (its
+    ``coefficient_dtype`` method)."""
+    choose = getattr(executor, "coefficient_dtype", None)
+    return np.dtype(np.float64 if choose is None else choose(np.dtype(input_dtype)))
 
 
 def spline_coefficients(
@@ -192,6 +211,7 @@ def spline_coefficients(
     pad: int | None = None,
     batch_axes: tuple[int, ...] = (),
     executor=None,
+    dtype=None,
 ):
     """B-spline coefficients of ``array`` as scipy computes them (float64), chunked like the
     input, with scipy's 12-sample pre-padding added to the end chunks where the mode has it.
@@ -210,6 +230,9 @@ def spline_coefficients(
         Axes left unfiltered and unpadded (``spline_filter1d`` filters one axis this way).
     executor : optional
         The backend doing the per-chunk work (default: the configured one).
+    dtype : optional
+        The coefficients' dtype (default float64; resampling passes ask the backend,
+        :func:`coefficient_dtype`).
     """
     if executor is None:
         from . import get_executor
@@ -230,8 +253,9 @@ def spline_coefficients(
         filter_axis_whole(n, pad, depth, len(c)) for n, c in zip(shape, chunks, strict=True)
     )
     cval = options.cval if pad else 0.0
+    dtype = np.dtype(np.float64 if dtype is None else dtype)
     name = "spline-coefficients-" + tokenize(
-        array.name, order, mode, pad, cval, depth, whole, chunks, filtered, executor.name
+        array.name, order, mode, pad, cval, depth, whole, chunks, filtered, executor.name, dtype.str
     )
     source = array.name
     per_axis = [
@@ -251,12 +275,13 @@ def spline_coefficients(
             whole,
             tuple(a[0] for a in axes),
             filtered,
+            dtype.name,
         )
         deps = [(source, *k) for k in itertools.product(*(a[1] for a in axes))]
         dsk[(name, *idx)] = (_run_prefilter, executor, spec, [a[2] for a in axes], deps)
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=[array])
-    meta = executor.meta(np.float64, len(shape))
-    return da.Array(graph, name, coef_chunks, dtype=np.float64, meta=meta)
+    meta = executor.meta(dtype, len(shape))
+    return da.Array(graph, name, coef_chunks, dtype=dtype, meta=meta)
 
 
 def _field_reads(coef, windows: FieldWindows):
@@ -336,16 +361,19 @@ def _stage_inputs(stages, mode, field_windows=(), nrows=0):
             light.append(stage)
 
     def inputs(row, idx, all_cval):
+        # grid-constant still weighs cval by each point's taps: it needs the coordinates,
+        # so every stage's data, even where every tap reads cval
+        needed = not all_cval or mode == "grid-constant"
         out = [None] * len(stages)
         for i, kind, key in per_block:
+            if not needed:
+                continue
             if kind == "window":
-                if not all_cval:
-                    window, keys = key[row]
-                    out[i] = [window, keys]
+                window, keys = key[row]
+                out[i] = [window, keys]
             elif kind == "const":
-                out[i] = key if not all_cval else None
-            elif not all_cval or mode == "grid-constant":
-                # grid-constant still weighs cval by each point's taps: it needs coordinates
+                out[i] = key
+            else:
                 out[i] = (key, 0, *idx)
         return out
 
@@ -374,26 +402,69 @@ def check_domains(p, executor) -> None:
         evaluate(p.stages, box)  # raises ValueError naming the box
 
 
-def resample_pass(p, array: da.Array, executor) -> da.Array:
-    """One pass of a physical plan as a dask array whose graph starts at ``array``."""
+def _map_block(name, mode, row, idx, all_cval):
+    """The shared map's block for output chunk ``idx`` (none for an all-cval chunk)."""
+    return [(name, 0, *idx)] if not all_cval or mode == "grid-constant" else [None]
+
+
+def _shared_map(p, stages, inputs, executor):
+    """With ``share_map``: a layer computing the fused map's coordinates once per output
+    chunk, under a key of the map alone (stages, output chunks, backend), so that images
+    resampled through the same map in one ``dask.compute`` share it. Returns the layer's
+    name, its tasks and the job stages reading it (None when sharing does not pay: an
+    affine map is cheaper to recompute than to pass around)."""
+    if len(p.stages) < 2 or getattr(executor, "coordinates", None) is None:
+        return None
+    if isinstance(p.stages[0], CoordinateArrayStage):
+        return None
+    name = "fused-coordinates-" + tokenize(
+        tuple(s.token for s in p.stages), p.output.shape, p.output.chunks, executor.name
+    )
+    # a task for every chunk, whatever this image's mode needs: the layer's content must be
+    # the same in every image that has its name (dask culls the tasks nobody reads)
+    dsk = {
+        (name, 0, *idx): (_run_coordinates, executor, stages, fp.box, inputs(row, idx, False))
+        for row, (idx, fp) in enumerate(p.footprints.items())
+    }
+    ndim_in = len(p.input.shape)
+    reader = (CoordinateArrayStage(None, p.output.chunks, name),)
+    return name, dsk, reader, ndim_in
+
+
+def resample_pass(p, array: da.Array, executor, share_map: bool = False) -> da.Array:
+    """One pass of a physical plan as a dask array whose graph starts at ``array``
+    (``share_map``: see :func:`_shared_map`)."""
     if 0 in p.output.shape:
         return da.empty(p.output.shape, chunks=p.output.chunks, dtype=p.output.dtype)
     check_domains(p, executor)
     opts = p.options
     coef = (
-        spline_coefficients(array, opts, batch_axes=p.batch_axes, executor=executor)
+        spline_coefficients(
+            array,
+            opts,
+            batch_axes=p.batch_axes,
+            executor=executor,
+            dtype=coefficient_dtype(executor, array.dtype),
+        )
         if p.needs_prefilter
         else array
     )
     stages, inputs, collections = _stage_inputs(
         p.stages, opts.mode, p.field_windows, len(p.footprints)
     )
+    shared = _shared_map(p, stages, inputs, executor) if share_map else None
+    if shared is not None:  # the tasks read the shared map's block instead of the stages
+        map_name, map_dsk, stages, ndim_in = shared
+        layer = HighLevelGraph.from_collections(map_name, map_dsk, dependencies=collections)
+        chunks = ((ndim_in,), *p.output.chunks)
+        collections = [da.Array(layer, map_name, chunks, dtype=np.float64)]
+        inputs = functools.partial(_map_block, map_name, opts.mode)
     job = ResampleJob(
         stages, p.input.shape, opts, np.dtype(p.output.dtype), p.batch_axes, p.plane_stages
     )
     choice = prefilter_choice() if p.needs_prefilter else "auto"
     where = () if choice == "auto" else (choice,)  # the default keeps its keys
-    name = "resample-" + tokenize(coef.name, p.token, executor.name, *where)
+    name = "resample-" + tokenize(coef.name, p.token, executor.name, shared is not None, *where)
     local_name = "spline-coefficients-local-" + tokenize(name)
     depth = halo_depth(opts.order)
     needs_prefilter = p.needs_prefilter and choice != "shared"
@@ -444,9 +515,11 @@ def paused_gc():
             gc.enable()
 
 
-def to_dask(plan, array: da.Array, executor) -> da.Array:
-    """The plan's result as a dask array whose graph starts at ``array``."""
+def to_dask(plan, array: da.Array, executor, share_map: bool = False) -> da.Array:
+    """The plan's result as a dask array whose graph starts at ``array`` (``share_map``:
+    non-affine maps are computed in a layer of their own, shared by images resampled
+    through the same map; see :func:`transfuse.resample`)."""
     current = array
     for p in plan.passes:
-        current = resample_pass(p, current, executor)
+        current = resample_pass(p, current, executor, share_map)
     return current

@@ -154,8 +154,10 @@ def _build_spec(job) -> KernelSpec:
         interp[lead + h] = 0 if h in job.batch_axes else 1
     shape = np.ones(3, dtype=np.int64)
     shape[lead:] = job.input_shape
-    dtype = np.dtype(job.dtype)
-    out_dtype = dtype if dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    # always float64, as scipy computes every point (a float32 result is the same cast
+    # scipy makes, done after): the kernel then has one specialisation per input family
+    # (float32 or float64 samples) instead of one per input x output dtype pair
+    out_dtype = np.dtype(np.float64)
     return KernelSpec(
         form,
         lin,

@@ -88,7 +88,9 @@ class PrefilterSpec:
     """What one chunk of spline coefficients needs: the input ``shape``, ``order``,
     ``mode``, pre-padding ``pad`` and its ``cval``, the halo ``depth``, per axis whether it
     is filtered ``whole``, the chunk's domain ``span`` ((start, stop) per axis) and whether
-    the axis is ``filtered`` at all (axes not filtered are copied as they are, unpadded)."""
+    the axis is ``filtered`` at all (axes not filtered are copied as they are, unpadded);
+    ``dtype`` the coefficients' dtype the graph declares (float64, or float32 where a
+    backend stores float32 coefficients of float32 inputs: the ``"gpu"`` backend)."""
 
     shape: tuple[int, ...]
     order: int
@@ -99,6 +101,7 @@ class PrefilterSpec:
     whole: tuple[bool, ...]
     span: tuple[tuple[int, int], ...]
     filtered: tuple[bool, ...]
+    dtype: str = "float64"
 
     def axes(self):
         """Per axis: (length, pre-padding, filtered?, whole?, span)."""
@@ -153,7 +156,13 @@ def prefilter_block(block, layouts, spec: PrefilterSpec, ndi=ndimage):
             ndi.spline_filter1d(
                 window, order, axis=axis, output=window, mode=scipy_mode if whole else "mirror"
             )
-    return np.ascontiguousarray(window[tuple(crops)])
+        # the filter is separable: once an axis is filtered its halo is no longer needed,
+        # and the later axes filter the kept samples only (the same values, fewer samples:
+        # a 64-sample chunk with 23-sample halos filters 3.3x, not 5.1x, its own size)
+        keep = [slice(None)] * window.ndim
+        keep[axis] = crops[axis]
+        window = window[tuple(keep)]
+    return np.ascontiguousarray(window)
 
 
 def field_coefficients(values, order: int, mode: str, cval: float, npad: int, chunks=None):

@@ -6,7 +6,8 @@
 * ``.tfm`` / ``.txt`` — an ITK text transform file, see ``docs/formats.md``.
 
 OME-NGFF ``coordinateTransformations`` are JSON metadata inside a zarr store rather than
-files of their own: use :func:`from_ngff` / :func:`to_ngff` on the metadata.
+files of their own: use :func:`from_ngff` / :func:`to_ngff` on the metadata, and
+:mod:`transfuse.io.ome_zarr` (``read_ome_zarr`` / ``write_ome_zarr``) for OME-Zarr images.
 """
 
 from __future__ import annotations
@@ -33,16 +34,45 @@ def _suffix(path) -> str:
     return suffix
 
 
-def read_transform(path, spacing=None, origin=None, direction=None):
+def _no_grid_for_recipes(spacing, origin, direction, grid, input_grid, space):
+    if any(v is not None for v in (spacing, origin, direction, grid, input_grid)):
+        raise ValueError(
+            "grids (grid=, input_grid=, spacing, origin, direction) are for ITK files, not recipes"
+        )
+    if space != "index":
+        raise ValueError(f"space={space!r}: a recipe is already in index space (space='index')")
+
+
+def read_transform(
+    path,
+    spacing=None,
+    origin=None,
+    direction=None,
+    *,
+    grid=None,
+    input_grid=None,
+    space: str = "index",
+):
     """Read a transform (or a pipeline recipe) from ``path``, by extension.
 
     Parameters
     ----------
     path : str or Path
+    grid, input_grid : Grid, optional
+        For ITK files: the output (fixed) and input (moving) image grids, used to express the
+        physical-space transform in index space (default: the unit grid; ``input_grid``
+        defaults to ``grid``). See :func:`transfuse.io.itk.read_itk`.
+    space : {"index", "physical"}
+        For ITK files: ``"physical"`` gives the transform as ITK means it, a pull map on
+        physical points in numpy axis order, for ``.resample(..., space="physical")``
+        (no grids then). Recipes are index space only.
     spacing, origin, direction : optional
-        For ITK files: the image grid in ITK's (x, y, z) order, used to express the
-        physical-space transform in index space (default: spacing 1, origin 0, identity
-        direction). Not allowed for recipes, which are already in index space.
+        Deprecated loose grid values in ITK's ``(x, y, z)`` order (use ``grid=``).
+
+    Returns
+    -------
+    Transform, Pipeline, or list of Transform
+        A list for an ITK file that lists several transforms without a composite header.
 
     Examples
     --------
@@ -54,30 +84,40 @@ def read_transform(path, spacing=None, origin=None, direction=None):
     """
     suffix = _suffix(path)
     if suffix == ".json":
-        if any(v is not None for v in (spacing, origin, direction)):
-            raise ValueError("spacing/origin/direction apply to ITK files, not to recipes")
+        _no_grid_for_recipes(spacing, origin, direction, grid, input_grid, space)
         from .recipes import read_recipe
 
         return read_recipe(path)
     from .itk import read_itk
 
-    return read_itk(path, spacing=spacing, origin=origin, direction=direction)
+    return read_itk(path, spacing, origin, direction, grid=grid, input_grid=input_grid, space=space)
 
 
-def write_transform(transform, path, spacing=None, origin=None, direction=None) -> None:
-    """Write ``transform`` (or a pipeline recipe) to ``path``, by extension (see
-    :func:`read_transform`)."""
+def write_transform(
+    transform,
+    path,
+    spacing=None,
+    origin=None,
+    direction=None,
+    *,
+    grid=None,
+    input_grid=None,
+    space: str = "index",
+) -> None:
+    """Write ``transform`` (or a pipeline recipe) to ``path``, by extension; the converse of
+    :func:`read_transform` with the same ``grid``, ``input_grid`` and ``space``."""
     suffix = _suffix(path)
     if suffix == ".json":
-        if any(v is not None for v in (spacing, origin, direction)):
-            raise ValueError("spacing/origin/direction apply to ITK files, not to recipes")
+        _no_grid_for_recipes(spacing, origin, direction, grid, input_grid, space)
         from .recipes import write_recipe
 
         write_recipe(transform, path)
         return
     from .itk import write_itk
 
-    write_itk(transform, path, spacing=spacing, origin=origin, direction=direction)
+    write_itk(
+        transform, path, spacing, origin, direction, grid=grid, input_grid=input_grid, space=space
+    )
 
 
 def __getattr__(name):

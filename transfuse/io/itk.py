@@ -1,17 +1,17 @@
-"""ITK text transform files (``.tfm`` / ``.txt``, ``#Insight Transform File V1.0``).
+r"""ITK text transform files (``.tfm`` / ``.txt``, ``#Insight Transform File V1.0``).
 
 An ITK transform maps *fixed* (output) physical points to *moving* (input) physical points:
 the same pull direction as a transfuse :class:`~transfuse.Transform`. Two things differ:
 
-* ITK works in **physical** space, transfuse in **index** space. A grid (``spacing``,
-  ``origin``, ``direction``, all in ITK's ``(x, y, z)`` order, as SimpleITK's ``GetSpacing``,
-  ``GetOrigin`` and ``GetDirection`` return them) links the two:
-  ``physical = origin + direction @ (spacing * index_xyz)``.
-* ITK's ``(x, y, z)`` are numpy's last, middle and first axes: ``index_xyz = index[::-1]``.
-
-So the transfuse transform is ``G_in⁻¹ ∘ T_itk ∘ G_out``, where ``G`` is the index-to-physical
-map of a grid. Without any grid argument both grids are the unit grid (spacing 1, origin 0,
-identity direction) and only the axis order is swapped.
+* ITK works in **physical** space. ``read_itk(path, space="physical")`` gives the transform
+  as ITK means it (a pull map on physical points, for
+  ``LazyImage.resample(T, onto=grid, space="physical")``); the default ``space="index"``
+  expresses it between two :class:`~transfuse.Grid`\ s (``grid`` = output, ITK's fixed image;
+  ``input_grid`` = input, the moving image): ``input_grid.to_index() @ T @ grid.to_physical()``.
+  The older loose arguments (``spacing``, ``origin``, ``direction`` and ``input_*``, in ITK's
+  ``(x, y, z)`` order) still work, deprecated.
+* ITK's ``(x, y, z)`` are numpy's last, middle and first axes: every vector and matrix is
+  reversed here, and only here.
 
 Supported transform types (``double`` or ``float``): ``IdentityTransform``,
 ``TranslationTransform``, ``ScaleTransform``, ``AffineTransform``,
@@ -26,10 +26,12 @@ from __future__ import annotations
 import math
 import os
 import re
+import warnings
 
 import numpy as np
 
 from ..transforms import Affine, Transform
+from ..transforms.grid import Grid
 from .errors import FormatError
 from .recipe_limits import MAX_NDIM, MAX_NODES, MAX_TEXT_BYTES
 from .safe_files import SideFileError, quote, read_limited, side_file
@@ -212,7 +214,6 @@ _TYPES = {
     "VersorRigid3DTransform": ({3}, lambda n: 6, lambda n: {3}, _versor_rigid),
     "Similarity3DTransform": ({3}, lambda n: 7, lambda n: {3}, _similarity3),
 }
-_OPTIONAL_FIXED = {"IdentityTransform", "TranslationTransform", "ScaleTransform"}
 
 
 # -- parsing -----------------------------------------------------------------------------------
@@ -362,6 +363,8 @@ def _physical(rec: _Record) -> np.ndarray:
     """The (n+1, n+1) physical pull matrix of one non-composite record."""
     dims, n_params, n_fixed, build = _TYPES[rec.kind]
     n = rec.ndim
+    if rec.params is None and rec.kind == "IdentityTransform":
+        rec.params = np.zeros(0)  # nothing to set: ITK and transfuse both read an identity
     if rec.params is None:
         raise FormatError(f"{rec.where}: {rec.kind} has no Parameters line")
     if len(rec.params) != n_params(n):
@@ -371,8 +374,15 @@ def _physical(rec: _Record) -> np.ndarray:
         )
     fixed = rec.fixed
     if fixed is None:
-        if rec.kind not in _OPTIONAL_FIXED:
-            raise FormatError(f"{rec.where}: {rec.kind} has no FixedParameters line")
+        if len(rec.params):
+            # ITK 5.4's reader sets the parameters only together with the fixed ones: without
+            # a FixedParameters line it keeps the identity. Refuse rather than differ from ITK
+            # or silently drop the numbers.
+            raise FormatError(
+                f"{rec.params_line}: {rec.kind} has Parameters but no FixedParameters line; "
+                "ITK ignores the Parameters then (it reads an identity). Add the "
+                "FixedParameters line (empty for a TranslationTransform) to apply them"
+            )
         fixed = np.zeros(0)
     if len(fixed) not in n_fixed(n):
         raise FormatError(
@@ -407,6 +417,80 @@ def _physical_chain(records: list[_Record], source: str) -> tuple[np.ndarray, in
     return total, n
 
 
+# -- grids as matrices --------------------------------------------------------------------
+def _reverse(n: int) -> np.ndarray:
+    """The homogeneous permutation between ITK's ``(x, y, z)`` and numpy's ``(z, y, x)``."""
+    r = np.eye(n + 1)
+    r[:n, :n] = np.eye(n)[::-1]
+    return r
+
+
+def _grid_matrix(grid, n: int, name: str) -> np.ndarray:
+    """``grid``'s index -> physical matrix, numpy order; the unit grid when ``grid`` is None."""
+    if grid is None:
+        return np.eye(n + 1)
+    if not isinstance(grid, Grid):
+        raise TypeError(f"{name}={grid!r} must be a transfuse.Grid (or None)")
+    if grid.ndim != n:
+        raise ValueError(f"{name} is {grid.ndim}-D but the transform is {n}-D")
+    return grid.physical_matrix()
+
+
+def _loose_used(*values) -> bool:
+    return any(v is not None for v in values)
+
+
+def _grid_pair(n, space, grid, input_grid, loose, caller):
+    """``(G_out, G_in)``: index -> physical (numpy order) matrices of the two grids, or None
+    for ``space="physical"``. ``loose`` are the deprecated ITK-order arguments."""
+    if space not in ("index", "physical"):
+        raise ValueError(f"{caller}: space={space!r} must be 'index' or 'physical'")
+    spacing, origin, direction, in_spacing, in_origin, in_direction = loose
+    if _loose_used(*loose):
+        if grid is not None or input_grid is not None:
+            raise ValueError(
+                f"{caller}: pass grid=/input_grid= or the deprecated spacing/origin/direction "
+                "arguments, not both"
+            )
+        warnings.warn(
+            f"{caller}: spacing/origin/direction (and input_*) are deprecated; pass "
+            "grid=Grid.from_itk(...) and input_grid= instead",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+    if space == "physical":
+        if _loose_used(*loose) or grid is not None or input_grid is not None:
+            raise ValueError(
+                f"{caller}: space='physical' takes no grid: the transform maps physical points"
+            )
+        return None
+    if _loose_used(*loose):
+        r = _reverse(n)
+        g_out = r @ index_to_physical(n, spacing, origin, direction)
+        g_in = r @ index_to_physical(
+            n,
+            spacing if in_spacing is None else in_spacing,
+            origin if in_origin is None else in_origin,
+            direction if in_direction is None else in_direction,
+        )
+        return g_out, g_in
+    g_out = _grid_matrix(grid, n, "grid")
+    g_in = g_out if input_grid is None else _grid_matrix(input_grid, n, "input_grid")
+    return g_out, g_in
+
+
+def _from_itk_physical(phys: np.ndarray, grids) -> Affine:
+    """The transfuse transform of an ITK physical matrix (``(x, y, z)`` order)."""
+    n = len(phys) - 1
+    r = _reverse(n)
+    numpy_phys = r @ phys @ r
+    if grids is None:
+        return Affine(numpy_phys[:n])
+    g_out, g_in = grids
+    index = np.linalg.solve(g_in, numpy_phys @ g_out)
+    return Affine(index[:n])  # (n, n+1) rows: the bottom row need not be exact
+
+
 # -- public API --------------------------------------------------------------------------------
 def read_itk(
     path,
@@ -417,24 +501,36 @@ def read_itk(
     input_spacing=None,
     input_origin=None,
     input_direction=None,
-) -> Affine:
-    """Read an ITK text transform file as a transfuse transform in index space.
+    grid: Grid | None = None,
+    input_grid: Grid | None = None,
+    space: str = "index",
+) -> Affine | list[Affine]:
+    """Read an ITK text transform file as a transfuse transform.
 
     Parameters
     ----------
     path : str or os.PathLike
         A ``.tfm`` / ``.txt`` file starting with ``#Insight Transform File V1.0``.
-    spacing, origin, direction : optional
-        The grid of the output (ITK's *fixed* image), in ITK's ``(x, y, z)`` order; see
-        :func:`index_to_physical`. Unit grid when omitted.
-    input_spacing, input_origin, input_direction : optional
-        The grid of the input (ITK's *moving* image); each defaults to the output grid's value.
+    grid : Grid, optional
+        The grid of the output (ITK's *fixed* image). Unit grid when omitted.
+    input_grid : Grid, optional
+        The grid of the input (ITK's *moving* image); ``grid`` when omitted.
+    space : {"index", "physical"}
+        ``"index"`` (default): the pull map from output indices to input indices, for
+        ``lazy(x).transform(T)``. ``"physical"``: the transform as ITK means it, a pull map
+        from output physical points to input physical points, in numpy axis order (ITK's
+        ``(x, y, z)`` reversed), for ``.resample(T, onto=..., space="physical")``; no grid.
+    spacing, origin, direction, input_spacing, input_origin, input_direction : optional
+        Deprecated: the two grids as loose values in ITK's ``(x, y, z)`` order (see
+        :func:`index_to_physical`); use ``grid=Grid.from_itk(...)`` instead.
 
     Returns
     -------
-    Affine
-        The pull map from output indices to input indices, numpy axis order. A
-        ``CompositeTransform`` is fused into one matrix.
+    Affine or list of Affine
+        A ``CompositeTransform`` is fused into one matrix. A file that lists several
+        transforms without a ``CompositeTransform`` first (a head-motion file: one affine per
+        volume, as fMRIPrep writes them) gives a list, one transform per entry, as
+        nitransforms reads it (SimpleITK would read the first one only).
 
     Raises
     ------
@@ -447,6 +543,7 @@ def read_itk(
     A 2-D translation by ``(x, y) = (3, 4)`` moves numpy axis 0 by 4 and axis 1 by 3:
 
     >>> import os, tempfile
+    >>> from transfuse import Grid
     >>> from transfuse.io.itk import read_itk
     >>> text = '''#Insight Transform File V1.0
     ... #Transform 0
@@ -459,30 +556,43 @@ def read_itk(
     ...     with open(fn, "w") as fh:
     ...         _ = fh.write(text)
     ...     T = read_itk(fn)
+    ...     P = read_itk(fn, space="physical")
+    ...     H = read_itk(fn, grid=Grid((8, 8), spacing=2.0))
     >>> T.matrix()
     array([[1., 0., 4.],
            [0., 1., 3.],
            [0., 0., 1.]])
+    >>> H.matrix()  # 2-unit voxels: the shift is half as many voxels
+    array([[1. , 0. , 2. ],
+           [0. , 1. , 1.5],
+           [0. , 0. , 1. ]])
     """
     path = os.fspath(path)
     budget = {"bytes": 0, "transforms": 0}
     text = _read_text(path, "the file", budget, path)
     src = _Source(path, os.path.dirname(os.path.abspath(path)), 0, budget)
     records = _parse(text, src)
+    loose = (spacing, origin, direction, input_spacing, input_origin, input_direction)
+    if len(records) > 1 and records[0].kind != "CompositeTransform":
+        for rec in records:
+            if rec.kind == "CompositeTransform":
+                raise FormatError(
+                    f"{rec.where}: a CompositeTransform may only be the first transform"
+                )
+        chains = [_physical_chain([rec], path) for rec in records]
+        n = chains[0][1]
+        for rec, (_, m) in zip(records, chains, strict=True):
+            if m != n:
+                raise FormatError(f"{rec.where}: {rec.kind} is {m}-D; the first transform is {n}-D")
+        grids = _grid_pair(n, space, grid, input_grid, loose, "read_itk")
+        return [_from_itk_physical(phys, grids) for phys, _ in chains]
     phys, n = _physical_chain(records, path)
-    g_out = index_to_physical(n, spacing, origin, direction)
-    g_in = index_to_physical(
-        n,
-        spacing if input_spacing is None else input_spacing,
-        origin if input_origin is None else input_origin,
-        direction if input_direction is None else input_direction,
-    )
-    index = np.linalg.solve(g_in, phys @ g_out)
-    return Affine(index[:n])  # (n, n+1) rows: the bottom row need not be exact
+    grids = _grid_pair(n, space, grid, input_grid, loose, "read_itk")
+    return _from_itk_physical(phys, grids)
 
 
 def write_itk(
-    transform: Transform,
+    transform,
     path,
     spacing=None,
     origin=None,
@@ -491,25 +601,32 @@ def write_itk(
     input_spacing=None,
     input_origin=None,
     input_direction=None,
+    grid: Grid | None = None,
+    input_grid: Grid | None = None,
+    space: str = "index",
     ndim: int | None = None,
 ) -> None:
     """Write an affine transfuse transform as an ITK ``AffineTransform_double_N_N`` file.
 
-    The inverse of :func:`read_itk` for the same grids: the transform (output index → input
-    index, numpy order) becomes ``G_in ∘ T ∘ G_out⁻¹`` in physical ``(x, y, z)`` space, written
-    with centre 0 (``FixedParameters`` all zero) and shortest round-trip decimals (exact).
-    A composition is fused into one matrix.
+    The inverse of :func:`read_itk` for the same grids and ``space``: an index-space
+    transform (output index → input index, numpy order) becomes ``G_in ∘ T ∘ G_out⁻¹`` in
+    physical ``(x, y, z)`` space; a physical one (``space="physical"``) only has its axes
+    reversed. Written with centre 0 (``FixedParameters`` all zero) and shortest round-trip
+    decimals (exact). A composition is fused into one matrix; a list of transforms is
+    written as a list (no ``CompositeTransform`` header), as :func:`read_itk` reads it back.
 
     Parameters
     ----------
-    transform : Transform
-        An affine transform with numeric parameters.
+    transform : Transform or list of Transform
+        Affine, with numeric parameters.
     path : str or os.PathLike
         Destination (``.tfm`` or ``.txt``); overwritten.
-    spacing, origin, direction, input_spacing, input_origin, input_direction
+    grid, input_grid, space
         As in :func:`read_itk`.
+    spacing, origin, direction, input_spacing, input_origin, input_direction
+        Deprecated, as in :func:`read_itk`.
     ndim : int, optional
-        Needed only when neither the transform nor the grid arguments fix the dimension.
+        Needed only when neither the transform nor the grids fix the dimension.
 
     Raises
     ------
@@ -531,38 +648,44 @@ def write_itk(
     Parameters: 1 0 0 1 3 4
     FixedParameters: 0 0
     """
-    if not isinstance(transform, Transform) or not transform.is_affine:
-        raise ValueError(f"write_itk: {transform!r} is not an affine transform")
-    if transform.free_symbols:
-        names = sorted(map(str, transform.free_symbols))
-        raise ValueError(f"write_itk: free symbols {names} must be bound first")
-    n = ndim if ndim is not None else transform.ndim
-    if n is None:
-        n = _grid_ndim(spacing, origin, direction)
-    if n is None:
-        raise ValueError("write_itk: the dimension is not fixed; pass ndim=")
-    m = np.asarray(transform.matrix(n), dtype=np.float64)
-    g_out = index_to_physical(n, spacing, origin, direction)
-    g_in = index_to_physical(
-        n,
-        spacing if input_spacing is None else input_spacing,
-        origin if input_origin is None else input_origin,
-        direction if input_direction is None else input_direction,
-    )
-    phys = g_in @ np.linalg.solve(g_out.T, m.T).T  # g_in @ m @ inv(g_out)
-    params = [*phys[:n, :n].ravel(), *phys[:n, n]]
-    lines = [
-        HEADER,
-        "#Transform 0",
-        f"Transform: AffineTransform_double_{n}_{n}",
-        "Parameters: " + " ".join(_fmt(v) for v in params),
-        "FixedParameters: " + " ".join(["0"] * n),
-    ]
+    many = isinstance(transform, list | tuple)
+    items = list(transform) if many else [transform]
+    if many and not items:
+        raise ValueError("write_itk: transform=[] holds no transform")
+    loose = (spacing, origin, direction, input_spacing, input_origin, input_direction)
+    lines = [HEADER]
+    for i, item in enumerate(items):
+        if not isinstance(item, Transform) or not item.is_affine:
+            raise ValueError(f"write_itk: {item!r} is not an affine transform")
+        if item.free_symbols:
+            names = sorted(map(str, item.free_symbols))
+            raise ValueError(f"write_itk: free symbols {names} must be bound first")
+        n = ndim if ndim is not None else item.ndim
+        if n is None:
+            n = _grid_ndim(spacing, origin, direction, grid)
+        if n is None:
+            raise ValueError("write_itk: the dimension is not fixed; pass ndim=")
+        m = np.asarray(item.matrix(n), dtype=np.float64)
+        grids = _grid_pair(n, space, grid, input_grid, loose, "write_itk")
+        if grids is not None:
+            g_out, g_in = grids
+            m = g_in @ np.linalg.solve(g_out.T, m.T).T  # g_in @ m @ inv(g_out)
+        r = _reverse(n)
+        phys = r @ m @ r
+        params = [*phys[:n, :n].ravel(), *phys[:n, n]]
+        lines += [
+            f"#Transform {i}",
+            f"Transform: AffineTransform_double_{n}_{n}",
+            "Parameters: " + " ".join(_fmt(v) for v in params),
+            "FixedParameters: " + " ".join(["0"] * n),
+        ]
     with open(os.fspath(path), "w", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
 
 
-def _grid_ndim(spacing, origin, direction):
+def _grid_ndim(spacing, origin, direction, grid=None):
+    if grid is not None:
+        return grid.ndim
     for v in (spacing, origin):
         if v is not None:
             return int(np.size(v))

@@ -24,12 +24,21 @@ import numbers
 import numpy as np
 
 from .. import transforms as _transforms
-from ..transforms import Affine, Compose, Identity, Permute, Scale, Transform, Translate
+from ..transforms import (
+    Affine,
+    Compose,
+    Grid,
+    Identity,
+    Permute,
+    Scale,
+    Transform,
+    Translate,
+)
 from .errors import FormatError
 from .recipe_limits import MAX_DEPTH, MAX_NDIM
 from .safe_files import quote
 
-__all__ = ["FormatError", "from_ngff", "to_ngff"]
+__all__ = ["FormatError", "from_ngff", "grid_from_ngff", "grid_to_ngff", "ngff_maps", "to_ngff"]
 
 _VERSIONS_04 = ("0.4", "0.5")
 _FIELD_NODES = {"displacements": "DisplacementField", "coordinates": "CoordinateMap"}
@@ -52,6 +61,10 @@ class _Context:
         return None
 
     def array(self, node, where):
+        return _plain_array(self.raw(node, where), where, node["path"])
+
+    def raw(self, node, where):
+        """What ``arrays`` gives for the node's ``path``: an array, or ``(array, metadata)``."""
         path = node["path"]
         if self.arrays is None:
             raise FormatError(
@@ -62,7 +75,16 @@ class _Context:
             value = self.arrays(path) if callable(self.arrays) else self.arrays[path]
         except (KeyError, LookupError) as exc:
             raise FormatError(f"{where}: no array at path {quote(path)}") from exc
+        return value
+
+
+def _plain_array(value, where, path):
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], dict):
+        value = value[0]
+    try:
         return np.asarray(value)
+    except (TypeError, ValueError) as exc:
+        raise FormatError(f"{where}: the array at {quote(path)} is not an array") from exc
 
 
 def _systems(coordinate_systems) -> dict:
@@ -70,6 +92,11 @@ def _systems(coordinate_systems) -> dict:
         return {}
     if isinstance(coordinate_systems, dict):
         items = coordinate_systems.items()
+    elif not isinstance(coordinate_systems, list | tuple):
+        raise FormatError(
+            f"coordinate_systems={quote(coordinate_systems)} must be a list of objects with "
+            "'name' and 'axes'"
+        )
     else:
         items = []
         for i, cs in enumerate(coordinate_systems):
@@ -382,9 +409,75 @@ def _axis_indices(axes, names, n, where, field):
     return out
 
 
+_VECTOR_TYPES = ("displacement", "coordinate")
+_INTERPOLATION = {"nearest": 0, "linear": 1, "cubic": 3}
+
+
+def _field_metadata(meta, where, ndim):
+    """``(vector_axis or None, spacing, origin)`` from a field's own OME metadata: a
+    ``multiscales`` entry (``coordinateSystems`` + ``datasets``) or an object with ``axes``
+    and ``coordinateTransformations``."""
+    if not isinstance(meta, dict):
+        raise FormatError(f"{where}: the field's metadata must be an object")
+    systems = meta.get("coordinateSystems")
+    axes = meta.get("axes")
+    if axes is None and isinstance(systems, list) and systems:
+        first = systems[0]
+        axes = first.get("axes") if isinstance(first, dict) else None
+    vector_axis = None
+    if axes is not None:
+        if not isinstance(axes, list) or len(axes) != ndim:
+            raise FormatError(
+                f"{where}: the field's coordinate system has {quote(axes)} axes; its array "
+                f"has {ndim} dimensions"
+            )
+        kinds = [a.get("type") if isinstance(a, dict) else None for a in axes]
+        found = [i for i, k in enumerate(kinds) if k in _VECTOR_TYPES]
+        if len(found) > 1:
+            raise FormatError(f"{where}: the field's axes {kinds} have several vector axes")
+        vector_axis = found[0] if found else None
+    cts = meta.get("coordinateTransformations")
+    datasets = meta.get("datasets")
+    if cts is None and isinstance(datasets, list) and datasets:
+        first = datasets[0]
+        cts = first.get("coordinateTransformations") if isinstance(first, dict) else None
+    scale, translation = np.ones(ndim), np.zeros(ndim)
+    if cts is not None:
+        if isinstance(cts, dict):
+            cts = cts.get("transformations", [cts]) if cts.get("type") == "sequence" else [cts]
+        if not isinstance(cts, list):
+            raise FormatError(f"{where}: the field's coordinateTransformations must be a list")
+        if len(cts) == 1 and isinstance(cts[0], dict) and cts[0].get("type") == "sequence":
+            cts = cts[0].get("transformations")  # the 0.6 dataset form: [sequence(scale, ...)]
+            if not isinstance(cts, list):
+                raise FormatError(f"{where}: the field's sequence needs 'transformations'")
+        for i, ct in enumerate(cts):
+            cw = f"{where}: the field's coordinateTransformations[{i}]"
+            kind = _typed(ct, cw)["type"]
+            if kind == "sequence":
+                raise FormatError(f"{cw}: a nested sequence is not a field grid")
+            if kind == "identity":
+                continue
+            if kind not in ("scale", "translation"):
+                raise FormatError(
+                    f"{cw}: a field's grid is a scale and a translation, got {quote(kind)}"
+                )
+            v = _numbers(ct.get(kind), cw, kind)
+            if len(v) != ndim:
+                raise FormatError(f"{cw}: {kind} has {len(v)} numbers for {ndim} axes")
+            if kind == "scale":
+                if np.any(v <= 0):
+                    raise FormatError(f"{cw}: scale={v.tolist()} must be positive")
+                scale, translation = scale * v, translation * v
+            else:
+                translation = translation + v
+    return vector_axis, scale, translation
+
+
 def _field(node, where, ctx):
-    """The node of a ``coordinates`` / ``displacements`` field, as a map from the points it is
-    indexed by (the unit grid of that space) to the vectors it stores."""
+    """The node of a ``coordinates`` / ``displacements`` field: a pull map from the points of
+    the space the field is indexed by to the vectors it stores. The field's own grid (its
+    scale and translation) places its samples in that space."""
     kind = node["type"]
     cls = getattr(_transforms, _FIELD_NODES[kind], None)
     if cls is None:
@@ -394,11 +487,60 @@ def _field(node, where, ctx):
         )
     if "path" not in node:
         raise FormatError(f"{where}: a {kind} transformation needs 'path'")
-    field = ctx.array(node, where)
-    if field.ndim < 2:
+    if not isinstance(node["path"], str):
+        raise FormatError(f"{where}: path must be a string, got {quote(node['path'])}")
+    raw = ctx.raw(node, where)
+    meta = raw[1] if isinstance(raw, tuple) and len(raw) == 2 else None
+    field = _plain_array(raw, where, node["path"])
+    if field.ndim < 2 or field.ndim > MAX_NDIM + 1:
         raise FormatError(f"{where}: the {kind} array must have N+1 dimensions, got {field.shape}")
-    vectors = np.moveaxis(field, ctx.vector_axis, 0)  # -> (M, *grid), map_coordinates layout
+    if field.dtype.kind not in "iuf":
+        raise FormatError(f"{where}: the {kind} array must hold numbers, got {field.dtype}")
+    n = field.ndim - 1
+    own_axis, scale, translation = (None, np.ones(n + 1), np.zeros(n + 1))
+    if meta is not None:
+        own_axis, scale, translation = _field_metadata(meta, where, n + 1)
+    axis = ctx.vector_axis
+    if axis is None:
+        axis = 0 if own_axis is None else own_axis  # the 0.6 layout: vector axis first
+    elif own_axis is not None and axis % (n + 1) != own_axis:
+        raise FormatError(
+            f"{where}: vector_axis={ctx.vector_axis} but the field's own axes put the vector "
+            f"on axis {own_axis}"
+        )
+    if not -(n + 1) <= axis <= n:
+        raise FormatError(f"{where}: vector_axis={axis} is not an axis of a {n + 1}-D field")
+    axis %= n + 1
+    if field.shape[axis] != n:
+        raise FormatError(
+            f"{where}: the {kind} array has shape {field.shape}: vector_axis={axis} holds "
+            f"{field.shape[axis]} components, but the field has {n} grid axes (pass "
+            "vector_axis= for another layout)"
+        )
+    vectors = np.moveaxis(field, axis, 0)  # -> (M, *grid), map_coordinates layout
+    spacing = np.delete(scale, axis)
+    origin = np.delete(translation, axis)
+    interpolation = node.get("interpolation", "linear")
+    order = _INTERPOLATION.get(interpolation) if isinstance(interpolation, str) else None
+    if order is None:
+        raise FormatError(
+            f"{where}: interpolation={quote(node.get('interpolation'))} must be one of "
+            f"{sorted(_INTERPOLATION)}"
+        )
     try:
+        if kind == "displacements":
+            return cls(vectors, spacing=tuple(spacing), origin=tuple(origin), order=order)
+        if np.any(spacing != 1) or np.any(origin != 0):
+            # A coordinate field on its own grid: c(p) = p + (c(p) - p), a displacement field
+            # on that grid (exact at the samples, and between them for linear interpolation).
+            if vectors.shape[0] != n:
+                raise FormatError(f"{where}: a coordinates field on a grid must map N-D to N-D")
+            at = np.indices(vectors.shape[1:], dtype=np.float64)
+            at = at * spacing.reshape((-1,) + (1,) * n) + origin.reshape((-1,) + (1,) * n)
+            displacement = _transforms.DisplacementField
+            return displacement(
+                vectors - at, spacing=tuple(spacing), origin=tuple(origin), order=order
+            )
         return cls(vectors)
     except (TypeError, ValueError) as exc:
         raise FormatError(f"{where}: the array at {quote(node['path'])}: {exc}") from exc
@@ -446,7 +588,7 @@ def _convert(node, where, ctx, pull: bool, depth: int = 0) -> Transform:
             raise FormatError(f"{where}: {kind}: {exc}") from exc
         return backward if pull else forward
     if kind == "sequence":
-        items = _list(node, "transformations", where)
+        items = [_inherit(child, node) for child in _list(node, "transformations", where)]
         parts = [
             _convert(child, _at(where, f".transformations[{i}]"), ctx, pull, depth + 1)
             for i, child in enumerate(items)
@@ -461,10 +603,20 @@ def _convert(node, where, ctx, pull: bool, depth: int = 0) -> Transform:
             node["transformation"], _at(where, ".transformation"), ctx, not pull, depth + 1
         )
     if kind == "bijection":
-        key = "inverse" if pull else "forward"
-        if key not in node:
+        if "forward" not in node or "inverse" not in node:
             raise FormatError(f"{where}: bijection needs 'forward' and 'inverse'")
-        return _convert(node[key], _at(where, f".{key}"), ctx, False, depth + 1)
+        fwd = _convert(
+            _inherit(node["forward"], node), _at(where, ".forward"), ctx, False, depth + 1
+        )
+        inv = _convert(
+            _inherit(node["inverse"], node, swap=True),
+            _at(where, ".inverse"),
+            ctx,
+            False,
+            depth + 1,
+        )
+        _check_bijection(fwd, inv, where)
+        return inv if pull else fwd
     if kind == "byDimension":
         try:
             forward, backward = _by_dimension(node, where, ctx)
@@ -479,15 +631,81 @@ def _convert(node, where, ctx, pull: bool, depth: int = 0) -> Transform:
             return node_
         # A field only has an approximate, iterative inverse: reading must stay exact, so
         # the file has to say which direction it stores.
-        raise FormatError(
+        raise _NoExactInverse(
             f"{where}: a forward {kind} transformation has no exact inverse; store it "
             "inside 'inverseOf' or a 'bijection' to give the pull direction"
         )
     raise FormatError(f"{where}: unknown transformation type {quote(kind)}")
 
 
+def _inherit(child, parent, swap=False):
+    """``child`` with the parent's coordinate systems where it names none: a ``byDimension``
+    (or a nested ``sequence``/``bijection``) inside a ``sequence`` addresses axes of the
+    parent's systems (a bijection's ``inverse`` runs from its output to its input)."""
+    if not isinstance(child, dict) or child.get("type") not in (
+        "byDimension",
+        "sequence",
+        "bijection",
+        "inverseOf",
+    ):
+        return child
+    roles = ("output", "input") if swap else ("input", "output")
+    extra = {
+        mine: parent[theirs]
+        for mine, theirs in zip(("input", "output"), roles, strict=True)
+        if mine not in child and theirs in parent
+    }
+    return {**child, **extra} if extra else child
+
+
+def _check_bijection(fwd, inv, where):
+    """A bijection's members must be inverses: exactly checked for matrices, by dimension
+    for fields."""
+    n_f, n_i = fwd.ndim, inv.ndim
+    if n_f is not None and n_i is not None and n_f != n_i:
+        raise FormatError(f"{where}: bijection.forward is {n_f}-D but its inverse is {n_i}-D")
+    if fwd.is_affine and inv.is_affine and not (fwd.free_symbols or inv.free_symbols):
+        n = n_f if n_f is not None else n_i
+        if n is None:
+            return
+        product = np.asarray((fwd @ inv).matrix(n), dtype=np.float64)
+        scale = max(1.0, float(np.abs(np.asarray(fwd.matrix(n), dtype=np.float64)).max()))
+        if not np.allclose(product, np.eye(n + 1), atol=1e-9 * scale):
+            raise FormatError(
+                f"{where}: bijection.forward and bijection.inverse are not inverses of each other"
+            )
+
+
+class _NoExactInverse(FormatError):
+    """A well-formed transformation whose asked-for direction has no exact form."""
+
+
+def ngff_maps(
+    transformation, coordinate_systems=None, *, arrays=None, vector_axis: int | None = None
+) -> tuple[Transform | None, Transform | None]:
+    """Both directions of one NGFF transformation, where they are exact.
+
+    Returns ``(forward, pull)``: ``forward`` maps ``input`` points to ``output`` points,
+    ``pull`` maps ``output`` points to ``input`` points (what :func:`from_ngff` returns).
+    Matrix types, sequences of them, ``bijection`` and ``inverseOf`` give both; a bare
+    field gives only its stored direction (the other is ``None``).
+
+    >>> fwd, pull = ngff_maps({"type": "scale", "scale": [2.0, 4.0]})
+    >>> fwd([[1.0, 1.0]]), pull([[2.0, 4.0]])
+    (array([[2., 4.]]), array([[1., 1.]]))
+    """
+    ctx = _Context(coordinate_systems, arrays, vector_axis)
+    out = []
+    for pull in (False, True):
+        try:
+            out.append(_convert(transformation, "transformation", ctx, pull=pull))
+        except _NoExactInverse:
+            out.append(None)
+    return out[0], out[1]
+
+
 def from_ngff(
-    transformations, coordinate_systems=None, *, arrays=None, vector_axis: int = -1
+    transformations, coordinate_systems=None, *, arrays=None, vector_axis: int | None = None
 ) -> Transform:
     """The pull transform that an NGFF ``coordinateTransformations`` entry describes.
 
@@ -503,11 +721,17 @@ def from_ngff(
         ``byDimension``, and used to check dimensions.
     arrays : mapping or callable, optional
         Resolves a ``path`` to an array, for parameters stored in zarr arrays and for
-        ``coordinates`` / ``displacements`` fields.
-    vector_axis : int
-        The axis of a field array that holds the vector components (the spec recommends the
-        last one). The other axes are taken as the unit grid of the space the field is indexed
-        by; the field's own coordinate transformations are not read.
+        ``coordinates`` / ``displacements`` fields. A field may come as ``(array, metadata)``
+        where ``metadata`` is the field's own OME ``multiscales`` entry (its
+        ``coordinateSystems`` and ``datasets``) or ``{"axes": [...],
+        "coordinateTransformations": [...]}``: the axis of type ``displacement`` /
+        ``coordinate`` is the vector axis, and the scale and translation place the field's
+        samples in the space it is indexed by.
+    vector_axis : int, optional
+        The axis of a field array that holds the vector components. Default: the field's
+        own axis types when given, else ``0`` (the 0.6 layout, vector axis first, as the
+        specification's ``c, y, x`` example). A shape that contradicts it is a
+        :class:`FormatError` naming ``vector_axis``.
 
     Returns
     -------
@@ -602,9 +826,10 @@ def to_ngff(
         For 0.6: one node per part of the composition (each as plain a type as fits:
         identity, translation, scale, mapAxis, rotation, else affine), wrapped in a
         ``sequence`` when there are several; or one fused ``affine`` (``M x (N+1)`` rows).
-    input, output : str, optional
-        Coordinate-system names stored on the outer 0.6 object (a ``sequence`` should have
-        them).
+    input, output : str or dict, optional
+        Stored on the outer 0.6 object in the specification's object form: a name ``"a"``
+        becomes ``{"name": "a"}``; an object ``{"name": ...}`` or ``{"path": ...}`` (an
+        image's array) is kept.
     ndim : int, optional
         Needed only when the transform does not fix its dimension.
 
@@ -644,10 +869,28 @@ def to_ngff(
     else:
         raise ValueError(f"to_ngff: form={form!r} must be 'sequence' or 'affine'")
     if input is not None:
-        out["input"] = input
+        out["input"] = _reference(input, "input")
     if output is not None:
-        out["output"] = output
+        out["output"] = _reference(output, "output")
     return out
+
+
+def _reference(value, name):
+    """A 0.6 ``input``/``output``: the object form ``{"name": ...}`` (or ``{"path": ...}``
+    for an array), from a coordinate-system name or such an object."""
+    if isinstance(value, str) and value:
+        return {"name": value}
+    if (
+        isinstance(value, dict)
+        and value
+        and set(value) <= {"name", "path"}
+        and all(isinstance(v, str) for v in value.values())
+    ):
+        return dict(value)
+    raise ValueError(
+        f"to_ngff: {name}={value!r} must be a coordinate-system name or an object with "
+        "'name' and/or 'path' strings"
+    )
 
 
 def _to_04(pull, version):
@@ -663,3 +906,135 @@ def _to_04(pull, version):
     if np.any(off):
         out.append({"type": "translation", "translation": _floats(-off / d)})
     return out
+
+
+# -- grids -------------------------------------------------------------------------------------
+def grid_from_ngff(shape, transformations, axes=None, coordinate_systems=None) -> Grid:
+    """The :class:`~transfuse.Grid` of an array whose NGFF transformations map its indices
+    into a coordinate system (a dataset's ``coordinateTransformations``).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The array's shape.
+    transformations : list of dict or dict
+        The 0.4/0.5 list (scale, then translation) or one 0.6 object (a ``scale``, a
+        ``sequence`` of them, an ``affine``: any affine forward map).
+    axes : list of dict, optional
+        The system's axes (``name``, ``unit``); default names ``z, y, x`` / ``dim_i``.
+    coordinate_systems : list of dict, optional
+        As for :func:`from_ngff`.
+
+    Examples
+    --------
+    >>> g = grid_from_ngff((10, 20), [{"type": "scale", "scale": [0.5, 2.0]},
+    ...                               {"type": "translation", "translation": [1.0, 3.0]}])
+    >>> g.spacing, g.origin
+    ((0.5, 2.0), (1.0, 3.0))
+    """
+    n = len(shape)
+    node = transformations
+    if isinstance(node, list | tuple):
+        if not node:
+            raise FormatError("transformations must not be empty")
+        node = node[0] if len(node) == 1 else {"type": "sequence", "transformations": list(node)}
+    forward, _ = ngff_maps(node, coordinate_systems)
+    if forward is None or not forward.is_affine:
+        raise FormatError("the transformations of a grid must be affine")
+    try:
+        m = np.asarray(forward.matrix(n), dtype=np.float64)
+    except ValueError as exc:
+        raise FormatError(f"transformations: {exc}") from None
+    names = units = None
+    if axes is not None:
+        if (
+            not isinstance(axes, list)
+            or len(axes) != n
+            or not all(isinstance(a, dict) for a in axes)
+        ):
+            raise FormatError(f"axes must be a list of {n} axis objects")
+        names = tuple(a.get("name") for a in axes)
+        units = tuple(a.get("unit") for a in axes)
+        if not all(isinstance(v, str) and v for v in names) or len(set(names)) != n:
+            raise FormatError(f"every axis needs a distinct string 'name', got {quote(names)}")
+        if not all(u is None or isinstance(u, str) for u in units):
+            raise FormatError("axis units must be strings")
+    linear = m[:n, :n]
+    spacing = np.linalg.norm(linear, axis=0)
+    if np.any(spacing == 0):
+        raise FormatError(f"the index->physical matrix {m.tolist()} is singular")
+    try:
+        return Grid(shape, tuple(spacing), tuple(m[:n, n]), linear / spacing, names, units)
+    except ValueError as exc:
+        raise FormatError(f"the grid: {exc}") from None
+
+
+#: Unit abbreviations written as the UDUNITS-2 names the NGFF specification lists.
+UNIT_NAMES = {
+    "nm": "nanometer",
+    "um": "micrometer",
+    "µm": "micrometer",
+    "μm": "micrometer",
+    "mm": "millimeter",
+    "cm": "centimeter",
+    "m": "meter",
+    "s": "second",
+    "ms": "millisecond",
+    "us": "microsecond",
+    "µs": "microsecond",
+}
+
+
+def ngff_unit(unit):
+    """The NGFF name of a unit: ``"mm"`` -> ``"millimeter"``; other names unchanged.
+
+    >>> ngff_unit("um"), ngff_unit("micrometer"), ngff_unit(None)
+    ('micrometer', 'micrometer', None)
+    """
+    return UNIT_NAMES.get(unit, unit) if isinstance(unit, str) else unit
+
+
+def _axis_type(name: str) -> str:
+    return {"c": "channel", "t": "time"}.get(name, "space")
+
+
+def grid_to_ngff(grid: Grid, version: str = "0.6", *, input=None, output=None) -> dict:
+    """A grid as NGFF metadata: ``{"axes": [...], "coordinateTransformations": ...}``.
+
+    0.4/0.5: the list ``[scale, translation]``; a rotated grid (``direction`` not the
+    identity) has no such form (ValueError). 0.6: one object, a ``sequence`` of ``scale``
+    and ``translation`` (an ``affine`` for a rotated grid), with ``input``/``output`` in
+    the object form when given. Axes named ``c``/``t`` are typed channel/time, others space.
+
+    >>> grid_to_ngff(Grid((4, 4), spacing=(2.0, 1.0)), "0.4")["coordinateTransformations"]
+    [{'type': 'scale', 'scale': [2.0, 1.0]}, {'type': 'translation', 'translation': [0.0, 0.0]}]
+    """
+    if not isinstance(grid, Grid):
+        raise TypeError(f"grid={grid!r} must be a transfuse.Grid")
+    axes = []
+    for name, unit in zip(grid.axes, grid.units, strict=True):
+        axis = {"name": name, "type": _axis_type(name)}
+        if unit is not None:
+            axis["unit"] = ngff_unit(unit)
+        axes.append(axis)
+    scale = {"type": "scale", "scale": _floats(grid.spacing)}
+    translation = {"type": "translation", "translation": _floats(grid.origin)}
+    if version in _VERSIONS_04:
+        if not grid.is_axis_aligned():
+            raise ValueError(
+                f"grid_to_ngff: version {version} stores only a per-axis scale and translation; "
+                f"this grid has direction={grid.direction} (use version='0.6')"
+            )
+        return {"axes": axes, "coordinateTransformations": [scale, translation]}
+    if version != "0.6":
+        raise ValueError(f"grid_to_ngff: version={version!r} must be '0.4', '0.5' or '0.6'")
+    if grid.is_axis_aligned():
+        ct = {"type": "sequence", "transformations": [scale, translation]}
+    else:
+        m = grid.physical_matrix()[: grid.ndim]
+        ct = {"type": "affine", "affine": [_floats(r) for r in m]}
+    if input is not None:
+        ct["input"] = _reference(input, "input")
+    if output is not None:
+        ct["output"] = _reference(output, "output")
+    return {"axes": axes, "coordinateTransformations": ct}

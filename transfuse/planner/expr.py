@@ -49,6 +49,9 @@ class Step:
     label: str = ""
     operation: str = "transform"
     view: GridView | None = None  # a selection of the step's grid (lazy indexing)
+    #: axes the step never resamples (channels, time): filtered and interpolated slice by
+    #: slice when the fused map is the identity on them (as ``rotate`` works plane by plane)
+    batch_axes: tuple[int, ...] = ()
 
     @property
     def ndim(self) -> int:

@@ -104,7 +104,10 @@ def _view_nodes(view) -> list:
 
 
 def _step_batch_axes(step: Step, ndim: int) -> tuple[int, ...]:
-    """Axes scipy's function works slice by slice along: those outside a rotation plane."""
+    """Axes scipy's function works slice by slice along: those outside a rotation plane,
+    or the step's own batch axes (an image's channel and time axes)."""
+    if step.batch_axes:
+        return tuple(step.batch_axes)
     if step.operation != "rotate":
         return ()
     rot = [p for p in step.transform.parts if isinstance(p, Rotate)]

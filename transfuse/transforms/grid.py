@@ -202,6 +202,68 @@ class Grid:
         """Whether ``direction`` is the identity (no rotation, no flip)."""
         return bool(np.array_equal(np.asarray(self.direction), np.eye(self.ndim)))
 
+    # -- grids derived from this one ---------------------------------------------------------
+    def subgrid(self, start, step, shape) -> Grid:
+        """The grid of the points ``start + step * i`` of this grid's index space.
+
+        A crop, a strided view and a zoom all sample a grid this way; the new grid keeps
+        ``direction`` (a column flips sign where ``step`` is negative), its spacing is
+        ``spacing * |step|`` and its origin the physical point of ``start``. A zero step
+        (every output point reads the same index) keeps the spacing.
+
+        >>> g = Grid((10, 10), spacing=(2.0, 1.0), origin=(5.0, 0.0))
+        >>> s = g.subgrid(start=(2, 9), step=(3, -1), shape=(3, 10))
+        >>> s.origin, s.spacing, s.direction
+        ((9.0, 9.0), (6.0, 1.0), ((1.0, 0.0), (0.0, -1.0)))
+        """
+        n = self.ndim
+        start = np.asarray(_tuple_of_floats(start, n, "start", 0.0))
+        step = np.asarray(_tuple_of_floats(step, n, "step", 1.0))
+        sign = np.where(step < 0, -1.0, 1.0)
+        size = np.where(step == 0, 1.0, np.abs(step))
+        origin = self.physical_matrix() @ np.append(start, 1.0)
+        return Grid(
+            shape,
+            spacing=tuple((np.asarray(self.spacing) * size).tolist()),
+            origin=tuple(origin[:n].tolist()),
+            direction=np.asarray(self.direction) * sign,
+            axes=self.axes,
+            units=self.units,
+        )
+
+    def drop_axes(self, axes) -> Grid:
+        """The grid without the array axes ``axes`` (each of length 1) and their physical
+        axes: a plane of a volume. Exact only when the remaining axes have no component
+        along a dropped physical axis (otherwise the plane is oblique in physical space and
+        no lower-dimensional grid describes it: ValueError).
+
+        >>> Grid((1, 4, 5), origin=(7.0, 1.0, 2.0)).drop_axes([0]).origin
+        (1.0, 2.0)
+        """
+        drop = sorted({int(a) % self.ndim for a in axes})
+        keep = [a for a in range(self.ndim) if a not in drop]
+        if not keep:
+            raise ValueError(f"axes={list(axes)} would drop every axis of the grid")
+        d = np.asarray(self.direction)
+        if np.any(d[np.ix_(drop, keep)] != 0):
+            raise ValueError(
+                f"dropping axes {drop} of a grid with direction {d.tolist()} leaves an "
+                "oblique plane of physical space, which no grid of fewer axes describes; "
+                "keep the axis (a slice of length 1) instead"
+            )
+
+        def pick(values):
+            return tuple(values[a] for a in keep)
+
+        return Grid(
+            pick(self.shape),
+            spacing=pick(self.spacing),
+            origin=pick(self.origin),
+            direction=d[np.ix_(keep, keep)],
+            axes=pick(self.axes),
+            units=pick(self.units),
+        )
+
     # -- ITK's (x, y, z) order --------------------------------------------------------------
     @classmethod
     def from_itk(cls, size, spacing=None, origin=None, direction=None, units=None) -> Grid:
