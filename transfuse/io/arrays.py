@@ -258,10 +258,9 @@ def _read_tiff(path: Path, chunks) -> da.Array:
 
 
 def _read_zarr(path: Path, chunks) -> da.Array:
-    import zarr
+    from .zarr_store import open_confined_array
 
-    array = zarr.open_array(str(path), mode="r")
-    return da.from_zarr(array, chunks=chunks)
+    return da.from_zarr(open_confined_array(path), chunks=chunks)
 
 
 _READERS = {"npy": _read_npy, "tiff": _read_tiff, "zarr": _read_zarr}

@@ -263,12 +263,12 @@ def read_ome_zarr(path, level: int = 0, *, system: str | None = None, chunks=Non
         store.
     """
     import dask.array as da
-    import zarr
 
     from ..lazy import lazy
+    from .zarr_store import open_confined_array
 
     grid, array_dir, _ = read_ome_zarr_grid(path, level, system=system)
-    data = da.from_zarr(zarr.open_array(str(array_dir), mode="r"), chunks=chunks)
+    data = da.from_zarr(open_confined_array(array_dir), chunks=chunks)
     if data.shape != grid.shape:
         raise FormatError(f"{path}: the array has shape {data.shape}, its metadata {grid.shape}")
     return lazy(data, grid=grid)
@@ -420,9 +420,8 @@ def read_ome_zarr_scene(path, level: int = 0):
     FormatError
         For a store without a scene, malformed metadata, or a path outside the store.
     """
-    import zarr
-
     from ..systems import CoordinateSystems
+    from .zarr_store import open_confined_array
 
     store = Path(os.fspath(path))
     if not store.is_dir():
@@ -435,7 +434,7 @@ def read_ome_zarr_scene(path, level: int = 0):
 
     def array(ref):
         _, array_dir = _array_meta(store, ref)
-        return np.asarray(zarr.open_array(str(array_dir), mode="r"))
+        return np.asarray(open_confined_array(array_dir))
 
     graph = CoordinateSystems.from_ngff(scene, arrays=array)
     subgroups = set()
