@@ -34,7 +34,9 @@ __all__ = ["affine_transform", "map_coordinates"]
 _CANONICAL = {"grid-mirror": "reflect"}
 
 
-def _applies(input, order, mode) -> bool:
+def _applies(input, order, mode, output) -> bool:
+    """Whether the kernel computes this call (results in float64, then cast to a float
+    result dtype as scipy casts them; integer results, which scipy rounds, go to scipy)."""
     return (
         K.AVAILABLE
         and isinstance(input, np.ndarray)
@@ -43,6 +45,7 @@ def _applies(input, order, mode) -> bool:
         and 0 <= int(order) <= 5
         and _CANONICAL.get(mode, mode) in K.MODE_CODES
         and input.size > 0
+        and _result_dtype(input, output).kind == "f"
     )
 
 
@@ -103,13 +106,19 @@ def _target(output, shape):
     return np.empty(shape)
 
 
-def _finish(result, output):
-    if output is None or isinstance(output, type | np.dtype | str):
-        dtype = np.float64 if output is None else np.dtype(output)
-        return result if dtype == np.float64 else result.astype(dtype)
-    if result is not output:
-        output[...] = result
-    return output
+def _result_dtype(input, output):
+    """The dtype scipy gives the result (the input's when ``output`` is None)."""
+    if isinstance(output, np.ndarray):
+        return output.dtype
+    return np.dtype(input.dtype if output is None else output)
+
+
+def _finish(result, output, dtype):
+    if isinstance(output, np.ndarray):
+        if result is not output:
+            output[...] = result
+        return output
+    return result if dtype == np.float64 else result.astype(dtype)
 
 
 _NO_OPS = np.zeros(0, dtype=np.int64)
@@ -141,7 +150,7 @@ def map_coordinates(
         The values at the coordinates.
     """
     coordinates = np.asarray(coordinates, dtype=np.float64)
-    if prefilter or not _applies(input, order, mode) or coordinates.shape[0] != input.ndim:
+    if prefilter or not _applies(input, order, mode, output) or coordinates.shape[0] != input.ndim:
         return ndimage.map_coordinates(
             input,
             coordinates,
@@ -179,7 +188,7 @@ def map_coordinates(
             cval=cval,
             prefilter=False,
         )
-    return _finish(target, output)
+    return _finish(target, output, _result_dtype(input, output))
 
 
 def affine_transform(
@@ -218,7 +227,7 @@ def affine_transform(
     shape = tuple(input.shape if output_shape is None else output_shape)
     usable = (
         not prefilter
-        and _applies(input, order, mode)
+        and _applies(input, order, mode, output)
         and matrix.ndim == 2
         and matrix.shape == (input.ndim, len(shape))
         and 1 <= len(shape) <= 3
@@ -269,4 +278,4 @@ def affine_transform(
             cval=cval,
             prefilter=False,
         )
-    return _finish(target, output)
+    return _finish(target, output, _result_dtype(input, output))
