@@ -13,7 +13,8 @@ float32 volume (chunks 64³, orders 1 and 3 with the exact prefilter), side by s
 
 The field is smooth, on a 32³ grid with spacing 8 (order 3, |u| up to about 4 voxels);
 the expression is a mild barrel distortion about the centre. Prints best and median of
-``--repeat`` runs, Mvox/s, the ratio to the 3-step pipeline, each contestant's max
+``--repeat`` runs, Mvox/s, the ratio to the first row ("base": the 3-step pipeline, or
+with ``--no-steps`` transfuse ``scipy``), each contestant's max
 difference from transfuse ``scipy`` (the fused reference; the 3-step pipeline resamples
 three times, so its difference is interpolation error, not a defect) and the load average.
 
@@ -140,7 +141,7 @@ def main():
         )
         print(
             f"{'contestant':40s} {'best s':>8s} {'median s':>8s} {'Mvox/s':>8s} "
-            f"{'x 3-step':>8s} {'max |diff|':>11s}"
+            f"{'x base':>8s} {'max |diff|':>11s}"
         )
         runs = {}
         if not args.no_steps:
