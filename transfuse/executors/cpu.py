@@ -1,7 +1,9 @@
 """The ``"cpu"`` backend (the default): the reference backend with one compiled (numba)
 kernel per chunk wherever it applies — every chunk of an affine or coordinate-array pass,
-orders 0-5, the 8 modes, 1-D to 3-D (:mod:`.kernel_plan`, :mod:`.kernels_interp`) — and
-scipy.ndimage per chunk for every other pass (``describe`` says which, and why).
+and of a chain of stages (affine, displacement field, expression ...: coordinates per
+chunk, fields sampled by the compiled kernel), orders 0-5, the 8 modes, 1-D to 3-D
+(:mod:`.kernel_plan`, :mod:`.kernels_interp`, :mod:`.kernel_ndi`) — and scipy.ndimage per
+chunk for every other pass (``describe`` says which, and why).
 
 Where numba cannot be imported the backend is the reference backend, and says so once
 (a :class:`RuntimeWarning` the first time it is created).
@@ -12,7 +14,8 @@ from __future__ import annotations
 import threading
 import warnings
 
-from . import kernel_plan
+from . import kernel_ndi, kernel_plan
+from . import stages as stage_eval
 from .base import ResampleJob
 from .scipy_backend import ScipyExecutor, cast_like_scipy
 
@@ -53,6 +56,13 @@ class CPUExecutor(ScipyExecutor):
         if out.dtype != job.dtype:
             out = cast_like_scipy(out, job.dtype)
         return out
+
+    def coordinates(self, stages, box):
+        """Input coordinates of ``box`` through ``stages`` (as the reference backend; the
+        displacement fields sampled by the compiled kernel)."""
+        if not kernel_plan.AVAILABLE:
+            return super().coordinates(stages, box)
+        return stage_eval.coordinates(stages, box, kernel_ndi)
 
     def describe(self, p) -> str:
         """Which kernel runs the chunks of the physical pass ``p``, in words (for

@@ -10,7 +10,11 @@ kernel does not apply, and the caller then uses the reference path.
 
 Applies to: passes whose map is one affine stage (matrix or separable form, a lazy view
 of the grid included, slice by slice along batch axes too) or one coordinate array;
-orders 0-5; the 8 modes; 1 to 3 input and output axes; real input dtypes.
+orders 0-5; the 8 modes; 1 to 3 input and output axes; real input dtypes. A chain of
+stages (affine @ displacement field @ expression ...) runs as a coordinate array: its
+coordinates are computed per chunk by :mod:`.stages` — the same numpy arithmetic as the
+reference backend, with each displacement field sampled from its coefficients by the
+compiled kernel (:mod:`.kernel_ndi`) — and then interpolated by the kernel.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ import numpy as np
 
 from ..planner.boundary import CVAL, tap_source_index
 from ..planner.physical import AffineStage, CoordinateArrayStage
+from . import kernel_ndi
 from . import kernels_interp as K
+from . import stages as stage_eval
 from .blocks import assemble_region
 
 __all__ = ["AVAILABLE", "KernelSpec", "describe", "kernel_spec", "resample"]
@@ -82,12 +88,12 @@ def _reason(job) -> str | None:
     if not AVAILABLE:
         return "numba is not installed"
     stages = job.stages
-    if len(stages) != 1:
-        return "the map has several stages"
     first = stages[0]
     n_in = len(job.input_shape)
     if n_in > MAX_NDIM:
         return f"{n_in} input axes (the kernel handles up to {MAX_NDIM})"
+    if len(stages) > 1:
+        return _chain_reason(job)
     if isinstance(first, CoordinateArrayStage):
         known = first.array is not None
         if (known and first.ndim_in != n_in) or len(first.output_chunks) > MAX_NDIM:
@@ -106,6 +112,21 @@ def _reason(job) -> str | None:
     return None
 
 
+def _chain_reason(job) -> str | None:
+    """Why a chain of stages cannot run as a coordinate array (None when it can)."""
+    first = job.stages[0]
+    if job.batch_axes:
+        return "slice-by-slice pass of a chain"
+    if not isinstance(first, AffineStage | CoordinateArrayStage):
+        return f"a chain starting with a {type(first).__name__}"
+    n_out = len(first.output_chunks) if isinstance(first, CoordinateArrayStage) else first.ndim_out
+    if n_out > MAX_NDIM:
+        return "more than 3 output axes"
+    if np.dtype(job.dtype).kind not in "biuf":
+        return f"output dtype {np.dtype(job.dtype)}"
+    return None
+
+
 def _build_spec(job) -> KernelSpec:
     opts = job.options
     first = job.stages[0]
@@ -119,9 +140,11 @@ def _build_spec(job) -> KernelSpec:
     gstart = np.zeros(3, dtype=np.int64)
     gstep = np.zeros(3, dtype=np.int64)
     crow = np.full(3, -1, dtype=np.int64)
-    if isinstance(first, CoordinateArrayStage):
+    if len(job.stages) > 1 or isinstance(first, CoordinateArrayStage):
         form = K.FORM_COORDS
-        n_out = len(first.output_chunks)
+        n_out = (
+            len(first.output_chunks) if isinstance(first, CoordinateArrayStage) else first.ndim_out
+        )
         for h in range(n_in):
             crow[lead + h] = h
     else:
@@ -198,7 +221,15 @@ def describe(job) -> str:
     if reason is not None:
         return f"scipy.ndimage per chunk ({reason})"
     first = job.stages[0]
-    what = "coordinate array" if isinstance(first, CoordinateArrayStage) else first.form
+    if len(job.stages) > 1:
+        what = (
+            f"chain of {len(job.stages)} stages (coordinates per chunk: fields sampled by "
+            "the compiled kernel, other stages by numpy), then a coordinate-array"
+        )
+    elif isinstance(first, CoordinateArrayStage):
+        what = "coordinate array"
+    else:
+        what = first.form
     opts = job.options
     batch = f", slice by slice along {job.batch_axes}" if job.batch_axes else ""
     return (
@@ -240,16 +271,20 @@ def resample(job, footprint, pieces, layouts):
     if spec is None:
         return None
     coords = _NO_COORDS
+    if any(p.dtype.kind not in "biuf" for p in pieces):
+        return None
     if spec.form == K.FORM_COORDS:
-        arr = job.stages[0].array
-        if arr is None:
+        first = job.stages[0]
+        if isinstance(first, CoordinateArrayStage) and first.array is None:
             return None
+        if len(job.stages) > 1:
+            arr = stage_eval.coordinates(job.stages, footprint.box, kernel_ndi)
+        else:
+            arr = first.array
         box_shape = tuple(e - s for s, e in footprint.box)
         coords = np.ascontiguousarray(arr, dtype=np.float64).reshape(
             (spec.n_in,) + (1,) * (MAX_NDIM - len(box_shape)) + box_shape
         )
-    if any(p.dtype.kind not in "biuf" for p in pieces):
-        return None
     sources, region = _tap_sources(job, footprint, layouts)
     if sources is None:
         return None
