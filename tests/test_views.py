@@ -22,8 +22,7 @@ def _input_keys(arr, source_name):
     keys = set()
     for key, task in graph.items():
         if isinstance(key, tuple) and str(key[0]).startswith("resample-"):
-            for dep in task[-1]:  # the coefficient (here: input) chunks, last argument
-                keys.add(dep)
+            keys.update(task.dependencies)  # the coefficient (here: input) chunks
     return {k for k in keys if k[0] == source_name}
 
 

@@ -269,7 +269,7 @@ def test_float32_contract(gpu, order):
     x = np.random.default_rng(12).standard_normal((12, 13)).astype(np.float32)
     img = tf.lazy(x, chunks=6).rotate(19, reshape=False, order=order, mode="mirror")
     graph = dict(img.to_dask(executor=gpu).dask)
-    specs = [t[2] for k, t in graph.items() if str(k[0]).startswith("spline-coefficients")]
+    specs = [t.args[1] for k, t in graph.items() if str(k[0]).startswith("spline-coefficients")]
     assert specs and {s.dtype for s in specs} == {"float32"}  # float32 coefficients
     got = run(img, gpu)
     assert got.dtype == np.float32

@@ -213,3 +213,38 @@ def test_grid_constant_field_chunks_whose_taps_all_read_cval(executor):
     np.testing.assert_allclose(
         got.compute(executor=executor), expected.reshape(x.shape), rtol=0, atol=1e-12
     )
+
+
+#: A resampling task of an affine pass pickled alone (measured: about 1.4 kB, most of it
+#: the pass's ResampleJob) ...
+TASK_ALONE_BYTES = 2048
+#: ... and per task inside one pickle of the whole layer, as a client ships a graph: the
+#: job, executor and function are one object each, shared by every task (measured: about
+#: 300-330 B; a job embedded per task would cost over 600 B more).
+TASK_SHARED_BYTES = 512
+
+
+@pytest.mark.parametrize("order", [1, 3])
+def test_task_payload_stays_small_and_needs_no_conversion(order):
+    import pickle
+
+    from dask._task_spec import GraphNode, convert_legacy_graph
+
+    data = np.random.default_rng(5).random((64, 64, 64))
+    x = da.from_array(data, chunks=16)
+    T = tf.Rotate(20, axes=(1, 2), center=(32, 32, 32))
+    arr = tf.lazy(x).transform(T, order=order, output_chunks=8).to_dask()
+    graph = dict(arr.__dask_graph__())
+    ours = {k: v for k, v in graph.items() if str(k[0]).startswith(("resample-", "spline-"))}
+    resample = {k: v for k, v in ours.items() if k[0] == arr.name}
+    assert len(resample) == 512
+    # task-spec nodes: the scheduler reads dependencies, converts nothing
+    assert all(isinstance(v, GraphNode) for v in ours.values())
+    converted = convert_legacy_graph(ours)
+    assert all(converted[k] is v for k, v in ours.items())
+    assert max(len(pickle.dumps(v)) for v in resample.values()) <= TASK_ALONE_BYTES
+    assert len(pickle.dumps(resample)) / len(resample) <= TASK_SHARED_BYTES
+    jobs = {id(v.args[1]) for v in resample.values()}
+    assert len(jobs) == 1  # one ResampleJob object for the whole pass
+    ref = ndi.affine_transform(data, T.matrix(), order=order)
+    np.testing.assert_allclose(arr[24:40, :16, 8:24].compute(), ref[24:40, :16, 8:24], atol=1e-12)
