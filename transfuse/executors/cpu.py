@@ -1,5 +1,6 @@
 """The ``"cpu"`` backend (the default): the reference backend with one compiled (numba)
-kernel per chunk wherever it applies — every chunk of an affine or coordinate-array pass,
+kernel per chunk wherever it applies, and the compiled chunked prefilter
+(:mod:`.kernels_prefilter`) for every order above 1 — every chunk of an affine or coordinate-array pass,
 orders 0-5, the 8 modes, 1-D to 3-D (:mod:`.kernel_plan`, :mod:`.kernels_interp`) — and
 scipy.ndimage per chunk for every other pass (``describe`` says which, and why).
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 import threading
 import warnings
 
-from . import kernel_plan
+from . import kernel_plan, kernels_prefilter
 from .base import ResampleJob
 from .scipy_backend import ScipyExecutor, cast_like_scipy
 
@@ -42,6 +43,13 @@ class CPUExecutor(ScipyExecutor):
 
     def __init__(self):
         warn_once_without_numba()
+
+    def prefilter_chunk(self, spec, pieces, layouts):
+        """One chunk of spline coefficients with the compiled filter
+        (:func:`.kernels_prefilter.prefilter_block`), scipy's where numba is missing."""
+        if not kernels_prefilter.AVAILABLE:
+            return super().prefilter_chunk(spec, pieces, layouts)
+        return kernels_prefilter.prefilter_block(pieces, layouts, spec)
 
     def resample_chunk(self, job, footprint, pieces, layouts):
         """One output chunk (see :class:`~transfuse.executors.base.Executor`): the
