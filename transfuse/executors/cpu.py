@@ -1,7 +1,7 @@
 """The ``"cpu"`` backend (the default): the reference backend with one compiled (numba)
-kernel per chunk wherever it applies, and the compiled chunked prefilter
-(:mod:`.kernels_prefilter`) for every order above 1 — every chunk of an affine or coordinate-array pass,
-orders 0-5, the 8 modes, 1-D to 3-D (:mod:`.kernel_plan`, :mod:`.kernels_interp`) — and
+kernel per chunk wherever it applies — every chunk of an affine or coordinate-array pass,
+orders 0-5, the 8 modes, 1-D to 3-D (:mod:`.kernel_plan`, :mod:`.kernels_interp`) — the
+compiled chunked spline prefilter (:mod:`.kernels_prefilter`) for every order above 1, and
 scipy.ndimage per chunk for every other pass (``describe`` says which, and why).
 
 Where numba cannot be imported the backend is the reference backend, and says so once
