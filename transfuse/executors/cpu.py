@@ -2,7 +2,8 @@
 kernel per chunk wherever it applies — every chunk of an affine or coordinate-array pass,
 and of a chain of stages (affine, displacement field, expression ...: coordinates per
 chunk, fields sampled by the compiled kernel), orders 0-5, the 8 modes, 1-D to 3-D
-(:mod:`.kernel_plan`, :mod:`.kernels_interp`, :mod:`.kernel_ndi`) — and scipy.ndimage per
+(:mod:`.kernel_plan`, :mod:`.kernels_interp`, :mod:`.kernel_ndi`) — the compiled chunked
+spline prefilter (:mod:`.kernels_prefilter`) for every order above 1, and scipy.ndimage per
 chunk for every other pass (``describe`` says which, and why).
 
 Where numba cannot be imported the backend is the reference backend, and says so once
@@ -14,7 +15,7 @@ from __future__ import annotations
 import threading
 import warnings
 
-from . import kernel_ndi, kernel_plan
+from . import kernel_ndi, kernel_plan, kernels_prefilter
 from . import stages as stage_eval
 from .base import ResampleJob
 from .scipy_backend import ScipyExecutor, cast_like_scipy
@@ -45,6 +46,13 @@ class CPUExecutor(ScipyExecutor):
 
     def __init__(self):
         warn_once_without_numba()
+
+    def prefilter_chunk(self, spec, pieces, layouts):
+        """One chunk of spline coefficients with the compiled filter
+        (:func:`.kernels_prefilter.prefilter_block`), scipy's where numba is missing."""
+        if not kernels_prefilter.AVAILABLE:
+            return super().prefilter_chunk(spec, pieces, layouts)
+        return kernels_prefilter.prefilter_block(pieces, layouts, spec)
 
     def resample_chunk(self, job, footprint, pieces, layouts):
         """One output chunk (see :class:`~transfuse.executors.base.Executor`): the
