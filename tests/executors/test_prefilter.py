@@ -172,9 +172,9 @@ def test_two_points_in_a_huge_lazy_array_filter_only_their_neighbourhood():
     local = [v for k, v in graph.items() if isinstance(k, tuple) and "local" in str(k[0])]
     assert len(local) == 2
     for task in local:
-        spec = task[2]
+        spec = task.args[1]  # Task(key, _run_prefilter, executor, spec, infos, *pieces)
         assert all(e - s <= 4 for s, e in spec.span)  # the 4 taps of order 3, per axis
-        assert len(task[4]) == 1  # one input chunk read
+        assert len(task.dependencies) == 1  # one input chunk read
     got = out.compute()
     for i in range(2):  # scipy on a neighbourhood: the far field weighs < 0.27**40
         c = pts[:, i]
