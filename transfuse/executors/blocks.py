@@ -67,12 +67,11 @@ def assemble(pieces, counts):
     return out
 
 
-def assemble_region(pieces, counts, layouts, ranges):
-    """Like :func:`assemble` followed by slicing the contiguous domain ``ranges``
-    (``[(lo, hi), ...]``, inclusive), but copying only what lies inside the region."""
+def region_parts(pieces, counts, layouts, ranges):
+    """For each piece overlapping the contiguous domain ``ranges`` (``[(lo, hi), ...]``,
+    inclusive): ``(piece, src, dst)``, the slices of the piece inside the region and where
+    they go in it."""
     ndim = len(counts)
-    shape = [hi - lo + 1 for lo, hi in ranges]
-    out = None
     for idx, piece in zip(itertools.product(*(range(c) for c in counts)), pieces, strict=True):
         src, dst = [], []
         for a in range(ndim):
@@ -85,9 +84,20 @@ def assemble_region(pieces, counts, layouts, ranges):
             src.append(slice(s - start, e - start))
             dst.append(slice(s - lo, e - lo))
         else:
-            if len(pieces) == 1:
-                return piece[tuple(src)]
-            if out is None:
-                out = np.empty(shape, dtype=piece.dtype)
-            out[tuple(dst)] = piece[tuple(src)]
+            yield piece, tuple(src), tuple(dst)
+
+
+def assemble_region(pieces, counts, layouts, ranges, to_array=None, empty=None):
+    """Like :func:`assemble` followed by slicing the contiguous domain ``ranges``
+    (``[(lo, hi), ...]``, inclusive), but copying only what lies inside the region.
+    ``to_array`` / ``empty`` place the parts elsewhere (a device); default: numpy."""
+    shape = tuple(hi - lo + 1 for lo, hi in ranges)
+    out = None
+    for piece, src, dst in region_parts(pieces, counts, layouts, ranges):
+        part = piece[src] if to_array is None else to_array(piece[src])
+        if len(pieces) == 1:
+            return part
+        if out is None:
+            out = (np.empty if empty is None else empty)(shape, piece.dtype)
+        out[dst] = part
     return out

@@ -54,6 +54,7 @@ from ..planner.options import MODES
 from ..planner.physical import AffineStage, CoordinateArrayStage, FieldStage
 from . import gpu_kernels as K
 from . import gpu_stages
+from .blocks import assemble_region
 from .gpu_device import (
     CONFIG_IN_FLIGHT,
     INSTALL_HINT,
@@ -642,25 +643,6 @@ def _assemble(device, pieces, counts):
 def _assemble_region(device, pieces, counts, layouts, ranges):
     """:func:`.blocks.assemble_region` on the device, copying only the region's part of
     each piece (host pieces are sliced before they travel)."""
-    ndim = len(counts)
-    shape = tuple(hi - lo + 1 for lo, hi in ranges)
-    out = None
-    for idx, piece in zip(itertools.product(*(range(c) for c in counts)), pieces, strict=True):
-        src, dst = [], []
-        for a in range(ndim):
-            start = int(layouts[a].starts[idx[a]])
-            size = int(layouts[a].sizes[idx[a]])
-            lo, hi = ranges[a]
-            s, e = max(lo, start), min(hi + 1, start + size)
-            if s >= e:
-                break
-            src.append(slice(s - start, e - start))
-            dst.append(slice(s - lo, e - lo))
-        else:
-            part = device.to_device(piece[tuple(src)])
-            if len(pieces) == 1:
-                return part
-            if out is None:
-                out = device.empty(shape, piece.dtype)
-            out[tuple(dst)] = part
-    return out
+    return assemble_region(
+        pieces, counts, layouts, ranges, to_array=device.to_device, empty=device.empty
+    )
