@@ -420,3 +420,35 @@ def _same_space(a, b, tol):
     return a.shape == b.shape and np.allclose(
         a.physical_matrix(), b.physical_matrix(), rtol=tol, atol=tol * 100
     )
+
+
+def test_a_scene_array_is_bounded_before_it_is_read(tmp_path, monkeypatch):
+    import zarr
+
+    from transfuse.io import recipe_limits
+    from transfuse.io.ome_zarr import read_ome_zarr_scene
+
+    store = tmp_path / "scene.ome.zarr"
+    store.mkdir()
+    rows = np.array([[1.0, 0, 0, 2], [0, 1, 0, 0], [0, 0, 1, 0]])
+    zarr.create_array(str(store / "reg"), data=rows)
+    scene = {
+        "version": "0.6",
+        "scene": {
+            "coordinateSystems": [
+                {"name": s, "axes": [{"name": a, "type": "space"} for a in "zyx"]}
+                for s in ("a", "b")
+            ],
+            "coordinateTransformations": [
+                {"type": "affine", "path": "reg", "input": "a", "output": "b"}
+            ],
+        },
+    }
+    (store / "zarr.json").write_text(
+        json.dumps({"zarr_format": 3, "node_type": "group", "attributes": {"ome": scene}})
+    )
+    cs = read_ome_zarr_scene(store)
+    np.testing.assert_array_equal(cs.transform("a", "b").matrix()[:3], rows)
+    monkeypatch.setattr(recipe_limits, "MAX_NPY_BYTES", rows.nbytes - 1)
+    with pytest.raises(FormatError, match="'reg' holds 96 bytes"):
+        read_ome_zarr_scene(store)

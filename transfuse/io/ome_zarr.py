@@ -421,6 +421,7 @@ def read_ome_zarr_scene(path, level: int = 0):
         For a store without a scene, malformed metadata, or a path outside the store.
     """
     from ..systems import CoordinateSystems
+    from .recipe_limits import MAX_NPY_BYTES
     from .zarr_store import open_confined_array
 
     store = Path(os.fspath(path))
@@ -434,7 +435,13 @@ def read_ome_zarr_scene(path, level: int = 0):
 
     def array(ref):
         _, array_dir = _array_meta(store, ref)
-        return np.asarray(open_confined_array(array_dir))
+        z = open_confined_array(array_dir)
+        if z.nbytes > MAX_NPY_BYTES:  # a scene's fields are loaded: bounded before reading
+            raise FormatError(
+                f"{store}: array {ref!r} holds {z.nbytes} bytes, more than the "
+                f"{MAX_NPY_BYTES} a scene's transformation array may load"
+            )
+        return np.asarray(z)
 
     graph = CoordinateSystems.from_ngff(scene, arrays=array)
     subgroups = set()
