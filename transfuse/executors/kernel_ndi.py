@@ -89,6 +89,7 @@ def _run(input, order, mode, cval, spec, out3):
         spec,
         [0, 0, 0],
         out3,
+        strides=[0] * lead + list(strides),
     )
 
 

@@ -314,6 +314,7 @@ def resample(job, footprint, pieces, layouts):
         spec.coords_spec(coords),
         [s for s, _ in box],
         out,
+        strides=[0] * lead + list(strides),
     )
     if not ok:
         return None
