@@ -29,6 +29,16 @@ import threading
 
 import numpy as np
 
+from . import kernel_rules as rules
+from .kernel_rules import (  # the kernel's codes, re-exported for the executor
+    FORM_COORDS,
+    FORM_MATRIX,
+    FORM_SEPARABLE,
+    MODE_CODES,
+    TAP_CVAL,
+    TAP_MISSING,
+)
+
 cuda = None  # numba.cuda, imported by :func:`load` (it reads NUMBA_ENABLE_CUDASIM once)
 
 __all__ = [
@@ -48,60 +58,12 @@ __all__ = [
     "load",
 ]
 
-#: Mode numbers inside the kernel (canonical names: ``grid-mirror`` is ``reflect``).
-MODE_CODES = {
-    "constant": 0,
-    "nearest": 1,
-    "mirror": 2,
-    "reflect": 3,
-    "wrap": 4,
-    "grid-wrap": 5,
-    "grid-constant": 6,
-}
-#: Table entries that are not buffer offsets.
-TAP_CVAL = -1
-TAP_MISSING = -2
-#: Coordinate forms.
-FORM_MATRIX, FORM_SEPARABLE, FORM_COORDS = 0, 1, 2
+# the boundary rule's functions, shared with the CPU kernel; :func:`load` replaces them
+# by device functions
+_fold, _rule, _pick = rules.fold, rules.rule, rules.pick
+
 #: Prefilter initialisations (scipy's ``apply_filter``).
 FILTER_MIRROR, FILTER_REFLECT, FILTER_WRAP, FILTER_REFLECT_ALIASED = 0, 1, 2, 3
-
-_BIG = 2.0**62  # beyond this scipy's integer casts overflow
-_EXACT = 2.0**52  # from here on every float64 is an integer
-
-
-def _fold(c, n, mode):
-    """scipy's ``map_coordinate`` for the folding modes, ``c`` outside ``[0, n-1]``."""
-    if n <= 1:
-        return 0.0
-    if c < 0:
-        if mode == 2:  # mirror
-            s2 = 2 * n - 2
-            c = float(s2 * int(-c / s2)) + c
-            return c + s2 if c <= 1 - n else -c
-        if mode == 3:  # reflect
-            s2 = 2 * n
-            if c < -s2:
-                c = float(s2 * int(-c / s2)) + c
-            if c < -n:
-                return c + s2
-            return (1e-15 if c > -1e-15 else -c) - 1
-        if mode == 4:  # wrap: period n - 1
-            sz = n - 1
-            return c + float(sz * (int(-c / sz) + 1))
-        return c + float(n * (int((-1 - c) / n) + 1))  # grid-wrap
-    if mode == 2:
-        s2 = 2 * n - 2
-        c -= float(s2 * int(c / s2))
-        return s2 - c if c >= n else c
-    if mode == 3:
-        s2 = 2 * n
-        c -= float(s2 * int(c / s2))
-        return s2 - c - 1 if c >= n else c
-    if mode == 4:
-        sz = n - 1
-        return c - float(sz * int(c / sz))
-    return c - float(n * int(c / n))
 
 
 def _weights(x, order, w, h):
@@ -149,44 +111,6 @@ def _weights(x, order, w, h):
     w[h, order] = last
 
 
-def _rule(cc, n, kind, mode, order, padf, reach):
-    """The boundary rule of one axis: ``(code, cc, first tap)``; code 0 interpolate, 2 the
-    point is cval, 3 hand the chunk back to the reference path."""
-    if kind == 0:  # an added axis, or one the pass works slice by slice along
-        if not abs(cc) < _BIG:
-            return 3, cc, 0
-        return 0, cc, int(math.floor(cc + 0.5))
-    if mode == 0:  # constant
-        if cc < 0 or cc > n - 1 or cc != cc:
-            return 2, cc, 0
-    elif mode == 1 or mode == 6:  # nearest, grid-constant: far points move back whole samples
-        if cc != cc:
-            return 3, cc, 0
-        if cc > n - 1 + reach:
-            if cc < _EXACT:
-                cc -= math.floor(cc - (n - 1 + reach))
-            else:
-                cc = n - 1 + reach
-        elif cc < -reach:
-            if cc > -_EXACT:
-                cc += math.floor(-reach - cc)
-            else:
-                cc = -reach
-        cc = cc + padf
-    else:
-        if cc != cc:
-            return 2, cc, 0
-        if not abs(cc) < _BIG:
-            return 3, cc, 0
-        if cc < 0 or cc > n - 1:
-            cc = _fold(cc, n, mode)
-        if not cc > -1.0:
-            return 2, cc, 0
-    if order & 1:
-        return 0, cc, int(math.floor(cc)) - order // 2
-    return 0, cc, int(math.floor(cc + 0.5)) - order // 2
-
-
 def _mul(a, b):
     """``a * b``, rounded on its own: never fused with an addition (scipy's C code does
     not fuse, and a fused multiply-add can flip an order-0 tie or a ``constant`` edge)."""
@@ -196,17 +120,6 @@ def _mul(a, b):
 def _add(a, b):
     """``a + b``, rounded on its own (see :func:`_mul`)."""
     return a + b
-
-
-def _pick(src, start, step, o0, o1, o2):
-    """Grid index along one grid axis: ``start + step * o[src]`` (``src < 0``: start)."""
-    if src == 0:
-        return float(start + step * o0)
-    if src == 1:
-        return float(start + step * o1)
-    if src == 2:
-        return float(start + step * o2)
-    return float(start)
 
 
 def _interpolate(
@@ -441,7 +354,8 @@ def load():
             if not cuda.jit.__module__.startswith("numba.cuda.simulator"):
                 _mul, _add = _rounded_ops()
             _mul, _add = device(_mul), device(_add)
-            _fold, _weights, _rule, _pick = map(device, (_fold, _weights, _rule, _pick))
+            _fold, _weights, _pick = map(device, (rules.fold, _weights, rules.pick))
+            _rule = device(rules.bind(rules.rule, fold=_fold))
             _causal_init, _anticausal_init = map(device, (_causal_init, _anticausal_init))
             # cached on disk: a device compiles each specialisation once, not per process
             PREFILTER = cuda.jit(cache=True)(_prefilter)

@@ -35,70 +35,35 @@ import tempfile
 
 import numpy as np
 
+from . import kernel_rules as rules
+from .kernel_rules import (  # the kernel's codes, re-exported for its callers
+    FORM_COORDS,
+    FORM_MATRIX,
+    FORM_SEPARABLE,
+    MODE_CODES,
+    TAP_CVAL,
+    TAP_MISSING,
+)
+
 try:  # where numba cannot be imported the "cpu" backend is the reference backend
     import numba
 except ImportError:  # pragma: no cover - exercised in a subprocess that hides numba
     numba = None
 
-__all__ = ["AVAILABLE", "MODE_CODES", "flat_buffer", "interpolate", "warm_up"]
+__all__ = [
+    "AVAILABLE",
+    "FORM_COORDS",
+    "FORM_MATRIX",
+    "FORM_SEPARABLE",
+    "MODE_CODES",
+    "TAP_CVAL",
+    "TAP_MISSING",
+    "flat_buffer",
+    "interpolate",
+    "warm_up",
+]
 
 AVAILABLE = numba is not None
-
-#: Mode numbers inside the kernel (canonical names; ``grid-mirror`` is ``reflect``).
-MODE_CODES = {
-    "constant": 0,
-    "nearest": 1,
-    "mirror": 2,
-    "reflect": 3,
-    "wrap": 4,
-    "grid-wrap": 5,
-    "grid-constant": 6,
-}
-
-#: Table entries that are not offsets.
-TAP_CVAL = -1
-TAP_MISSING = -2
-
-#: Coordinate forms.
-FORM_MATRIX, FORM_SEPARABLE, FORM_COORDS = 0, 1, 2
-
-_BIG = 2.0**62  # beyond this scipy's integer casts overflow (undefined behaviour in C)
-_EXACT = 2.0**52  # from here on every float64 is an integer
-
-
-def _fold(c, n, mode):
-    """scipy's ``map_coordinate`` for the folding modes (``c`` outside ``[0, n-1]``)."""
-    if n <= 1:
-        return 0.0
-    if c < 0:
-        if mode == 2:  # mirror
-            s2 = 2 * n - 2
-            c = float(s2 * int(-c / s2)) + c
-            return c + s2 if c <= 1 - n else -c
-        if mode == 3:  # reflect
-            s2 = 2 * n
-            if c < -s2:
-                c = float(s2 * int(-c / s2)) + c
-            if c < -n:
-                return c + s2
-            return (1e-15 if c > -1e-15 else -c) - 1
-        if mode == 4:  # wrap
-            sz = n - 1
-            return c + float(sz * (int(-c / sz) + 1))
-        # grid-wrap
-        return c + float(n * (int((-1 - c) / n) + 1))
-    if mode == 2:
-        s2 = 2 * n - 2
-        c -= float(s2 * int(c / s2))
-        return s2 - c if c >= n else c
-    if mode == 3:
-        s2 = 2 * n
-        c -= float(s2 * int(c / s2))
-        return s2 - c - 1 if c >= n else c
-    if mode == 4:
-        sz = n - 1
-        return c - float(sz * int(c / sz))
-    return c - float(n * int(c / n))
 
 
 def _weights(x, order):
@@ -148,58 +113,6 @@ def _weights(x, order):
         w0 = y * t * t / 120.0
         w5 = 1.0 - w0 - w1 - w2 - w3 - w4
     return w0, w1, w2, w3, w4, w5
-
-
-def _rule(cc, n, kind, mode, order, padf, reach):
-    """The boundary rule of one axis at coordinate ``cc``: ``(code, cc, start)`` with code
-    0 (interpolate at ``cc`` from tap index ``start``), 2 (the point is cval) or 3 (hand
-    the chunk back). No array arguments: the kernel inlines it without reference counts."""
-    if kind == 0:  # an added axis, or one the pass works slice by slice along
-        if not abs(cc) < _BIG:
-            return 3, cc, 0
-        return 0, cc, int(math.floor(cc + 0.5))
-    if mode == 0:  # constant
-        if cc < 0 or cc > n - 1 or cc != cc:
-            return 2, cc, 0
-    elif mode == 1 or mode == 6:  # nearest, grid-constant
-        # every tap of a point this far out reads the edge (or cval): move it back by
-        # whole samples, keeping its weights
-        if cc != cc:
-            return 3, cc, 0
-        if cc > n - 1 + reach:
-            if cc < _EXACT:
-                cc -= math.floor(cc - (n - 1 + reach))
-            else:  # an integer: no fraction to keep
-                cc = n - 1 + reach
-        elif cc < -reach:
-            if cc > -_EXACT:
-                cc += math.floor(-reach - cc)
-            else:
-                cc = -reach
-        cc = cc + padf
-    else:
-        if cc != cc:
-            return 2, cc, 0
-        if not abs(cc) < _BIG:
-            return 3, cc, 0
-        if cc < 0 or cc > n - 1:
-            cc = _fold(cc, n, mode)
-        if not cc > -1.0:
-            return 2, cc, 0
-    if order & 1:
-        return 0, cc, int(math.floor(cc)) - order // 2
-    return 0, cc, int(math.floor(cc + 0.5)) - order // 2
-
-
-def _pick(src, start, step, o0, o1, o2):
-    """Grid index along one grid axis: ``start + step * o[src]`` (``src < 0``: start)."""
-    if src == 0:
-        return float(start + step * o0)
-    if src == 1:
-        return float(start + step * o1)
-    if src == 2:
-        return float(start + step * o2)
-    return float(start)
 
 
 def _spline_sum(buf, p0, p1, p2, st0, st1, st2, c0, c1, c2, m0, m1, m2, order):
@@ -738,10 +651,10 @@ def _jit(func, **options):
 if AVAILABLE:
     # the helpers are inlined into the kernel (numba's IR inlining): slower to compile
     # once, ~1.5x faster per point than calls
-    _fold = _jit(_fold, inline="always")
+    _fold = _jit(rules.fold, inline="always")
     _weights = _jit(_weights, inline="always")
-    _rule = _jit(_rule, inline="always")
-    _pick = _jit(_pick, inline="always")
+    _rule = _jit(rules.bind(rules.rule, fold=_fold), inline="always")
+    _pick = _jit(rules.pick, inline="always")
     _fast_bounds = _jit(_fast_bounds, inline="always")
     _axis_point = _jit(_axis_point, inline="always")
     _axis_consts = _jit(_axis_consts, inline="always")
