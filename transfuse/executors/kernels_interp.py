@@ -115,6 +115,41 @@ def _weights(x, order):
     return w0, w1, w2, w3, w4, w5
 
 
+def _trilinear(buf, p00, p01, p10, p11, q0, q1, c0, c1, c2):
+    """scipy's order-1 sum over 8 taps ``p_ab + q_d`` (the offsets of the first two axes'
+    taps summed, then the last axis's), weights from the coordinates, in scipy's order."""
+    wa0 = 1.0 - (c0 - math.floor(c0))
+    wa1 = 1.0 - wa0
+    wb0 = 1.0 - (c1 - math.floor(c1))
+    wb1 = 1.0 - wb0
+    wc0 = 1.0 - (c2 - math.floor(c2))
+    wc1 = 1.0 - wc0
+    t = 0.0
+    t += float(buf[p00 + q0]) * wa0 * wb0 * wc0
+    t += float(buf[p00 + q1]) * wa0 * wb0 * wc1
+    t += float(buf[p01 + q0]) * wa0 * wb1 * wc0
+    t += float(buf[p01 + q1]) * wa0 * wb1 * wc1
+    t += float(buf[p10 + q0]) * wa1 * wb0 * wc0
+    t += float(buf[p10 + q1]) * wa1 * wb0 * wc1
+    t += float(buf[p11 + q0]) * wa1 * wb1 * wc0
+    t += float(buf[p11 + q1]) * wa1 * wb1 * wc1
+    return t
+
+
+def _bilinear(buf, p0, p1, q0, q1, c1, c2):
+    """:func:`_trilinear` with one tap along the first axis (taps ``p_b + q_d``)."""
+    wb0 = 1.0 - (c1 - math.floor(c1))
+    wb1 = 1.0 - wb0
+    wc0 = 1.0 - (c2 - math.floor(c2))
+    wc1 = 1.0 - wc0
+    t = 0.0
+    t += float(buf[p0 + q0]) * wb0 * wc0
+    t += float(buf[p0 + q1]) * wb0 * wc1
+    t += float(buf[p1 + q0]) * wb1 * wc0
+    t += float(buf[p1 + q1]) * wb1 * wc1
+    return t
+
+
 def _spline_sum(buf, p0, p1, p2, st0, st1, st2, c0, c1, c2, m0, m1, m2, order):
     """The spline sum of one point whose taps are ``p_h + a * st_h`` (orders above 1),
     factored axis by axis as the general path's cubic sum: within ~1e-16 of scipy's
@@ -246,39 +281,12 @@ def _row_fast_body(
         elif fam == 1:
             orow[k] = 0.0 + float(buf[p])
         elif fam == 2:
-            wa0 = 1.0 - (c0 - math.floor(c0))
-            wa1 = 1.0 - wa0
-            wb0 = 1.0 - (c1 - math.floor(c1))
-            wb1 = 1.0 - wb0
-            wc0 = 1.0 - (c2 - math.floor(c2))
-            wc1 = 1.0 - wc0
-            p01 = p + st1
             p10 = p + st0
-            p11 = p10 + st1
-            t = 0.0
-            t += float(buf[p]) * wa0 * wb0 * wc0
-            t += float(buf[p + st2]) * wa0 * wb0 * wc1
-            t += float(buf[p01]) * wa0 * wb1 * wc0
-            t += float(buf[p01 + st2]) * wa0 * wb1 * wc1
-            t += float(buf[p10]) * wa1 * wb0 * wc0
-            t += float(buf[p10 + st2]) * wa1 * wb0 * wc1
-            t += float(buf[p11]) * wa1 * wb1 * wc0
-            t += float(buf[p11 + st2]) * wa1 * wb1 * wc1
-            orow[k] = t
+            orow[k] = _trilinear(buf, p, p + st1, p10, p10 + st1, 0, st2, c0, c1, c2)
         elif fam == 4:
             orow[k] = _spline_sum(buf, p, 0, 0, st0, st1, st2, c0, c1, c2, m0, m1, m2, order)
         else:
-            wb0 = 1.0 - (c1 - math.floor(c1))
-            wb1 = 1.0 - wb0
-            wc0 = 1.0 - (c2 - math.floor(c2))
-            wc1 = 1.0 - wc0
-            p01 = p + st1
-            t = 0.0
-            t += float(buf[p]) * wb0 * wc0
-            t += float(buf[p + st2]) * wb0 * wc1
-            t += float(buf[p01]) * wb1 * wc0
-            t += float(buf[p01 + st2]) * wb1 * wc1
-            orow[k] = t
+            orow[k] = _bilinear(buf, p, p + st1, 0, st2, c1, c2)
     return nslow
 
 
@@ -488,42 +496,16 @@ def _kernel(
                     p1a, p1b = tables[1, i1], tables[1, i1 + 1]
                     p2a, p2b = tables[2, i2], tables[2, i2 + 1]
                     if (p0a | p0b | p1a | p1b | p2a | p2b) >= 0:
-                        wa0 = 1.0 - (c0 - math.floor(c0))
-                        wa1 = 1.0 - wa0
-                        wb0 = 1.0 - (c1 - math.floor(c1))
-                        wb1 = 1.0 - wb0
-                        wc0 = 1.0 - (c2 - math.floor(c2))
-                        wc1 = 1.0 - wc0
-                        p00 = p0a + p1a
-                        p01 = p0a + p1b
-                        p10 = p0b + p1a
-                        p11 = p0b + p1b
-                        t = 0.0
-                        t += float(buf[p00 + p2a]) * wa0 * wb0 * wc0
-                        t += float(buf[p00 + p2b]) * wa0 * wb0 * wc1
-                        t += float(buf[p01 + p2a]) * wa0 * wb1 * wc0
-                        t += float(buf[p01 + p2b]) * wa0 * wb1 * wc1
-                        t += float(buf[p10 + p2a]) * wa1 * wb0 * wc0
-                        t += float(buf[p10 + p2b]) * wa1 * wb0 * wc1
-                        t += float(buf[p11 + p2a]) * wa1 * wb1 * wc0
-                        t += float(buf[p11 + p2b]) * wa1 * wb1 * wc1
-                        out[i, j, k] = t
+                        out[i, j, k] = _trilinear(
+                            buf, p0a + p1a, p0a + p1b, p0b + p1a, p0b + p1b, p2a, p2b, c0, c1, c2
+                        )
                         continue
                 elif bilinear:
                     p0a = tables[0, i0]
                     p1a, p1b = tables[1, i1], tables[1, i1 + 1]
                     p2a, p2b = tables[2, i2], tables[2, i2 + 1]
                     if (p0a | p1a | p1b | p2a | p2b) >= 0:
-                        wb0 = 1.0 - (c1 - math.floor(c1))
-                        wb1 = 1.0 - wb0
-                        wc0 = 1.0 - (c2 - math.floor(c2))
-                        wc1 = 1.0 - wc0
-                        t = 0.0
-                        t += float(buf[p0a + p1a + p2a]) * wb0 * wc0
-                        t += float(buf[p0a + p1a + p2b]) * wb0 * wc1
-                        t += float(buf[p0a + p1b + p2a]) * wb1 * wc0
-                        t += float(buf[p0a + p1b + p2b]) * wb1 * wc1
-                        out[i, j, k] = t
+                        out[i, j, k] = _bilinear(buf, p0a + p1a, p0a + p1b, p2a, p2b, c1, c2)
                         continue
                 elif cubic:
                     ok = True
@@ -662,6 +644,8 @@ if AVAILABLE:
     _simple = _jit(_simple, inline="always")
     _row_fast_body = _jit(_row_fast_body, inline="always")
     _row_fast = _jit(_row_fast, nogil=True, boundscheck=False)
+    _trilinear = _jit(_trilinear, inline="always")
+    _bilinear = _jit(_bilinear, inline="always")
     _spline_sum = _jit(_spline_sum, inline="always")
     _KERNEL = _jit(_kernel, nogil=True, boundscheck=False)
 else:  # pragma: no cover
