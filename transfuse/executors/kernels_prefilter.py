@@ -157,54 +157,70 @@ def _filter_tile(buf, n, w, zs, gain, rule):
 
 def _halo_lines(buf, n, w, lo, stop, zs):
     """The passes after the first causal one on the ``w`` lines of ``buf``, the last
-    anti-causal pass stopping at ``lo`` (the kept samples are ``lo .. stop``)."""
+    anti-causal pass stopping at ``lo`` (the kept samples are ``lo .. stop``).
+
+    Rows are sliced and indexed by the inner loop's variable (here and in the loops that
+    read and write the tiles): an index like ``i - 1`` costs numba a negative-index test
+    per sample, which keeps the loop from vectorising (measured ~2x slower).
+    """
     last = zs.size - 1
     for p in range(zs.size):
         z = zs[p]
         if p > 0:
             for i in range(1, n):
+                cur, prv = buf[i, :w], buf[i - 1, :w]
                 for t in range(w):
-                    buf[i, t] += z * buf[i - 1, t]
+                    cur[t] += z * prv[t]
         # scipy's _init_anticausal_mirror
+        cur, prv = buf[n - 1, :w], buf[n - 2, :w]
         for t in range(w):
-            buf[n - 1, t] = (z * buf[n - 2, t] + buf[n - 1, t]) * z / (z * z - 1.0)
+            cur[t] = (z * prv[t] + cur[t]) * z / (z * z - 1.0)
         end = 0 if p < last else lo
         for i in range(n - 2, end - 1, -1):
+            cur, nxt = buf[i, :w], buf[i + 1, :w]
             for t in range(w):
-                buf[i, t] = z * (buf[i + 1, t] - buf[i, t])
+                cur[t] = z * (nxt[t] - cur[t])
 
 
 def _halo_rows(src, dst, buf, b0, w, lo, zs, gain):
     """The ``HALO`` rule on the rows ``src[b0 + t, :, 0]``, kept samples to ``dst``: the
+    causal pass starts from a zero state."""
+    n = src.shape[1]
+    keep = dst.shape[1]
+    z = zs[0]
+    for t in range(w):  # transposed into the tile, the gain applied
+        line = src[b0 + t, :, 0]
+        for i in range(n):
+            buf[i, t] = gain * line[i]
+    for i in range(1, n):
+        cur, prv = buf[i, :w], buf[i - 1, :w]
+        for t in range(w):
+            cur[t] += z * prv[t]
+    _halo_lines(buf, n, w, lo, lo + keep, zs)
+    for t in range(w):
+        out = dst[b0 + t, :, 0]
+        for k in range(keep):
+            out[k] = buf[lo + k, t]
+
+
+def _halo_columns(src, dst, buf, b, a0, w, lo, zs, gain):
+    """The ``HALO`` rule on the columns ``src[b, :, a0 + t]``, kept samples to ``dst``: the
     first causal pass reads the source (gain applied as it goes), from a zero state."""
     n = src.shape[1]
     keep = dst.shape[1]
     z = zs[0]
+    first, cur = src[b, 0, a0 : a0 + w], buf[0, :w]
     for t in range(w):
-        buf[0, t] = gain * src[b0 + t, 0, 0]
+        cur[t] = gain * first[t]
     for i in range(1, n):
+        row, cur, prv = src[b, i, a0 : a0 + w], buf[i, :w], buf[i - 1, :w]
         for t in range(w):
-            buf[i, t] = gain * src[b0 + t, i, 0] + z * buf[i - 1, t]
-    _halo_lines(buf, n, w, lo, lo + keep, zs)
-    for t in range(w):
-        for k in range(keep):
-            dst[b0 + t, k, 0] = buf[lo + k, t]
-
-
-def _halo_columns(src, dst, buf, b, a0, w, lo, zs, gain):
-    """The ``HALO`` rule on the columns ``src[b, :, a0 + t]``, as :func:`_halo_rows`."""
-    n = src.shape[1]
-    keep = dst.shape[1]
-    z = zs[0]
-    for t in range(w):
-        buf[0, t] = gain * src[b, 0, a0 + t]
-    for i in range(1, n):
-        for t in range(w):
-            buf[i, t] = gain * src[b, i, a0 + t] + z * buf[i - 1, t]
+            cur[t] = gain * row[t] + z * prv[t]
     _halo_lines(buf, n, w, lo, lo + keep, zs)
     for k in range(keep):
+        out, kept = dst[b, k, a0 : a0 + w], buf[lo + k, :w]
         for t in range(w):
-            dst[b, k, a0 + t] = buf[lo + k, t]
+            out[t] = kept[t]
 
 
 def _filter_axis(src, dst, lo, zs, rule):
