@@ -268,8 +268,8 @@ def _filter_axis(src, dst, lo, zs, rule):
 
 
 if AVAILABLE:
-    _filter_tile = _jit(_filter_tile, inline="always")
-    _halo_lines = _jit(_halo_lines, inline="always")
+    _filter_tile = _jit(_filter_tile, boundscheck=False)
+    _halo_lines = _jit(_halo_lines, boundscheck=False)
     _halo_rows = _jit(_halo_rows, inline="always")
     _halo_columns = _jit(_halo_columns, inline="always")
     _KERNEL = _jit(_filter_axis, nogil=True, boundscheck=False)
