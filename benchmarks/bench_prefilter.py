@@ -5,8 +5,9 @@
    concatenated into one array) on the ``cpu`` backend (compiled filter) and on ``scipy``
    (``spline_filter1d`` per chunk window), 1 and N dask threads, against
    ``scipy.ndimage.spline_filter`` of the whole array (one thread). Prints best and median
-   of ``--repeat`` runs, ns per voxel, the ratio to scipy whole-array and the max
-   difference from it relative to max|input|.
+   of ``--repeat`` runs, ns per voxel, the ratio to scipy whole-array (and, on 1 thread,
+   the ratio of process CPU seconds, which other jobs on the machine move less) and the
+   max difference from it relative to max|input|.
 2. **Sparse reads**: ``transfuse.ndinterp.map_coordinates`` of 2 points into a 1000³ lazy
    random float32 dask array (chunks 200³), order 3, ``prefilter=True``: the time to build
    and compute it (the kernels warmed up first; the warm-up is printed on its own), and
@@ -37,25 +38,33 @@ from transfuse.executors.scipy_backend import ScipyExecutor
 from transfuse.planner.options import ResampleOptions
 
 
-def timed(fn, repeat):
-    times, out = [], None
+def timed(fn, repeat, cpu=None):
+    """Best and median wall seconds of ``repeat`` runs, and the result; with a list
+    ``cpu``, the best process CPU seconds are appended to it (on a loaded machine they
+    move less than wall seconds do)."""
+    times, cpus, out = [], [], None
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = fn()
         times.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    if cpu is not None:
+        cpu.append(min(cpus))
     return min(times), statistics.median(times), out
 
 
 def chunked_prefilter(size, chunk, repeat, threads):
     x = np.random.default_rng(0).random((size,) * 3, dtype=np.float32)
     voxels = x.size
+    cpu_ref = []
     best_ref, med_ref, ref = timed(
-        lambda: ndi.spline_filter(x, 3, output=np.float64, mode="mirror"), repeat
+        lambda: ndi.spline_filter(x, 3, output=np.float64, mode="mirror"), repeat, cpu_ref
     )
     print(f"prefilter {size}^3 float32, order 3, mode mirror, chunks {chunk}^3")
     print(
         f"  scipy spline_filter, whole array, 1 thread: best {best_ref:.3f} s "
-        f"median {med_ref:.3f} s  {1e9 * best_ref / voxels:.1f} ns/voxel  ratio 1.00"
+        f"median {med_ref:.3f} s  {1e9 * best_ref / voxels:.1f} ns/voxel  ratio 1.00  "
+        f"(CPU {cpu_ref[0]:.3f} s)"
     )
     options = ResampleOptions(order=3, mode="mirror")
     arr = da.from_array(x, chunks=chunk)
@@ -69,12 +78,15 @@ def chunked_prefilter(size, chunk, repeat, threads):
                     (kept,) = dask.persist(coef)
                 return kept
 
-            best, med, kept = timed(run, repeat)
+            cpu = []
+            best, med, kept = timed(run, repeat, cpu)
             err = float(np.abs(kept.compute() - ref).max()) / scale
+            # one thread: CPU seconds against scipy's CPU seconds, the ratio load moves less
+            by_cpu = f"  CPU ratio {cpu[0] / cpu_ref[0]:.2f}" if n == 1 else ""
             print(
                 f"  transfuse {executor.name:5s} chunked, {n} thread(s): best {best:.3f} s "
                 f"median {med:.3f} s  {1e9 * best / voxels:.1f} ns/voxel  "
-                f"ratio {best / best_ref:.2f}  max diff {err:.1e} x max|input|"
+                f"ratio {best / best_ref:.2f}{by_cpu}  max diff {err:.1e} x max|input|"
             )
 
 

@@ -243,7 +243,8 @@ def spline_coefficients(
     options : ResampleOptions
         ``order`` (2-5), ``mode`` and ``cval`` decide the filter's boundary handling.
     depth : int, optional
-        Halo per side; by default :func:`~transfuse.executors.spline.halo_depth` (1e-10).
+        Halo per side; by default :func:`~transfuse.executors.spline.halo_depth` for the
+        filtered axes (1e-10 x max|input| in the worst case).
     pad : int, optional
         Pre-padding per side; by default ``options.pad`` (what interpolation needs). ``pad=0``
         gives exactly ``scipy.ndimage.spline_filter(array, order, mode=mode)``.
@@ -263,12 +264,13 @@ def spline_coefficients(
     pad = options.pad if pad is None else int(pad)
     if pad < 0:
         raise ValueError(f"pad={pad!r} must be a non-negative integer")
-    depth = halo_depth(order) if depth is None else int(depth)
+    shape, chunks = array.shape, array.chunks
+    filtered = tuple(a not in batch_axes for a in range(len(shape)))
+    nfiltered = max(1, sum(filtered))
+    depth = halo_depth(order, ndim=nfiltered) if depth is None else int(depth)
     if depth < 0:
         raise ValueError(f"depth={depth!r} must be a non-negative integer")
-    shape, chunks = array.shape, array.chunks
     pads = axis_pads(pad, len(shape), batch_axes)
-    filtered = tuple(a not in batch_axes for a in range(len(shape)))
     coef_chunks = coefficient_chunks(chunks, pads)
     whole = tuple(
         filter_axis_whole(n, pad, depth, len(c)) for n, c in zip(shape, chunks, strict=True)
@@ -488,7 +490,7 @@ def resample_pass(p, array: da.Array, executor, share_map: bool = False) -> da.A
     where = () if choice == "auto" else (choice,)  # the default keeps its keys
     name = "resample-" + tokenize(coef.name, p.token, executor.name, shared is not None, *where)
     local_name = "spline-coefficients-local-" + tokenize(name)
-    depth = halo_depth(opts.order)
+    depth = halo_depth(opts.order, ndim=max(1, p.input.ndim - len(p.batch_axes)))
     needs_prefilter = p.needs_prefilter and choice != "shared"
     sharing = _sharing(p) if needs_prefilter else 1.0
     pads = p.pads

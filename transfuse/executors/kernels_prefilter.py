@@ -14,14 +14,16 @@ first, then per pole a causal pass ``c[i] += z * c[i - 1]`` and an anti-causal p
   gets scipy's coefficients bit for bit;
 * ``HALO``: a window that reaches ``depth`` samples beyond what is kept. How the line
   starts then only matters to ``|z|**depth`` (the halo is chosen for the tolerance, see
-  :func:`~transfuse.executors.spline.halo_depth`), so the causal pass starts from the
-  mirror sum truncated where ``|z|**k`` falls below 1e-17 instead of scipy's sum over the
-  whole line (which would double the work of a short window).
+  :func:`~transfuse.executors.spline.halo_depth`), so the causal pass starts from a zero
+  state (no start sum), the first causal pass reads the window (the gain applied as it
+  goes) and the last anti-causal pass stops at the first kept sample: per line, one read
+  of the window, two passes per pole and one write of the kept samples.
 
-Lines are filtered in tiles of :data:`TILE` lines side by side (the recursion runs along
-the line, the tile's lines in the inner, vectorised loop). Windows and results are
-float64, C-contiguous, seen as 3-D ``(before, axis, after)``: one compiled
-specialisation serves every rank and input dtype. The kernel releases the GIL.
+Lines are filtered side by side, the recursion along the line and the lines in the inner,
+vectorised loop: :data:`TILE` rows (lines along the last axis) transposed into a buffer,
+or up to :data:`COLUMNS` neighbouring columns (lines along an outer axis) read in place.
+Windows and results are float64, C-contiguous, seen as 3-D ``(before, axis, after)``: one
+compiled specialisation serves every rank and input dtype. The kernel releases the GIL.
 """
 
 from __future__ import annotations
@@ -55,8 +57,8 @@ MIRROR, REFLECT, WRAP, HALO = 0, 1, 2, 3
 #: Lines filtered side by side.
 TILE = 16
 
-#: Where the truncated causal start of a halo window stops: ``|z|**k`` below this.
-_HORIZON_EPS = 1e-17
+#: Columns (lines along an outer axis) filtered side by side.
+COLUMNS = 128
 
 
 def poles(order: int) -> np.ndarray:
@@ -86,11 +88,9 @@ def poles(order: int) -> np.ndarray:
     return np.array(zs, dtype=np.float64)
 
 
-def _filter_tile(buf, n, w, zs, horizons, rule):
-    """Filter the ``w`` lines of ``buf`` (``(n, TILE)``, one line per column) in place."""
-    gain = 1.0
-    for z in zs:
-        gain *= (1.0 - z) * (1.0 - 1.0 / z)
+def _filter_tile(buf, n, w, zs, gain, rule):
+    """Filter the ``w`` lines of ``buf`` (``(n, TILE)``, one line per column) in place with
+    a whole-line rule (``MIRROR``, ``REFLECT``, ``WRAP``), scipy's initialisations."""
     for i in range(n):
         for t in range(w):
             buf[i, t] *= gain
@@ -120,7 +120,7 @@ def _filter_tile(buf, n, w, zs, horizons, rule):
                 z_i *= z
             for t in range(w):
                 buf[0, t] = acc[t] * (z / (1.0 - z_n * z_n)) + buf[0, t]
-        elif rule == 2:  # WRAP: scipy's _init_causal_wrap
+        else:  # WRAP: scipy's _init_causal_wrap
             for t in range(w):
                 acc[t] = buf[0, t]
             z_i = z
@@ -130,17 +130,6 @@ def _filter_tile(buf, n, w, zs, horizons, rule):
                 z_i *= z
             for t in range(w):
                 buf[0, t] = acc[t] / (1.0 - z_i)
-        else:  # HALO: the mirror sum, truncated
-            h = min(horizons[p], n - 1)
-            for t in range(w):
-                acc[t] = buf[0, t]
-            z_i = z
-            for i in range(1, h + 1):
-                for t in range(w):
-                    acc[t] += z_i * buf[i, t]
-                z_i *= z
-            for t in range(w):
-                buf[0, t] = acc[t]
         for i in range(1, n):
             for t in range(w):
                 buf[i, t] += z * buf[i - 1, t]
@@ -158,7 +147,7 @@ def _filter_tile(buf, n, w, zs, horizons, rule):
                 z_i *= z
             for t in range(w):
                 buf[n - 1, t] = acc[t] * (z / (z_i - 1.0))
-        else:  # MIRROR and HALO: scipy's _init_anticausal_mirror
+        else:  # MIRROR: scipy's _init_anticausal_mirror
             for t in range(w):
                 buf[n - 1, t] = (z * buf[n - 2, t] + buf[n - 1, t]) * z / (z * z - 1.0)
         for i in range(n - 2, -1, -1):
@@ -166,37 +155,123 @@ def _filter_tile(buf, n, w, zs, horizons, rule):
                 buf[i, t] = z * (buf[i + 1, t] - buf[i, t])
 
 
-def _filter_axis(src, dst, lo, zs, horizons, rule):
+def _halo_lines(buf, n, w, lo, stop, zs):
+    """The passes after the first causal one on the ``w`` lines of ``buf``, the last
+    anti-causal pass stopping at ``lo`` (the kept samples are ``lo .. stop``).
+
+    Rows are sliced and indexed by the inner loop's variable (here and in the loops that
+    read and write the tiles): an index like ``i - 1`` costs numba a negative-index test
+    per sample, which keeps the loop from vectorising (measured ~2x slower).
+    """
+    last = zs.size - 1
+    for p in range(zs.size):
+        z = zs[p]
+        if p > 0:
+            for i in range(1, n):
+                cur, prv = buf[i, :w], buf[i - 1, :w]
+                for t in range(w):
+                    cur[t] += z * prv[t]
+        # scipy's _init_anticausal_mirror
+        cur, prv = buf[n - 1, :w], buf[n - 2, :w]
+        for t in range(w):
+            cur[t] = (z * prv[t] + cur[t]) * z / (z * z - 1.0)
+        end = 0 if p < last else lo
+        for i in range(n - 2, end - 1, -1):
+            cur, nxt = buf[i, :w], buf[i + 1, :w]
+            for t in range(w):
+                cur[t] = z * (nxt[t] - cur[t])
+
+
+def _halo_rows(src, dst, buf, b0, w, lo, zs, gain):
+    """The ``HALO`` rule on the rows ``src[b0 + t, :, 0]``, kept samples to ``dst``: the
+    causal pass starts from a zero state."""
+    n = src.shape[1]
+    keep = dst.shape[1]
+    z = zs[0]
+    for t in range(w):  # transposed into the tile, the gain applied
+        line = src[b0 + t, :, 0]
+        for i in range(n):
+            buf[i, t] = gain * line[i]
+    for i in range(1, n):
+        cur, prv = buf[i, :w], buf[i - 1, :w]
+        for t in range(w):
+            cur[t] += z * prv[t]
+    _halo_lines(buf, n, w, lo, lo + keep, zs)
+    for t in range(w):
+        out = dst[b0 + t, :, 0]
+        for k in range(keep):
+            out[k] = buf[lo + k, t]
+
+
+def _halo_columns(src, dst, buf, b, a0, w, lo, zs, gain):
+    """The ``HALO`` rule on the columns ``src[b, :, a0 + t]``, kept samples to ``dst``: the
+    first causal pass reads the source (gain applied as it goes), from a zero state."""
+    n = src.shape[1]
+    keep = dst.shape[1]
+    z = zs[0]
+    first, cur = src[b, 0, a0 : a0 + w], buf[0, :w]
+    for t in range(w):
+        cur[t] = gain * first[t]
+    for i in range(1, n):
+        row, cur, prv = src[b, i, a0 : a0 + w], buf[i, :w], buf[i - 1, :w]
+        for t in range(w):
+            cur[t] = gain * row[t] + z * prv[t]
+    _halo_lines(buf, n, w, lo, lo + keep, zs)
+    for k in range(keep):
+        out, kept = dst[b, k, a0 : a0 + w], buf[lo + k, :w]
+        for t in range(w):
+            out[t] = kept[t]
+
+
+def _filter_axis(src, dst, lo, zs, rule):
     """Filter ``src`` ``(before, n, after)`` along its middle axis and write samples
     ``lo .. lo + dst.shape[1]`` of each line to ``dst``."""
     before, n, after = src.shape
     keep = dst.shape[1]
+    gain = 1.0
+    for z in zs:
+        gain *= (1.0 - z) * (1.0 - 1.0 / z)
+    if rule == HALO:
+        if after == 1:  # lines are rows: a tile takes TILE rows
+            buf = np.empty((n, TILE))
+            for b0 in range(0, before, TILE):
+                _halo_rows(src, dst, buf, b0, min(TILE, before - b0), lo, zs, gain)
+        else:  # lines are columns: a tile takes up to COLUMNS neighbouring columns
+            width = min(after, COLUMNS)
+            buf = np.empty((n, width))
+            for b in range(before):
+                for a0 in range(0, after, width):
+                    _halo_columns(src, dst, buf, b, a0, min(width, after - a0), lo, zs, gain)
+        return
     buf = np.empty((n, TILE))
-    if after == 1:  # lines are rows: a tile takes TILE rows
+    if after == 1:
         for b0 in range(0, before, TILE):
             w = min(TILE, before - b0)
             for t in range(w):
                 for i in range(n):
                     buf[i, t] = src[b0 + t, i, 0]
-            _filter_tile(buf, n, w, zs, horizons, rule)
+            _filter_tile(buf, n, w, zs, gain, rule)
             for t in range(w):
                 for i in range(keep):
                     dst[b0 + t, i, 0] = buf[lo + i, t]
-    else:  # lines are columns: a tile takes TILE neighbouring columns
+    else:
         for b in range(before):
             for a0 in range(0, after, TILE):
                 w = min(TILE, after - a0)
                 for i in range(n):
                     for t in range(w):
                         buf[i, t] = src[b, i, a0 + t]
-                _filter_tile(buf, n, w, zs, horizons, rule)
+                _filter_tile(buf, n, w, zs, gain, rule)
                 for i in range(keep):
                     for t in range(w):
                         dst[b, i, a0 + t] = buf[lo + i, t]
 
 
 if AVAILABLE:
-    _filter_tile = _jit(_filter_tile, inline="always")
+    _filter_tile = _jit(_filter_tile, boundscheck=False)
+    _halo_lines = _jit(_halo_lines, boundscheck=False)
+    _halo_rows = _jit(_halo_rows, inline="always")
+    _halo_columns = _jit(_halo_columns, inline="always")
     _KERNEL = _jit(_filter_axis, nogil=True, boundscheck=False)
 else:  # pragma: no cover
     _KERNEL = None
@@ -223,12 +298,11 @@ def filter_axis(window: np.ndarray, axis: int, order: int, rule: int, keep: slic
     out = np.empty(out_shape, dtype=np.float64)
     if out.size == 0:
         return out
-    zs = poles(order)
-    horizons = np.array(
-        [math.ceil(math.log(_HORIZON_EPS) / math.log(abs(z))) for z in zs], dtype=np.int64
-    )
     src = np.ascontiguousarray(window, dtype=np.float64).reshape(before, n, after)
-    _KERNEL(src, out.reshape(before, stop - start, after), start, zs, horizons, rule)
+    if n == 1:  # nothing to filter (scipy returns a 1-sample line as it is)
+        out.reshape(before, 1, after)[...] = src
+        return out
+    _KERNEL(src, out.reshape(before, stop - start, after), start, poles(order), rule)
     return out
 
 
@@ -280,9 +354,9 @@ def gather_window(pieces, layouts, indices_per_axis, cval, dtype):
         dst = tuple(r[0] for r in combo)
         if any(r[1] is None for r in combo):
             out[dst] = fill
-        else:
-            flat = sum(int(r[1]) * int(st) for r, st in zip(combo, strides, strict=True))
-            out[dst] = pieces[flat][tuple(r[2] for r in combo)]
+            continue
+        flat = sum(int(r[1]) * int(st) for r, st in zip(combo, strides, strict=True))
+        out[dst] = pieces[flat][tuple(r[2] for r in combo)]
     return out
 
 

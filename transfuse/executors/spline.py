@@ -3,8 +3,9 @@ whole-array ``spline_filter`` (with its pre-padding) to a stated tolerance.
 
 scipy's prefilter is a recursive (IIR) filter. Filtering a chunk together with a halo of
 ``d`` samples, taken from the mode's infinite extension of the input, reproduces the
-whole-array result up to ``|z_max|**d`` (``z_max`` the filter's largest pole). Short axes are
-filtered whole with scipy itself, which is exact by construction.
+whole-array result up to a constant times ``|z_max|**d`` (``z_max`` the filter's largest
+pole; :func:`halo_error_bound` the worst case, :func:`halo_depth` the halo it asks for).
+Short axes are filtered whole with scipy itself, which is exact by construction.
 """
 
 from __future__ import annotations
@@ -23,30 +24,71 @@ __all__ = [
     "field_coefficients",
     "filter_axis_whole",
     "halo_depth",
+    "halo_error_bound",
     "prefilter_block",
 ]
 
 #: Largest pole (in magnitude) of the B-spline prefilter per order.
 POLE = {2: 0.171572875253810, 3: 0.267949192431123, 4: 0.361341225900220, 5: 0.430575347099973}
 
-#: Default tolerance of the chunked prefilter, relative to the largest coefficient.
+#: Default tolerance of the chunked prefilter, relative to max|input|.
 TOLERANCE = 1e-10
 
+#: Per order, the worst error of a 1-D halo window of ``d`` samples per side, relative to
+#: max|input| and to ``POLE[order]**d``: the largest row sum of ``|chunked - whole|`` over
+#: the rows kept (the linear maps measured on unit impulses; the same constant for every
+#: ``d`` and kept length, the worse of the two starts in use, the compiled filter's zero
+#: causal state and scipy's ``mirror`` initialisation of the window).
+#: ``tests/executors/test_prefilter.py`` measures it again.
+HALO_ERROR = {2: 1.18, 3: 2.54, 4: 5.18, 5: 9.37}
 
-def halo_depth(order: int, tolerance: float = TOLERANCE) -> int:
+#: Per order, the largest row sum of ``|whole-line filter|``: how much one filtered axis
+#: can grow a value (at the Nyquist frequency, ``1 / B(pi)``: 2, 3, 4.8, 7.5).
+FILTER_GAIN = {2: 2.0, 3: 3.0, 4: 4.8, 5: 7.5}
+
+
+def halo_error_bound(order: int, depth: int, ndim: int = 3) -> float:
+    """The worst error of chunked coefficients with halos of ``depth`` samples, relative
+    to max|input| (and max|cval| where the mode pads with it), on ``ndim`` filtered axes.
+
+    The axes' errors add up through the other axes' filters: with ``e`` the 1-D error
+    (:data:`HALO_ERROR`) and ``g`` the filter's growth (:data:`FILTER_GAIN`),
+    ``chunked - whole`` telescopes axis by axis to at most ``e * sum(g**a * (g + e)**(n-1-a))``.
+
+    Examples
+    --------
+    >>> f"{halo_error_bound(3, 21):.1e}"
+    '6.7e-11'
+    """
+    if order < 2:
+        return 0.0
+    e = HALO_ERROR[order] * POLE[order] ** depth
+    g = FILTER_GAIN[order]
+    return e * sum(g**a * (g + e) ** (ndim - 1 - a) for a in range(ndim))
+
+
+def halo_depth(order: int, tolerance: float = TOLERANCE, ndim: int = 3) -> int:
     """Halo (samples per side) for which a chunk's coefficients are within ``tolerance``
-    (relative) of the whole-array ones, with margin for 3-D accumulation.
+    (relative to max|input|) of the whole-array ones on ``ndim`` filtered axes, in the
+    worst case (:func:`halo_error_bound`); no margin beyond that bound.
 
     Examples
     --------
     >>> [halo_depth(k) for k in (2, 3, 4, 5)]
-    [17, 23, 30, 36]
+    [15, 21, 29, 37]
+    >>> [halo_depth(3, ndim=n) for n in (1, 2, 3, 4)]
+    [19, 20, 21, 22]
     """
     if order < 2:
         return 0
     if not 0 < tolerance < 1:
         raise ValueError(f"tolerance={tolerance!r} must be between 0 and 1")
-    return math.ceil(math.log(tolerance / 1000) / math.log(POLE[order]))
+    if ndim < 1:
+        raise ValueError(f"ndim={ndim!r} must be a positive integer")
+    depth = max(1, math.floor(math.log(tolerance) / math.log(POLE[order])))
+    while halo_error_bound(order, depth, ndim) > tolerance:
+        depth += 1
+    return depth
 
 
 def filter_axis_whole(n: int, pad: int, depth: int, nchunks: int) -> bool:
