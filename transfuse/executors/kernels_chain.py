@@ -75,40 +75,55 @@ def _first_affine(form, lin, off, opk, opv, gsrc, gstart, gstep, n_in, start, sh
     separable operations ``opk``/``opv`` (0 add, 1 multiply) on ``g[h]``."""
     m = p.shape[1]
     s1, s2 = shape[1], shape[2]
-    g = np.zeros(3)
     nops = opk.shape[0]
+    i0 = lo // (s1 * s2)
+    i1 = (lo % (s1 * s2)) // s2
+    i2 = lo % s2
+    use0, use1, use2 = gsrc[0] != -2, gsrc[1] != -2, gsrc[2] != -2
     for t in range(m):
-        flat = lo + t
-        o0 = start[0] + flat // (s1 * s2)
-        rest = flat % (s1 * s2)
-        o1 = start[1] + rest // s2
-        o2 = start[2] + rest % s2
-        for a in range(3):
-            src = gsrc[a]
-            if src == 0:
-                g[a] = float(gstart[a] + gstep[a] * o0)
-            elif src == 1:
-                g[a] = float(gstart[a] + gstep[a] * o1)
-            elif src == 2:
-                g[a] = float(gstart[a] + gstep[a] * o2)
-            else:
-                g[a] = float(gstart[a])
+        o0 = start[0] + i0
+        o1 = start[1] + i1
+        o2 = start[2] + i2
+        g0 = _grid_index(gsrc[0], gstart[0], gstep[0], o0, o1, o2)
+        g1 = _grid_index(gsrc[1], gstart[1], gstep[1], o0, o1, o2)
+        g2 = _grid_index(gsrc[2], gstart[2], gstep[2], o0, o1, o2)
         if form == 0:
             for h in range(n_in):
                 acc = off[h]
-                for a in range(3):
-                    if gsrc[a] != -2:
-                        acc = acc + g[a] * lin[h, a]
+                if use0:
+                    acc = acc + g0 * lin[h, 0]
+                if use1:
+                    acc = acc + g1 * lin[h, 1]
+                if use2:
+                    acc = acc + g2 * lin[h, 2]
                 p[h, t] = acc
         else:
             for h in range(n_in):
-                c = g[h]
+                c = g0 if h == 0 else (g1 if h == 1 else g2)
                 for q in range(nops):
                     if opk[q] == 0:
                         c = c + opv[q, h]
                     else:
                         c = c * opv[q, h]
                 p[h, t] = c
+        i2 += 1
+        if i2 == s2:
+            i2 = 0
+            i1 += 1
+            if i1 == s1:
+                i1 = 0
+                i0 += 1
+
+
+def _grid_index(src, start, step, o0, o1, o2):
+    """Grid index ``start + step * o[src]`` (``src < 0``: ``start``), as a float."""
+    if src == 0:
+        return float(start + step * o0)
+    if src == 1:
+        return float(start + step * o1)
+    if src == 2:
+        return float(start + step * o2)
+    return float(start)
 
 
 def _affine_points(lin, off, n_in, n_out, p):
@@ -172,23 +187,70 @@ def _sample(coef, cstride, ncomp, tables, tlo, tlen, shape, kind, mode, order, c
     m0 = 1 if kind[0] == 0 else order + 1
     m1 = 1 if kind[1] == 0 else order + 1
     m2 = 1 if kind[2] == 0 else order + 1
-    for k in range(ncomp):
-        base = k * cstride
-        t = 0.0
+    anycval = False
+    for h in range(3):
+        for a in range(6):
+            anycval |= pos[h, a] < 0
+    # the components share taps and weights: summed together (independent additions),
+    # each still tap by tap in scipy's order; unused components read component 0
+    b0 = 0
+    b1 = cstride if ncomp > 1 else 0
+    b2 = 2 * cstride if ncomp > 2 else 0
+    t0 = t1 = t2 = 0.0
+    if not anycval and m0 == 4 and m1 == 4 and m2 == 4:
+        z0, z1, z2, z3 = pos[2, 0], pos[2, 1], pos[2, 2], pos[2, 3]
+        y0, y1, y2, y3 = w[2, 0], w[2, 1], w[2, 2], w[2, 3]
+        for a in range(4):
+            pa = pos[0, a]
+            wa = w[0, a]
+            for b in range(4):
+                q = pa + pos[1, b]
+                wb = w[1, b]
+                t0 += coef[b0 + q + z0] * wa * wb * y0
+                t1 += coef[b1 + q + z0] * wa * wb * y0
+                t2 += coef[b2 + q + z0] * wa * wb * y0
+                t0 += coef[b0 + q + z1] * wa * wb * y1
+                t1 += coef[b1 + q + z1] * wa * wb * y1
+                t2 += coef[b2 + q + z1] * wa * wb * y1
+                t0 += coef[b0 + q + z2] * wa * wb * y2
+                t1 += coef[b1 + q + z2] * wa * wb * y2
+                t2 += coef[b2 + q + z2] * wa * wb * y2
+                t0 += coef[b0 + q + z3] * wa * wb * y3
+                t1 += coef[b1 + q + z3] * wa * wb * y3
+                t2 += coef[b2 + q + z3] * wa * wb * y3
+    elif not anycval:
         for a in range(m0):
-            p0 = pos[0, a]
+            pa = pos[0, a]
             wa = w[0, a]
             for b in range(m1):
-                p1 = pos[1, b]
+                q = pa + pos[1, b]
                 wb = w[1, b]
                 for d in range(m2):
-                    p2 = pos[2, d]
+                    r = q + pos[2, d]
+                    wd = w[2, d]
+                    t0 += coef[b0 + r] * wa * wb * wd
+                    t1 += coef[b1 + r] * wa * wb * wd
+                    t2 += coef[b2 + r] * wa * wb * wd
+    else:
+        for a in range(m0):
+            wa = w[0, a]
+            for b in range(m1):
+                wb = w[1, b]
+                for d in range(m2):
+                    wd = w[2, d]
+                    p0, p1, p2 = pos[0, a], pos[1, b], pos[2, d]
                     if p0 < 0 or p1 < 0 or p2 < 0:
-                        v = cval
+                        t0 += cval * wa * wb * wd
+                        t1 += cval * wa * wb * wd
+                        t2 += cval * wa * wb * wd
                     else:
-                        v = float(coef[base + p0 + p1 + p2])
-                    t += v * wa * wb * w[2, d]
-        u[k] = t
+                        r = p0 + p1 + p2
+                        t0 += coef[b0 + r] * wa * wb * wd
+                        t1 += coef[b1 + r] * wa * wb * wd
+                        t2 += coef[b2 + r] * wa * wb * wd
+    u[0] = t0
+    u[1] = t1
+    u[2] = t2
     return 0
 
 
@@ -214,6 +276,9 @@ def _field_block(head, where, limit, after, lo, p):
     w = np.zeros((3, 6))
     padf = float(npad)
     s1, s2 = bshape[1], bshape[2]
+    i0 = lo // (s1 * s2)
+    i1 = (lo % (s1 * s2)) // s2
+    i2 = lo % s2
     for t in range(m):
         if after == 0:
             for a in range(ndim):
@@ -222,11 +287,9 @@ def _field_block(head, where, limit, after, lo, p):
                     g = g + padf
                 c[lead + a] = g - shift[a]
         else:
-            flat = lo + t
-            j[0] = float(flat // (s1 * s2))
-            rest = flat % (s1 * s2)
-            j[1] = float(rest // s2)
-            j[2] = float(rest % s2)
+            j[0] = float(i0)
+            j[1] = float(i1)
+            j[2] = float(i2)
             for a in range(ndim):
                 acc = moff[a]
                 for q in range(n_out):
@@ -244,11 +307,19 @@ def _field_block(head, where, limit, after, lo, p):
                 p[k, t] = p[k, t] + u[k]
             else:
                 p[k, t] = u[k] + p[k, t]
+        i2 += 1
+        if i2 == s2:
+            i2 = 0
+            i1 += 1
+            if i1 == s1:
+                i1 = 0
+                i0 += 1
     return 0
 
 
 if AVAILABLE:
     _sample = K._jit(_sample, inline="always")
+    _grid_index = K._jit(_grid_index, inline="always")
     _FIRST_AFFINE = K._jit(_first_affine, nogil=True, boundscheck=False)
     _AFFINE_POINTS = K._jit(_affine_points, nogil=True, boundscheck=False)
     _FIELD_BLOCK = K._jit(_field_block, nogil=True, boundscheck=False)
