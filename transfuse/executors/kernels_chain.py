@@ -192,33 +192,13 @@ def _sample(coef, cstride, ncomp, tables, tlo, tlen, shape, kind, mode, order, c
         for a in range(6):
             anycval |= pos[h, a] < 0
     # the components share taps and weights: summed together (independent additions),
-    # each still tap by tap in scipy's order; unused components read component 0
+    # each still tap by tap in scipy's order; unused components read component 0. (An
+    # unrolled 4x4x4 path measured no faster and cost 3 s more compile.)
     b0 = 0
     b1 = cstride if ncomp > 1 else 0
     b2 = 2 * cstride if ncomp > 2 else 0
     t0 = t1 = t2 = 0.0
-    if not anycval and m0 == 4 and m1 == 4 and m2 == 4:
-        z0, z1, z2, z3 = pos[2, 0], pos[2, 1], pos[2, 2], pos[2, 3]
-        y0, y1, y2, y3 = w[2, 0], w[2, 1], w[2, 2], w[2, 3]
-        for a in range(4):
-            pa = pos[0, a]
-            wa = w[0, a]
-            for b in range(4):
-                q = pa + pos[1, b]
-                wb = w[1, b]
-                t0 += coef[b0 + q + z0] * wa * wb * y0
-                t1 += coef[b1 + q + z0] * wa * wb * y0
-                t2 += coef[b2 + q + z0] * wa * wb * y0
-                t0 += coef[b0 + q + z1] * wa * wb * y1
-                t1 += coef[b1 + q + z1] * wa * wb * y1
-                t2 += coef[b2 + q + z1] * wa * wb * y1
-                t0 += coef[b0 + q + z2] * wa * wb * y2
-                t1 += coef[b1 + q + z2] * wa * wb * y2
-                t2 += coef[b2 + q + z2] * wa * wb * y2
-                t0 += coef[b0 + q + z3] * wa * wb * y3
-                t1 += coef[b1 + q + z3] * wa * wb * y3
-                t2 += coef[b2 + q + z3] * wa * wb * y3
-    elif not anycval:
+    if not anycval:
         for a in range(m0):
             pa = pos[0, a]
             wa = w[0, a]
@@ -419,9 +399,21 @@ def _load_module(text: str, digest: str):
 
 
 def compiled_expression(stage: ExprStage):
-    """The compiled block function of ``stage`` — ``f(p (3, m) float64, constants) ->
+    r"""The compiled block function of ``stage`` — ``f(p (3, m) float64, constants) ->
     number of non-finite results``, in place — or None where numba cannot compile it (a
-    scipy.special function, a piecewise expression ...) or its source fails the check."""
+    scipy.special function, a piecewise expression ...) or its source fails the check.
+
+    Examples
+    --------
+    >>> src = "def expression_map(x0, c0):\n    return (c0 * x0 + 1.0,)"
+    >>> f = compiled_expression(ExprStage(src, "expression_map", 1, 1, (2.0,), "2x + 1"))
+    >>> p = np.array([[1.0, 2.5], [0.0, 0.0], [0.0, 0.0]])
+    >>> f(p, np.array([2.0])), p[0].tolist()
+    (0, [3.0, 6.0])
+    >>> bad = "import os\ndef expression_map(x0):\n    return (x0,)"
+    >>> compiled_expression(ExprStage(bad, "expression_map", 1, 1, (), "")) is None
+    True
+    """
     return _compiled(
         stage.source, stage.function_name, stage.ndim_out, stage.ndim_in, len(stage.constants)
     )
