@@ -286,3 +286,14 @@ def test_one_specialisation_per_stage_kernel():
     test_chains_of_1_and_2_axes_and_views()
     for kernel in (chain._FIRST_AFFINE, chain._AFFINE_POINTS, chain._FIELD_BLOCK):
         assert len(kernel.signatures) <= 1
+
+
+def test_a_cache_directory_others_can_write_is_not_used(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    shared = tmp_path / "transfuse"
+    shared.mkdir()
+    shared.chmod(0o777)
+    path = chain.expression_cache_dir()
+    assert not path.startswith(str(tmp_path))
+    shared.chmod(0o755)
+    assert chain.expression_cache_dir().startswith(str(shared))

@@ -321,13 +321,18 @@ def expression_cache_dir() -> str:
         path = os.path.join(root, f"expressions-v{_FORMAT}")
         try:
             os.makedirs(path, mode=0o700, exist_ok=True)
-            st = os.stat(path)
-            mine = not hasattr(os, "getuid") or st.st_uid == os.getuid()
-            if mine and not st.st_mode & 0o022 and os.access(path, os.W_OK):
+            if _private(root) and _private(path) and os.access(path, os.W_OK):
                 return path
         except OSError:
             continue
     return ""
+
+
+def _private(path: str) -> bool:
+    """Whether ``path`` is a directory of this user that nobody else can write."""
+    st = os.stat(path)
+    mine = not hasattr(os, "getuid") or st.st_uid == os.getuid()
+    return mine and not st.st_mode & 0o022
 
 
 def _module_text(stage: ExprStage) -> str | None:
