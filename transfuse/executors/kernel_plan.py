@@ -11,10 +11,11 @@ kernel does not apply, and the caller then uses the reference path.
 Applies to: passes whose map is one affine stage (matrix or separable form, a lazy view
 of the grid included, slice by slice along batch axes too) or one coordinate array;
 orders 0-5; the 8 modes; 1 to 3 input and output axes; real input dtypes. A chain of
-stages (affine @ displacement field @ expression ...) runs as a coordinate array: its
-coordinates are computed per chunk by :mod:`.stages` — the same numpy arithmetic as the
-reference backend, with each displacement field sampled from its coefficients by the
-compiled kernel (:mod:`.kernel_ndi`) — and then interpolated by the kernel.
+stages (affine @ displacement field @ expression ...) runs as a coordinate array computed
+block by block by the compiled stages of :mod:`.kernels_chain` (no coordinate array of the
+chunk), each block interpolated by the kernel; a chain those do not evaluate gets its
+coordinates per chunk from :mod:`.stages` (numpy, each displacement field sampled by the
+compiled kernel through :mod:`.kernel_ndi`).
 """
 
 from __future__ import annotations
