@@ -297,3 +297,21 @@ def test_a_cache_directory_others_can_write_is_not_used(tmp_path, monkeypatch):
     assert not path.startswith(str(tmp_path))
     shared.chmod(0o755)
     assert chain.expression_cache_dir().startswith(str(shared))
+
+
+def test_a_coordinate_array_first_stage(no_coordinate_arrays):
+    """A CoordinateMap's block read point by point, then a field, an expression, an affine."""
+    x = RNG.random((30, 33))
+    c = np.indices((20, 25)).astype(float) * 1.3 + 0.7
+    g = np.indices((12, 13)).astype(float)
+    u = np.stack([1.5 * np.sin(g[1] / 3), np.cos(g[0] / 2)])
+    field = tf.DisplacementField(u, spacing=2.5, order=3, mode="reflect")
+    y, w = tf.symbols("y x")
+    expr = tf.ExprMap([y + 0.1 * w, w - 0.05 * y * y / 30], (y, w))
+    for T in (field @ tf.CoordinateMap(c), tf.Rotate(3) @ expr @ field @ tf.CoordinateMap(c)):
+        lazy = tf.lazy(x, chunks=11).transform(T, order=1, mode="mirror")
+        ref = on("scipy", lazy)
+        with no_coordinate_arrays:
+            got = on("cpu", lazy)
+        np.testing.assert_array_equal(got, ref)
+    assert no_coordinate_arrays.chunks > 0
