@@ -1,9 +1,9 @@
 """Issue 12 benchmark, the non-linear chain: affine @ displacement field @ expression on a
 float32 volume (chunks 64³, orders 1 and 3 with the exact prefilter), side by side:
 
-* transfuse ``cpu`` (the chain's coordinates per chunk — the field sampled from its
-  coefficients by the compiled kernel, the expression by numpy — then the compiled
-  interpolation kernel), 1 thread and N dask threads;
+* transfuse ``cpu`` (the chain's coordinates block by block by compiled stages — the
+  field sampled from its coefficients, the expression compiled by numba — each block then
+  interpolated by the compiled kernel), 1 thread and N dask threads;
 * transfuse ``scipy`` (the reference backend: the same coordinates with scipy.ndimage for
   the field, ``map_coordinates`` per chunk), N threads — what the ``cpu`` backend ran for
   such chains before they went through the kernel;

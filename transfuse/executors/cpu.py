@@ -1,7 +1,7 @@
 """The ``"cpu"`` backend (the default): the reference backend with one compiled (numba)
 kernel per chunk wherever it applies — every chunk of an affine or coordinate-array pass,
-and of a chain of stages (affine, displacement field, expression ...: coordinates per
-chunk, fields sampled by the compiled kernel), orders 0-5, the 8 modes, 1-D to 3-D
+and of a chain of stages (affine, displacement field, expression ...: coordinates block
+by block by compiled stages, :mod:`.kernels_chain`), orders 0-5, the 8 modes, 1-D to 3-D
 (:mod:`.kernel_plan`, :mod:`.kernels_interp`, :mod:`.kernel_ndi`) — the compiled chunked
 spline prefilter (:mod:`.kernels_prefilter`) for every order above 1, and scipy.ndimage per
 chunk for every other pass (``describe`` says which, and why).

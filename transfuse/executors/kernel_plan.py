@@ -11,10 +11,11 @@ kernel does not apply, and the caller then uses the reference path.
 Applies to: passes whose map is one affine stage (matrix or separable form, a lazy view
 of the grid included, slice by slice along batch axes too) or one coordinate array;
 orders 0-5; the 8 modes; 1 to 3 input and output axes; real input dtypes. A chain of
-stages (affine @ displacement field @ expression ...) runs as a coordinate array: its
-coordinates are computed per chunk by :mod:`.stages` — the same numpy arithmetic as the
-reference backend, with each displacement field sampled from its coefficients by the
-compiled kernel (:mod:`.kernel_ndi`) — and then interpolated by the kernel.
+stages (affine @ displacement field @ expression ...) runs as a coordinate array computed
+block by block by the compiled stages of :mod:`.kernels_chain` (no coordinate array of the
+chunk), each block interpolated by the kernel; a chain those do not evaluate gets its
+coordinates per chunk from :mod:`.stages` (numpy, each displacement field sampled by the
+compiled kernel through :mod:`.kernel_ndi`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 
 from ..planner.boundary import CVAL, tap_source_index
 from ..planner.physical import AffineStage, CoordinateArrayStage
-from . import kernel_ndi
+from . import kernel_ndi, kernels_chain
 from . import kernels_interp as K
 from . import stages as stage_eval
 from .blocks import assemble_region
@@ -221,11 +222,8 @@ def describe(job) -> str:
     if reason is not None:
         return f"scipy.ndimage per chunk ({reason})"
     first = job.stages[0]
-    if len(job.stages) > 1:
-        what = (
-            f"chain of {len(job.stages)} stages (coordinates per chunk: fields sampled by "
-            "the compiled kernel, other stages by numpy), then a coordinate-array"
-        )
+    if len(job.stages) > 1:  # -- chain branch (kernels_chain)
+        what = f"{kernels_chain.describe(job.stages)}, then a coordinate-array"
     elif isinstance(first, CoordinateArrayStage):
         what = "coordinate array"
     else:
@@ -273,18 +271,24 @@ def resample(job, footprint, pieces, layouts):
     coords = _NO_COORDS
     if any(p.dtype.kind not in "biuf" for p in pieces):
         return None
+    chain = None
     if spec.form == K.FORM_COORDS:
         first = job.stages[0]
         if isinstance(first, CoordinateArrayStage) and first.array is None:
             return None
+        # -- chain branch (kernels_chain): coordinates block by block in compiled stages;
+        # a chain it does not evaluate keeps the coordinate array of the chunk
         if len(job.stages) > 1:
-            arr = stage_eval.coordinates(job.stages, footprint.box, kernel_ndi)
-        else:
-            arr = first.array
-        box_shape = tuple(e - s for s, e in footprint.box)
-        coords = np.ascontiguousarray(arr, dtype=np.float64).reshape(
-            (spec.n_in,) + (1,) * (MAX_NDIM - len(box_shape)) + box_shape
-        )
+            chain = kernels_chain.program(job.stages, footprint.box)
+        if chain is None:
+            if len(job.stages) > 1:
+                arr = stage_eval.coordinates(job.stages, footprint.box, kernel_ndi)
+            else:
+                arr = first.array
+            box_shape = tuple(e - s for s, e in footprint.box)
+            coords = np.ascontiguousarray(arr, dtype=np.float64).reshape(
+                (spec.n_in,) + (1,) * (MAX_NDIM - len(box_shape)) + box_shape
+            )
     sources, region = _tap_sources(job, footprint, layouts)
     if sources is None:
         return None
@@ -301,6 +305,12 @@ def resample(job, footprint, pieces, layouts):
         starts.append(first)
     box = [(0, 1)] * (MAX_NDIM - len(footprint.box)) + list(footprint.box)
     out = np.empty(tuple(e - s for s, e in box), dtype=spec.out_dtype)
+    if chain is not None:  # -- chain branch (kernels_chain)
+        interp_args = (buf, tables, starts, spec.shape, spec.interp, spec.pad, spec.mode)
+        interp_args += (spec.order, spec.cval)
+        if not chain.interpolate(interp_args, spec.coords_spec, out):
+            return None
+        return out.reshape(tuple(e - s for s, e in footprint.box))
     ok = K.interpolate(
         buf,
         tables,
