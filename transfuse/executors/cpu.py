@@ -12,10 +12,7 @@ Where numba cannot be imported the backend is the reference backend, and says so
 
 from __future__ import annotations
 
-import threading
-import warnings
-
-from . import kernel_ndi, kernel_plan, kernels_prefilter
+from . import kernel_ndi, kernel_plan, kernels_prefilter, numba_loader
 from . import stages as stage_eval
 from .base import ResampleJob
 from .scipy_backend import ScipyExecutor, cast_like_scipy
@@ -23,20 +20,14 @@ from .scipy_backend import ScipyExecutor, cast_like_scipy
 __all__ = ["CPUExecutor", "NO_NUMBA_WARNING"]
 
 #: What the backend says, once, where numba cannot be imported.
-NO_NUMBA_WARNING = (
-    "numba could not be imported: the 'cpu' backend runs scipy.ndimage per chunk "
-    "(the reference backend, slower). Install numba to get the compiled kernels."
-)
-
-_WARNED = threading.Event()
+NO_NUMBA_WARNING = numba_loader.NO_NUMBA_WARNING
 
 
 def warn_once_without_numba() -> None:
-    """Warn, the first time only, that the compiled kernels are unavailable."""
-    if kernel_plan.AVAILABLE or _WARNED.is_set():
-        return
-    _WARNED.set()
-    warnings.warn(NO_NUMBA_WARNING, RuntimeWarning, stacklevel=3)
+    """Warn, the first time only, where numba is not installed (without importing it: a
+    numba that is installed but fails to import warns at the first kernel's check)."""
+    if not numba_loader.installed():
+        numba_loader.warn_once()
 
 
 class CPUExecutor(ScipyExecutor):

@@ -29,20 +29,20 @@ floating-point result), so one compiled function serves every rank. It releases 
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import tempfile
 
 import numpy as np
 
-try:  # where numba cannot be imported the "cpu" backend is the reference backend
-    import numba
-except ImportError:  # pragma: no cover - exercised in a subprocess that hides numba
-    numba = None
+from . import numba_loader
 
 __all__ = ["AVAILABLE", "MODE_CODES", "flat_buffer", "interpolate", "warm_up"]
 
-AVAILABLE = numba is not None
+#: Truthy where numba imports (the first truth test imports it; where it cannot, the
+#: "cpu" backend is the reference backend): :mod:`.numba_loader`.
+AVAILABLE = numba_loader.AVAILABLE
 
 #: Mode numbers inside the kernel (canonical names; ``grid-mirror`` is ``reflect``).
 MODE_CODES = {
@@ -489,6 +489,7 @@ def _jit(func, **options):
     refuses to create a cached function where it finds no writable cache location; then
     the cache goes to :func:`fallback_cache_dir`, or, failing that too, the function is
     compiled in every process (slow first calls, but right)."""
+    numba = numba_loader.module()
     try:
         return numba.njit(cache=True, **options)(func)
     except RuntimeError:  # "cannot cache function ...: no locator available"
@@ -502,16 +503,25 @@ def _jit(func, **options):
     return numba.njit(**options)(func)  # pragma: no cover
 
 
-if AVAILABLE:
+@functools.cache
+def _jit_helpers() -> None:
+    """Compile the helpers the kernels inline, once (at the first kernel's first call)."""
+    global _fold, _weights, _rule, _pick
     # the helpers are inlined into the kernel (numba's IR inlining): slower to compile
     # once, ~1.5x faster per point than calls
     _fold = _jit(_fold, inline="always")
     _weights = _jit(_weights, inline="always")
     _rule = _jit(_rule, inline="always")
     _pick = _jit(_pick, inline="always")
-    _KERNEL = _jit(_kernel, nogil=True, boundscheck=False)
-else:  # pragma: no cover
-    _KERNEL = None
+
+
+def _register_kernel():
+    _jit_helpers()
+    return _jit(_kernel, nogil=True, boundscheck=False)
+
+
+# numba is imported, and the kernel compiled or loaded from the disk cache, at its first call
+_KERNEL = numba_loader.DeferredKernel(_register_kernel)
 
 
 def flat_buffer(a: np.ndarray):
