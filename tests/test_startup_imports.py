@@ -1,9 +1,11 @@
 """What a fresh process imports (issue 12, start-up): ``import transfuse`` and a plain
-resample leave sympy, pandas, xarray, networkx and matplotlib unimported; the symbolic
-features import sympy when they are used and work from a process that never imported it;
-dask.array, imported without its side import of xarray, still unwraps a dask-backed
-``xarray.DataArray`` in ``from_array``. Each check runs in its own fresh interpreter (this
-test process has imported most of these modules already)."""
+resample leave sympy, pandas, xarray, networkx, matplotlib and numba unimported; the
+symbolic features import sympy when they are used and work from a process that never
+imported it; dask.array, imported without its side import of xarray, still unwraps a
+dask-backed ``xarray.DataArray`` in ``from_array``; the "cpu" backend's cold start runs
+small passes by the reference, bit for bit scipy's, until its budget is spent, and then
+loads the kernels. Each check runs in its own fresh interpreter (this test process has
+imported most of these modules already, and turns the cold start off)."""
 
 from __future__ import annotations
 
@@ -18,8 +20,18 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: imported only where used (each costs 0.1-0.5 s of a fresh process)
-HEAVY = ("sympy", "pandas", "xarray", "networkx", "matplotlib", "distributed", "dask.dataframe")
+#: imported only where used (each costs 0.1-0.5 s of a fresh process; numba: where a
+#: compiled kernel runs, which small passes of a fresh process do not)
+HEAVY = (
+    "sympy",
+    "pandas",
+    "xarray",
+    "networkx",
+    "matplotlib",
+    "distributed",
+    "dask.dataframe",
+    "numba",
+)
 
 REPORT = f"""
 import json, sys
@@ -121,3 +133,58 @@ assert da.from_array(wrapped) is inner  # dask's own xarray rule, as without tra
 print("ok")
 """
     assert run_python(source).split()[-1] == "ok"
+
+
+def test_cold_start_runs_small_passes_by_the_reference_then_loads_the_kernels():
+    # budget 3000 voxels: a 12^3 pass (1728) runs cold, the next one would exceed it and
+    # loads the kernels; both equal scipy bit for bit (order 1), and explain() says which ran
+    source = """
+import sys, dask, numpy as np, scipy.ndimage as ndi, transfuse as tf
+from transfuse.executors import numba_loader
+x = np.random.default_rng(2).random((12, 12, 12)).astype(np.float32)
+ref = ndi.rotate(x, 20, axes=(0, 1), reshape=False, order=1)
+img = tf.lazy(x, chunks=6).rotate(20, axes=(0, 1), reshape=False, order=1)
+with dask.config.set({"transfuse.cold_start_voxels": 3000}):
+    assert "no compiled kernel is loaded" in img.explain(executor="cpu")
+    cold = img.to_dask()
+    assert cold.name == img.to_dask(executor="scipy").name  # the key names the reference
+    assert np.array_equal(cold.compute(), ref)
+    assert "numba" not in sys.modules and not numba_loader.kernels_loaded()
+    assert "compiled kernel: matrix map" in img.explain(executor="cpu")  # budget spent
+    warm = img.to_dask()
+    assert warm.name != cold.name
+    assert np.array_equal(warm.compute(), ref)
+    assert numba_loader.kernels_loaded()
+    assert "compiled kernel: matrix map" in img.explain(executor="cpu")
+print("ok")
+"""
+    assert run_python(source).split()[-1] == "ok"
+
+
+def test_cold_start_order_3_agrees_with_the_kernels():
+    source = """
+import dask, numpy as np, scipy.ndimage as ndi, transfuse as tf
+x = np.random.default_rng(4).random((14, 13, 12)).astype(np.float32)
+img = tf.lazy(x, chunks=7).rotate(20, axes=(0, 1), reshape=False, order=3)
+cold = img.compute()  # default budget: the reference
+assert np.array_equal(cold, img.compute(executor="scipy"))
+with dask.config.set({"transfuse.cold_start_voxels": 0}):
+    warm = img.compute()
+ref = ndi.rotate(x, 20, axes=(0, 1), reshape=False, order=3)
+np.testing.assert_allclose(cold, ref, rtol=0, atol=1e-6)
+np.testing.assert_allclose(warm, ref, rtol=0, atol=1e-6)
+print("ok")
+"""
+    assert run_python(source).split()[-1] == "ok"
+
+
+def test_a_bad_cold_start_budget_is_refused_naming_the_key():
+    import dask
+    import numpy as np
+
+    import transfuse as tf
+
+    img = tf.lazy(np.zeros((4, 4))).shift(1)
+    with dask.config.set({"transfuse.cold_start_voxels": -1}):
+        with pytest.raises(ValueError, match="transfuse.cold_start_voxels=-1"):
+            img.to_dask()

@@ -7,12 +7,14 @@ spline prefilter (:mod:`.kernels_prefilter`) for every order above 1, and scipy.
 chunk for every other pass (``describe`` says which, and why).
 
 Where numba cannot be imported the backend is the reference backend, and says so once
-(a :class:`RuntimeWarning` the first time it is created).
+(a :class:`RuntimeWarning`). In a process where no compiled kernel is loaded yet, small
+passes run by the reference too, until they add up to more than loading numba costs
+(:mod:`.cold_start`; dask config ``transfuse.cold_start_voxels``).
 """
 
 from __future__ import annotations
 
-from . import kernel_ndi, kernel_plan, kernels_prefilter, numba_loader
+from . import cold_start, kernel_ndi, kernel_plan, kernels_prefilter, numba_loader
 from . import stages as stage_eval
 from .base import ResampleJob
 from .scipy_backend import ScipyExecutor, cast_like_scipy
@@ -37,6 +39,11 @@ class CPUExecutor(ScipyExecutor):
 
     def __init__(self):
         warn_once_without_numba()
+
+    def for_pass(self, p):
+        """The backend that runs the physical pass ``p``: the reference while the process
+        starts cold and ``p`` is small (:mod:`.cold_start`), else this one."""
+        return ScipyExecutor() if cold_start.claim(p) else self
 
     def prefilter_chunk(self, spec, pieces, layouts):
         """One chunk of spline coefficients with the compiled filter
@@ -66,6 +73,11 @@ class CPUExecutor(ScipyExecutor):
     def describe(self, p) -> str:
         """Which kernel runs the chunks of the physical pass ``p``, in words (for
         ``explain()``)."""
+        if cold_start.runs_cold(p):
+            return (
+                "scipy.ndimage per chunk (a small pass while no compiled kernel is loaded: "
+                "loading numba costs more; transfuse.cold_start_voxels)"
+            )
         job = ResampleJob(
             p.stages, p.input.shape, p.options, p.output.dtype, p.batch_axes, p.plane_stages
         )
