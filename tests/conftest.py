@@ -30,11 +30,17 @@ import os
 if os.environ.get("TRANSFUSE_TEST_REAL_GPU") != "1":
     os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 
+import dask  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest
 from hypothesis import HealthCheck, settings
 
 from tests.helpers import stable_seed
+
+# The "cpu" backend runs small passes by the reference until a compiled kernel is loaded
+# (transfuse.executors.cold_start): off for the suite, so that every "cpu" test runs the
+# kernels it names; tests/test_startup_imports.py checks the cold start in fresh processes.
+dask.config.set({"transfuse.cold_start_voxels": 0})
 
 _COMMON = dict(
     deadline=None,  # dask start-up and first-call costs make per-example timing noisy

@@ -149,7 +149,8 @@ def test_keys_are_the_same_in_every_process_for_every_stage_kind():
             capture_output=True,
             text=True,
             check=True,
-            env={"PYTHONHASHSEED": str(seed), "PATH": ""},
+            # the suite's config (conftest: no cold start, whose passes name the reference)
+            env={"PYTHONHASHSEED": str(seed), "PATH": "", "DASK_TRANSFUSE__COLD_START_VOXELS": "0"},
         ).stdout
         assert json.loads(out) == here
 

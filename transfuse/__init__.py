@@ -1,5 +1,9 @@
 """transfuse: compose n-dimensional geometric transforms lazily and resample once."""
 
+from .dask_import import import_dask_array
+
+import_dask_array()  # before any module imports dask.array: without xarray and pandas
+
 from .grids import bounding_grid, grid_like
 from .io import read_transform, write_transform
 from .lazy import LazyImage, lazy, plan

@@ -858,7 +858,9 @@ class LazyImage:
         >>> img = transfuse.lazy(np.zeros((8, 8)), chunks=4).rotate(10, order=3)
         >>> img.explain("fused", executor="scipy").splitlines()[-1]
         'backend scipy: pass 1 runs scipy.ndimage per chunk'
-        >>> img.explain(executor="cpu").splitlines()[-1]  # doctest: +ELLIPSIS
+        >>> import dask
+        >>> with dask.config.set({"transfuse.cold_start_voxels": 0}):  # see executors.cold_start
+        ...     img.explain(executor="cpu").splitlines()[-1]  # doctest: +ELLIPSIS
         'backend cpu: pass 1 runs compiled kernel: matrix map, order 3, mode constant, 2-D...'
         """
         plan = self.plan()

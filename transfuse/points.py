@@ -9,7 +9,6 @@ imported.
 from __future__ import annotations
 
 import numpy as np
-import sympy
 
 from .executors.scipy_backend import ScipyExecutor
 from .executors.spline import field_coefficients
@@ -42,6 +41,8 @@ class PointEvaluator:
         return self.backend.points(compiled.stages, coords)
 
     def jacobian(self, expr_map, coords: np.ndarray) -> np.ndarray:
+        import sympy
+
         n = expr_map.ndim
         jac = [sympy.diff(e, c) for e in expr_map.expressions for c in expr_map.coords]
         stage = expression_stage(jac, expr_map.coords, "jacobian")

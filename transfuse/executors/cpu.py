@@ -7,15 +7,14 @@ spline prefilter (:mod:`.kernels_prefilter`) for every order above 1, and scipy.
 chunk for every other pass (``describe`` says which, and why).
 
 Where numba cannot be imported the backend is the reference backend, and says so once
-(a :class:`RuntimeWarning` the first time it is created).
+(a :class:`RuntimeWarning`). In a process where no compiled kernel is loaded yet, small
+passes run by the reference too, until they add up to more than loading numba costs
+(:mod:`.cold_start`; dask config ``transfuse.cold_start_voxels``).
 """
 
 from __future__ import annotations
 
-import threading
-import warnings
-
-from . import kernel_ndi, kernel_plan, kernels_prefilter
+from . import cold_start, kernel_ndi, kernel_plan, kernels_prefilter, numba_loader
 from . import stages as stage_eval
 from .base import ResampleJob
 from .scipy_backend import ScipyExecutor, cast_like_scipy
@@ -23,20 +22,14 @@ from .scipy_backend import ScipyExecutor, cast_like_scipy
 __all__ = ["CPUExecutor", "NO_NUMBA_WARNING"]
 
 #: What the backend says, once, where numba cannot be imported.
-NO_NUMBA_WARNING = (
-    "numba could not be imported: the 'cpu' backend runs scipy.ndimage per chunk "
-    "(the reference backend, slower). Install numba to get the compiled kernels."
-)
-
-_WARNED = threading.Event()
+NO_NUMBA_WARNING = numba_loader.NO_NUMBA_WARNING
 
 
 def warn_once_without_numba() -> None:
-    """Warn, the first time only, that the compiled kernels are unavailable."""
-    if kernel_plan.AVAILABLE or _WARNED.is_set():
-        return
-    _WARNED.set()
-    warnings.warn(NO_NUMBA_WARNING, RuntimeWarning, stacklevel=3)
+    """Warn, the first time only, where numba is not installed (without importing it: a
+    numba that is installed but fails to import warns at the first kernel's check)."""
+    if not numba_loader.installed():
+        numba_loader.warn_once()
 
 
 class CPUExecutor(ScipyExecutor):
@@ -46,6 +39,11 @@ class CPUExecutor(ScipyExecutor):
 
     def __init__(self):
         warn_once_without_numba()
+
+    def for_pass(self, p):
+        """The backend that runs the physical pass ``p``: the reference while the process
+        starts cold and ``p`` is small (:mod:`.cold_start`), else this one."""
+        return ScipyExecutor() if cold_start.claim(p) else self
 
     def prefilter_chunk(self, spec, pieces, layouts):
         """One chunk of spline coefficients with the compiled filter
@@ -75,6 +73,11 @@ class CPUExecutor(ScipyExecutor):
     def describe(self, p) -> str:
         """Which kernel runs the chunks of the physical pass ``p``, in words (for
         ``explain()``)."""
+        if cold_start.runs_cold(p):
+            return (
+                "scipy.ndimage per chunk (a small pass while no compiled kernel is loaded: "
+                "loading numba costs more; transfuse.cold_start_voxels)"
+            )
         job = ResampleJob(
             p.stages, p.input.shape, p.options, p.output.dtype, p.batch_axes, p.plane_stages
         )

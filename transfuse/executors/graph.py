@@ -548,5 +548,7 @@ def to_dask(plan, array: da.Array, executor, share_map: bool = False) -> da.Arra
     through the same map; see :func:`transfuse.resample`)."""
     current = array
     for p in plan.passes:
-        current = resample_pass(p, current, executor, share_map)
+        for_pass = getattr(executor, "for_pass", None)  # the "cpu" backend's cold start
+        runner = executor if for_pass is None else for_pass(p)
+        current = resample_pass(p, current, runner, share_map)
     return current

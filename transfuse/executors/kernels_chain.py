@@ -41,7 +41,7 @@ import functools
 import numpy as np
 
 from ..planner.physical import AffineStage, CoordinateArrayStage, ExprStage, FieldStage
-from . import kernel_ndi
+from . import kernel_ndi, numba_loader
 from . import kernels_interp as K
 from .kernels_expr import compiled_expression, expression_cache_dir
 
@@ -300,12 +300,29 @@ def _field_block(head, where, limit, after, lo, p):
     return 0
 
 
-if AVAILABLE:
+@functools.cache
+def _jit_helpers() -> None:
+    """Compile the helpers the stage kernels inline (kernels_interp's too), once."""
+    global _sample, _grid_index
+    K._jit_helpers()
     _sample = K._jit(_sample, inline="always")
     _grid_index = K._jit(_grid_index, inline="always")
-    _FIRST_AFFINE = K._jit(_first_affine, nogil=True, boundscheck=False)
-    _AFFINE_POINTS = K._jit(_affine_points, nogil=True, boundscheck=False)
-    _FIELD_BLOCK = K._jit(_field_block, nogil=True, boundscheck=False)
+
+
+def _deferred(func):
+    """``func``'s dispatcher, made (numba imported, compiled or loaded from the disk
+    cache) at its first call."""
+
+    def register():
+        _jit_helpers()
+        return K._jit(func, nogil=True, boundscheck=False)
+
+    return numba_loader.DeferredKernel(register)
+
+
+_FIRST_AFFINE = _deferred(_first_affine)
+_AFFINE_POINTS = _deferred(_affine_points)
+_FIELD_BLOCK = _deferred(_field_block)
 
 
 # -- a chain, packed ----------------------------------------------------------------------------

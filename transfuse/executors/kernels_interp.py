@@ -29,6 +29,7 @@ floating-point result), so one compiled function serves every rank. It releases 
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import tempfile
@@ -36,6 +37,7 @@ import tempfile
 import numpy as np
 
 from . import kernel_rules as rules
+from . import numba_loader
 from .kernel_rules import (  # the kernel's codes, re-exported for its callers
     FORM_COORDS,
     FORM_MATRIX,
@@ -44,11 +46,6 @@ from .kernel_rules import (  # the kernel's codes, re-exported for its callers
     TAP_CVAL,
     TAP_MISSING,
 )
-
-try:  # where numba cannot be imported the "cpu" backend is the reference backend
-    import numba
-except ImportError:  # pragma: no cover - exercised in a subprocess that hides numba
-    numba = None
 
 __all__ = [
     "AVAILABLE",
@@ -63,7 +60,9 @@ __all__ = [
     "warm_up",
 ]
 
-AVAILABLE = numba is not None
+#: Truthy where numba imports (the first truth test imports it; where it cannot, the
+#: "cpu" backend is the reference backend): :mod:`.numba_loader`.
+AVAILABLE = numba_loader.AVAILABLE
 
 
 def _weights(x, order):
@@ -557,6 +556,7 @@ def _jit(func, **options):
     refuses to create a cached function where it finds no writable cache location; then
     the cache goes to :func:`fallback_cache_dir`, or, failing that too, the function is
     compiled in every process (slow first calls, but right)."""
+    numba = numba_loader.module()
     try:
         return numba.njit(cache=True, **options)(func)
     except RuntimeError:  # "cannot cache function ...: no locator available"
@@ -570,7 +570,15 @@ def _jit(func, **options):
     return numba.njit(**options)(func)  # pragma: no cover
 
 
-if AVAILABLE:
+# plain Python until :func:`_jit_helpers` compiles them
+_fold, _rule, _pick = rules.fold, rules.rule, rules.pick
+
+
+@functools.cache
+def _jit_helpers() -> None:
+    """Compile the helpers the kernels inline, once (at the first kernel's first call)."""
+    global _fold, _weights, _rule, _pick, _fast_bounds, _axis_point, _axis_consts, _row_point
+    global _simple, _row_fast_body, _row_fast, _trilinear, _bilinear
     # the helpers are inlined into the kernel (numba's IR inlining): slower to compile
     # once, ~1.5x faster per point than calls
     _fold = _jit(rules.fold, inline="always")
@@ -586,9 +594,15 @@ if AVAILABLE:
     _row_fast = _jit(_row_fast, nogil=True, boundscheck=False)
     _trilinear = _jit(_trilinear, inline="always")
     _bilinear = _jit(_bilinear, inline="always")
-    _KERNEL = _jit(_kernel, nogil=True, boundscheck=False)
-else:  # pragma: no cover
-    _KERNEL = None
+
+
+def _register_kernel():
+    _jit_helpers()
+    return _jit(_kernel, nogil=True, boundscheck=False)
+
+
+# numba is imported, and the kernel compiled or loaded from the disk cache, at its first call
+_KERNEL = numba_loader.DeferredKernel(_register_kernel)
 
 
 def flat_buffer(a: np.ndarray):

@@ -36,6 +36,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..planner.boundary import CVAL
+from . import numba_loader
 from .kernels_interp import AVAILABLE, _jit
 from .spline import PrefilterSpec, filter_indices, padded_cval
 
@@ -267,14 +268,17 @@ def _filter_axis(src, dst, lo, zs, rule):
                         dst[b, i, a0 + t] = buf[lo + i, t]
 
 
-if AVAILABLE:
+def _register_kernel():
+    global _filter_tile, _halo_lines, _halo_rows, _halo_columns
     _filter_tile = _jit(_filter_tile, boundscheck=False)
     _halo_lines = _jit(_halo_lines, boundscheck=False)
     _halo_rows = _jit(_halo_rows, inline="always")
     _halo_columns = _jit(_halo_columns, inline="always")
-    _KERNEL = _jit(_filter_axis, nogil=True, boundscheck=False)
-else:  # pragma: no cover
-    _KERNEL = None
+    return _jit(_filter_axis, nogil=True, boundscheck=False)
+
+
+# numba is imported, and the kernel compiled or loaded from the disk cache, at its first call
+_KERNEL = numba_loader.DeferredKernel(_register_kernel)
 
 
 def filter_axis(window: np.ndarray, axis: int, order: int, rule: int, keep: slice):

@@ -13,8 +13,7 @@ import functools
 import warnings
 
 import numpy as np
-import scipy.constants
-import scipy.special
+import scipy
 
 from ..planner.physical import (
     AffineStage,
@@ -243,6 +242,11 @@ def _check_source(tree: ast.Module, stage: ExprStage) -> None:
 
 @functools.lru_cache(maxsize=256)
 def _compiled(source: str, name: str):
+
+    # the generated code's scipy names, imported when an expression is first compiled
+    import scipy.constants  # noqa: F401
+    import scipy.special  # noqa: F401
+
     stage = ExprStage(source, name, 0, 0, (), "")
     tree = ast.parse(source)
     _check_source(tree, stage)

@@ -8,9 +8,6 @@ with a constant or a function, and no user text reaches the source.
 
 from __future__ import annotations
 
-import sympy
-from sympy.printing.numpy import SciPyPrinter
-
 from .physical import ExprStage
 
 __all__ = ["expression_stage"]
@@ -33,6 +30,9 @@ def expression_stage(expressions, coords, name: str = "expression_map", bounded=
     >>> stage.constants
     (0.25,)
     """
+    import sympy
+    from sympy.printing.numpy import SciPyPrinter
+
     coords = list(coords)
     point_names = [sympy.Symbol(f"x{i}", real=True) for i in range(len(coords))]
     rename = dict(zip(coords, point_names, strict=True))

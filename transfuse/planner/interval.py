@@ -20,10 +20,10 @@ Anything else raises :class:`Unsupported`; callers then fall back to an unbounde
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
-import sympy
 
 __all__ = ["Unsupported", "interval_eval"]
 
@@ -182,24 +182,31 @@ def _atan2(y, x):
     return widen(lo, hi, ulps=8.0)
 
 
-_MONOTONE_UP = {
-    sympy.exp: np.exp,
-    sympy.log: np.log,
-    sympy.atan: np.arctan,
-    sympy.sinh: np.sinh,
-    sympy.tanh: np.tanh,
-    sympy.asinh: np.arcsinh,
-    sympy.floor: np.floor,
-    sympy.ceiling: np.ceil,
-    sympy.sign: np.sign,
-}
-_DOMAIN = {  # argument domains: the bound is taken over the domain's part of the range
-    sympy.log: (0.0, np.inf),
-    sympy.asin: (-1.0, 1.0),
-    sympy.acos: (-1.0, 1.0),
-    sympy.acosh: (1.0, np.inf),
-    sympy.atanh: (-1.0, 1.0),
-}
+@functools.cache
+def _function_rules():
+    """The monotone functions and the argument domains (sympy function -> rule), built at
+    the first bound of an expression: sympy is imported only when expressions are used."""
+    import sympy
+
+    monotone_up = {
+        sympy.exp: np.exp,
+        sympy.log: np.log,
+        sympy.atan: np.arctan,
+        sympy.sinh: np.sinh,
+        sympy.tanh: np.tanh,
+        sympy.asinh: np.arcsinh,
+        sympy.floor: np.floor,
+        sympy.ceiling: np.ceil,
+        sympy.sign: np.sign,
+    }
+    domain = {  # argument domains: the bound is taken over the domain's part of the range
+        sympy.log: (0.0, np.inf),
+        sympy.asin: (-1.0, 1.0),
+        sympy.acos: (-1.0, 1.0),
+        sympy.acosh: (1.0, np.inf),
+        sympy.atanh: (-1.0, 1.0),
+    }
+    return monotone_up, domain
 
 
 def interval_eval(expr, env: dict, cache: dict | None = None):
@@ -247,6 +254,8 @@ def _eval(e, env, cache):
 
 
 def _eval_uncached(e, env, cache):
+    import sympy
+
     if e.is_Symbol:
         if e not in env:
             raise Unsupported(f"symbol {e} has no range (unbound parameter?)")
@@ -288,10 +297,11 @@ def _eval_uncached(e, env, cache):
             return _real_pow(b, e_val)
         return _eval(sympy.exp(ex * sympy.log(base), evaluate=False), env, cache)
     func = e.func
-    if func in _MONOTONE_UP or func in _DOMAIN:
+    monotone_up, domain = _function_rules()
+    if func in monotone_up or func in domain:
         (a,) = args
-        if func in _DOMAIN:
-            dlo, dhi = _DOMAIN[func]
+        if func in domain:
+            dlo, dhi = domain[func]
             inside_lo = a[0] > dlo if func is sympy.log else a[0] >= dlo
             _flag(cache, ~(inside_lo & (a[1] <= dhi)))
             a = (np.clip(a[0], dlo, dhi), np.clip(a[1], dlo, dhi))
@@ -305,7 +315,7 @@ def _eval_uncached(e, env, cache):
             return _monotone(np.arccosh, a)
         if func is sympy.atanh:
             return _monotone(np.arctanh, a)
-        return _monotone(_MONOTONE_UP[func], a)
+        return _monotone(monotone_up[func], a)
     if func is sympy.sin:
         return _sin(args[0])
     if func is sympy.cos:

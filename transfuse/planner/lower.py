@@ -12,7 +12,6 @@ import collections
 import dataclasses
 
 import numpy as np
-import sympy
 
 from ..transforms import Compose, Scale, Transform, Translate
 from ..transforms.nonlinear import (
@@ -24,6 +23,7 @@ from ..transforms.nonlinear import (
     NonlinearTransform,
 )
 from ..transforms.nonlinear.base import is_dask
+from ..transforms.sympy_types import is_sympy_matrix
 from .bounds import FieldBounder, MapBounds, affine_bounder, callable_bounder, expression_bounder
 from .codegen import expression_stage
 from .physical import (
@@ -71,7 +71,7 @@ def separable_ops(transform: Transform, ndim: int):
 
 def _numeric_matrix(transform: Transform, ndim: int) -> np.ndarray:
     matrix = transform.matrix(ndim)
-    if isinstance(matrix, sympy.MatrixBase):
+    if is_sympy_matrix(matrix):
         raise ValueError(f"free symbols {sorted(map(str, transform.free_symbols))} are unbound")
     matrix = np.asarray(matrix, dtype=np.float64)
     if not np.all(np.isfinite(matrix)):
@@ -172,6 +172,8 @@ def _node_stage(node, spline_filter):
     if isinstance(node, InverseExprMap):
         fwd = node.forward
         fwd._check_bound()
+        import sympy
+
         jac = [sympy.diff(e, c) for e in fwd.expressions for c in fwd.coords]
         stage = NewtonStage(
             expression_stage(fwd.expressions, fwd.coords, "forward"),

@@ -5,11 +5,10 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import sympy
-from scipy import special
 
 from .base import Transform, symbolic_or_numeric, to_float
 from .params import as_axes, as_ndim, as_scalar, as_vector, is_symbolic
+from .sympy_types import is_sympy, is_sympy_matrix
 
 __all__ = [
     "AffineTransform",
@@ -73,7 +72,7 @@ class AffineTransform(Transform):
         """Map points of shape ``(..., ndim)`` (output space) to input space."""
         points = np.asarray(points, dtype=np.float64)
         m = self.matrix(points.shape[-1])
-        if isinstance(m, sympy.MatrixBase):
+        if is_sympy_matrix(m):
             raise ValueError(f"free symbols {sorted(map(str, self.free_symbols))} are unbound")
         n = points.shape[-1]
         return points @ m[:n, :n].T + m[:n, n]
@@ -84,7 +83,9 @@ class AffineTransform(Transform):
 
 
 def _invert(m, owner: str):
-    if isinstance(m, sympy.MatrixBase):
+    if is_sympy_matrix(m):
+        import sympy
+
         det = sympy.simplify(m.det())
         if det == 0:
             raise ValueError(f"{owner}: the matrix is singular and cannot be inverted")
@@ -169,7 +170,7 @@ class Scale(AffineTransform):
     factors: object = 1.0
 
     def __post_init__(self):
-        if np.ndim(self.factors) == 0 or isinstance(self.factors, sympy.Basic):
+        if np.ndim(self.factors) == 0 or is_sympy(self.factors):
             value = as_scalar(self.factors, "factors")
         else:
             value = as_vector(self.factors, "factors")
@@ -279,6 +280,8 @@ class Rotate(AffineTransform):
         if is_symbolic(a) and not exact and not a.free_symbols:
             a = to_float(a, "angle")  # a constant: the matrix of its float value
         if exact or is_symbolic(a):
+            import sympy
+
             if not is_symbolic(a):
                 a = sympy.Integer(int(a)) if float(a).is_integer() else sympy.Float(a)
             try:
@@ -286,6 +289,8 @@ class Rotate(AffineTransform):
                 return sympy.cos(rad), sympy.sin(rad)
             except Exception as exc:  # an error inside sympy's simplification
                 raise ValueError(f"angle={str(self.angle)[:80]}: sympy cannot evaluate it") from exc
+        from scipy import special  # scipy.ndimage.rotate's functions: the same bits
+
         return float(special.cosdg(a)), float(special.sindg(a))
 
     def _entries(self, ndim, exact=False):
@@ -382,7 +387,7 @@ def split_affine_matrix(matrix, offset=0.0, ndim: int | None = None, name="matri
     ValueError
         For any other shape, a bad bottom row, non-finite entries or a wrong ``ndim``.
     """
-    if isinstance(matrix, sympy.MatrixBase):
+    if is_sympy_matrix(matrix):
         arr = np.array(matrix.tolist(), dtype=object)
     else:
         try:
@@ -443,7 +448,7 @@ def _is_homogeneous(arr) -> bool:
 
 
 def _equals(value, target) -> bool:
-    if isinstance(value, sympy.Basic):  # sympy >= 1.13: Integer(0) == 0.0 is False
+    if is_sympy(value):  # sympy >= 1.13: Integer(0) == 0.0 is False
         return bool((value - target).is_zero)
     try:
         return bool(value == target)
@@ -486,6 +491,8 @@ class Affine(AffineTransform):
         n = len(params["linear"])
         rows = [list(r) + [params["offset"][i]] for i, r in enumerate(params["linear"])]
         if any(is_symbolic(tuple(r)) for r in rows):
+            import sympy
+
             return Affine(sympy.Matrix(rows))
         return Affine(np.array(rows, dtype=np.float64).reshape(n, n + 1))
 

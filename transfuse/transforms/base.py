@@ -17,9 +17,9 @@ import numbers
 from functools import cached_property
 
 import numpy as np
-import sympy
 
 from .params import free_symbols_of, is_symbolic
+from .sympy_types import is_sympy, is_sympy_expr, is_sympy_symbol
 
 __all__ = ["Transform", "Compose", "unify_ndim", "to_float"]
 
@@ -50,10 +50,12 @@ def unify_ndim(parts, what: str = "transforms") -> int | None:
 def _canonical_expr(expr) -> str:
     """sympy's srepr, except that symbols list their assumptions in sorted order (srepr keeps
     the order they were given in, which would give equal symbols different keys)."""
-    if isinstance(expr, sympy.Symbol):
+    if is_sympy_symbol(expr):
         assumptions = ",".join(f"{k}={v}" for k, v in sorted(expr.assumptions0.items()))
         return f"{type(expr).__name__}({expr.name!r},{assumptions})"
     if not expr.args:
+        import sympy
+
         return sympy.srepr(expr)
     return f"{type(expr).__name__}(" + ",".join(_canonical_expr(a) for a in expr.args) + ")"
 
@@ -62,7 +64,7 @@ def canonical(value):
     """A text form of a parameter that differs whenever the value differs (bit for bit)."""
     if isinstance(value, float):
         return value.hex()
-    if isinstance(value, sympy.Basic):
+    if is_sympy(value):
         return _canonical_expr(value)
     if isinstance(value, tuple):
         return "(" + ",".join(canonical(v) for v in value) + ")"
@@ -201,8 +203,8 @@ class Transform:
 def _bind_value(name: str, value):
     """A value :meth:`Transform.bind` may substitute: a sympy expression, an exact
     ``sympy.Integer`` for an integer, a float for another real number."""
-    if isinstance(value, sympy.Basic):
-        if not isinstance(value, sympy.Expr):
+    if is_sympy(value):
+        if not is_sympy_expr(value):
             raise ValueError(f"bind(): {name}={value!r:.60} is not a sympy expression")
         return value
     if isinstance(value, np.ndarray) and value.ndim == 0:
@@ -217,6 +219,8 @@ def _bind_value(name: str, value):
             f"bind(): {name}={value!r:.60} must be a real number or a sympy expression"
         )
     if isinstance(value, numbers.Integral):
+        import sympy
+
         return sympy.Integer(int(value))
     value = float(value)
     if not math.isfinite(value):
@@ -231,7 +235,7 @@ def _is_value(value) -> bool:
 def _subs(value, subs):
     if isinstance(value, tuple):
         return tuple(_subs(v, subs) for v in value)
-    if isinstance(value, sympy.Basic):
+    if is_sympy(value):
         out = value.subs(subs)
         if not out.free_symbols:
             return to_float(out, "binding gives the value")
@@ -317,6 +321,8 @@ class Compose(Transform):
             out = mats[0]
             for m in mats[1:]:
                 out = out * m
+            import sympy
+
             return out.applyfunc(sympy.simplify)
         out = mats[0]
         for m in mats[1:]:
@@ -358,6 +364,8 @@ def symbolic_or_numeric(entries, symbolic: bool):
     """
     rows = tuple(tuple(row) for row in entries)
     if symbolic or free_symbols_of(rows):
+        import sympy
+
         return sympy.Matrix([[_exact(v) for v in row] for row in entries])
     if is_symbolic(rows):
         return np.array([[to_float(v) for v in row] for row in rows], dtype=np.float64)
@@ -374,7 +382,7 @@ def to_float(value, what: str = "matrix entry") -> float:
         Naming ``what``, when the value is not a finite real number or sympy fails to
         evaluate it.
     """
-    if not isinstance(value, sympy.Basic):
+    if not is_sympy(value):
         return float(value)
     try:
         out = float(value.evalf(20))
@@ -387,6 +395,8 @@ def to_float(value, what: str = "matrix entry") -> float:
 
 def _exact(value):
     """A sympy number equal to ``value``: integers stay integers, other floats keep their bits."""
+    import sympy
+
     if isinstance(value, sympy.Basic):
         return value
     if float(value).is_integer():

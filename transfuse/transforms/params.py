@@ -10,7 +10,8 @@ import math
 import numbers
 
 import numpy as np
-import sympy
+
+from .sympy_types import is_sympy, is_sympy_expr, is_sympy_matrix
 
 __all__ = [
     "MODES",
@@ -61,6 +62,8 @@ def symbols(names: str, **assumptions):
     >>> transfuse.Rotate(theta).free_symbols
     frozenset({theta})
     """
+    import sympy
+
     assumptions.setdefault("real", True)
     return sympy.symbols(names, **assumptions)
 
@@ -69,7 +72,7 @@ def is_symbolic(value) -> bool:
     """True when ``value`` (a scalar or nested tuple) holds a sympy expression."""
     if isinstance(value, tuple):
         return any(is_symbolic(v) for v in value)
-    return isinstance(value, sympy.Basic)
+    return is_sympy(value)
 
 
 def free_symbols_of(value) -> frozenset:
@@ -79,7 +82,7 @@ def free_symbols_of(value) -> frozenset:
         for v in value:
             out |= free_symbols_of(v)
         return out
-    if isinstance(value, sympy.Basic):
+    if is_sympy(value):
         return frozenset(value.free_symbols)
     return frozenset()
 
@@ -92,11 +95,13 @@ def as_scalar(value, name: str):
     ValueError
         If the value is not a real number, is NaN or infinite; the message names ``name``.
     """
-    if isinstance(value, sympy.Basic):
-        if not isinstance(value, sympy.Expr):
+    if is_sympy(value):
+        if not is_sympy_expr(value):
             raise ValueError(f"{name}={value!r} is not a sympy expression")
         if value.free_symbols:
             return value
+        import sympy
+
         if value.is_real is False or value.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
             raise ValueError(f"{name}={value!r} is not a finite real number")
         return value
@@ -118,14 +123,14 @@ def as_vector(value, name: str, length: int | None = None) -> tuple:
     ValueError
         If ``value`` is not one-dimensional, has the wrong length or holds a bad number.
     """
-    if isinstance(value, sympy.MatrixBase):
+    if is_sympy_matrix(value):
         value = list(value)
-    if isinstance(value, sympy.Basic) or np.ndim(value) == 0:
+    if is_sympy(value) or np.ndim(value) == 0:
         raise ValueError(f"{name}={value!r} must be a sequence of numbers")
     items = list(value) if not isinstance(value, np.ndarray) else list(value.reshape(-1))
     if isinstance(value, np.ndarray) and value.ndim != 1:
         raise ValueError(f"{name} must be one-dimensional, got shape {value.shape}")
-    if any(np.ndim(v) != 0 and not isinstance(v, sympy.Basic) for v in items):
+    if any(np.ndim(v) != 0 and not is_sympy(v) for v in items):
         raise ValueError(f"{name}={value!r} must be a flat sequence of numbers")
     if length is not None and len(items) != length:
         raise ValueError(f"{name}={value!r} must have {length} entries, got {len(items)}")

@@ -9,10 +9,10 @@ import warnings
 import weakref
 
 import numpy as np
-import sympy
 
 from ..base import Transform
 from ..params import as_scalar, as_vector
+from ..sympy_types import is_sympy
 
 # Arrays this module froze (read-only float64 copies), and read-only arrays that their
 # owner (the recipe reader) declared it never writes: both may be used without another copy.
@@ -173,12 +173,12 @@ class NonlinearTransform(Transform):
 
 
 def per_axis(value, name: str, ndim: int, positive: bool = False) -> tuple:
-    if isinstance(value, sympy.Basic) or np.ndim(value) == 0:
+    if is_sympy(value) or np.ndim(value) == 0:
         vec = (as_scalar(value, name),) * ndim
     else:
         vec = as_vector(value, name, length=ndim)
     for v in vec:
-        if isinstance(v, sympy.Basic):
+        if is_sympy(v):
             raise ValueError(f"{name}={value!r} must be numbers (not symbolic)")
         if positive and not v > 0:
             raise ValueError(f"{name}={value!r} must be positive")

@@ -8,13 +8,15 @@ import math
 import numbers
 
 import numpy as np
-import sympy
 
 from ..params import as_scalar
+from ..sympy_types import is_sympy
 from .base import NonlinearTransform, evaluator
 
 
 def _as_symbols(coords) -> tuple:
+    import sympy
+
     if isinstance(coords, str):
         coords = coords.replace(",", " ").split()
     elif isinstance(coords, sympy.Symbol):
@@ -38,10 +40,16 @@ def _as_symbols(coords) -> tuple:
     return tuple(out)
 
 
-_NON_REAL = (sympy.I, sympy.zoo, sympy.nan, sympy.oo, -sympy.oo)
+def _non_real() -> tuple:
+    """The sympy constants that make an expression non-real or non-finite."""
+    import sympy
+
+    return (sympy.I, sympy.zoo, sympy.nan, sympy.oo, -sympy.oo)
 
 
 def _as_expression(e, where: str, local: dict):
+    import sympy
+
     if isinstance(e, str):
         try:
             e = sympy.sympify(e, locals=local)
@@ -56,7 +64,7 @@ def _as_expression(e, where: str, local: dict):
     undefined = sorted(str(f) for f in e.atoms(sympy.core.function.AppliedUndef))
     if undefined:
         raise ValueError(f"{where}: unknown function(s) {', '.join(undefined)}")
-    if any(e.has(bad) for bad in _NON_REAL):
+    if e.has(*_non_real()):
         raise ValueError(f"{where}={e} is not real and finite")
     return e
 
@@ -110,6 +118,8 @@ class ExprMap(NonlinearTransform):
     parameters: tuple | None = None
 
     def __post_init__(self):
+        import sympy
+
         coords = _as_symbols(self.coords)
         params = None
         if self.parameters is not None:
@@ -186,6 +196,8 @@ class ExprMap(NonlinearTransform):
         }
 
     def _substitute(self, subs):
+        import sympy
+
         subs = {k: v for k, v in subs.items() if k not in self.coords}
         names = {c.name for c in self.coords}
         for k, v in subs.items():
@@ -197,7 +209,7 @@ class ExprMap(NonlinearTransform):
                 )
         exprs = tuple(sympy.sympify(e.subs(subs)) for e in self.expressions)
         for e in exprs:
-            if e.has(*_NON_REAL):
+            if e.has(*_non_real()):
                 raise ValueError(f"binding gives a non-real expression {e}")
         return ExprMap(exprs, self.coords, self.parameters)
 
@@ -258,6 +270,8 @@ class ExprMap(NonlinearTransform):
 
     def _solve(self, full: bool):
         """Closed-form inverse expressions in the output symbols, or None."""
+        import sympy
+
         targets = [sympy.Dummy(c.name, real=True) for c in self.coords]
         eqs = [e - t for e, t in zip(self.expressions, targets, strict=True)]
         unknowns = list(self.coords)
@@ -286,12 +300,14 @@ class ExprMap(NonlinearTransform):
             return None
         back = dict(zip(targets, self.coords, strict=True))
         out = [sympy.simplify(sympy.sympify(sol[c]).xreplace(back)) for c in unknowns]
-        if any(e.has(*_NON_REAL) for e in out):
+        if any(e.has(*_non_real()) for e in out):
             return None
         return out
 
     @staticmethod
     def _solve_triangular(eqs, unknowns):
+        import sympy
+
         pending = list(eqs)
         solved: dict = {}
         while pending:
@@ -354,7 +370,7 @@ class InverseExprMap(NonlinearTransform):
         if not isinstance(self.forward, ExprMap):
             raise ValueError(f"forward={self.forward!r} must be an ExprMap")
         tol = as_scalar(self.tol, "tol")
-        if isinstance(tol, sympy.Basic) or not tol > 0:
+        if is_sympy(tol) or not tol > 0:
             raise ValueError(f"tol={self.tol!r} must be a positive number")
         object.__setattr__(self, "tol", tol)
         it = self.max_iter

@@ -12,9 +12,9 @@ import warnings
 from functools import cached_property
 
 import numpy as np
-import sympy
 
 from ..params import MODES, as_scalar
+from ..sympy_types import is_sympy
 from .base import (
     NonlinearTransform,
     array_token,
@@ -126,7 +126,7 @@ class DisplacementField(NonlinearTransform):
         object.__setattr__(self, "order", _check_order(self.order))
         object.__setattr__(self, "mode", _check_mode(self.mode))
         cval = as_scalar(self.cval, "cval")
-        if isinstance(cval, sympy.Basic):
+        if is_sympy(cval):
             raise ValueError(f"cval={self.cval!r} must be a number")
         object.__setattr__(self, "cval", cval)
         if self.max_displacement is not None:

@@ -10,9 +10,9 @@ import sys
 import types
 
 import numpy as np
-import sympy
 
 from ..base import Transform, canonical
+from ..sympy_types import is_sympy
 from .base import NonlinearTransform, format_values, per_axis
 
 #: Longest ``token=`` a FunctionMap accepts.
@@ -102,7 +102,7 @@ class _Tokenizer:
             self.feed(value.__self__, f"{where}.__self__", depth)
         elif isinstance(value, types.ModuleType):
             self.text("module", value.__name__)
-        elif isinstance(value, sympy.Basic | Transform):
+        elif is_sympy(value) or isinstance(value, Transform):
             self.text("canonical", type(value).__qualname__, canonical(value))
         elif isinstance(value, types.BuiltinFunctionType | np.ufunc | type) or callable(value):
             self._feed_named(value, where, depth)
