@@ -43,7 +43,7 @@ class CPUExecutor(ScipyExecutor):
     def for_pass(self, p):
         """The backend that runs the physical pass ``p``: the reference while the process
         starts cold and ``p`` is small (:mod:`.cold_start`), else this one."""
-        return ScipyExecutor() if cold_start.claim(p) else self
+        return _ColdStart() if cold_start.claim(p) else self
 
     def prefilter_chunk(self, spec, pieces, layouts):
         """One chunk of spline coefficients with the compiled filter
@@ -82,3 +82,11 @@ class CPUExecutor(ScipyExecutor):
             p.stages, p.input.shape, p.options, p.output.dtype, p.batch_axes, p.plane_stages
         )
         return kernel_plan.describe(job)
+
+
+class _ColdStart(ScipyExecutor):
+    """The reference computing a pass for the ``"cpu"`` backend while it starts cold: only
+    passes both compute bit for bit (:func:`.cold_start.same_bits`), so the pass keeps the
+    ``"cpu"`` backend's dask key."""
+
+    name = "cpu"
