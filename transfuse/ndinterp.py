@@ -456,8 +456,8 @@ def map_coordinates(  # noqa: A002
 def _check_depth(depth, order: int, ndim: int, scalar_only: bool = False) -> int:
     """The halo: dask_image's forms (a number; for ``spline_filter`` also one per axis or
     ``{axis: depth}``), of which the largest is used for every filtered axis."""
-    if depth is None:
-        return halo_depth(order)
+    if depth is None:  # the depth the bound gives for the axes filtered together
+        return halo_depth(order, ndim=1 if scalar_only else max(ndim, 1))
     if scalar_only and np.ndim(depth) != 0:
         raise NDInterpError(f"depth={depth!r} must be a scalar value (one axis is filtered)")
     if isinstance(depth, dict):
@@ -531,7 +531,7 @@ def spline_filter1d(
         Chunks of the result (default: the input's).
     depth : int, optional
         Halo per side, overriding the default from
-        :func:`transfuse.executors.spline.halo_depth` (17-36 samples for orders 2-5).
+        :func:`transfuse.executors.spline.halo_depth` (15-37 samples for orders 2-5 in 3-D).
         A per-axis sequence or dict (as dask_image takes) counts by its largest value.
 
     Returns
