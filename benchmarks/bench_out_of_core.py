@@ -8,6 +8,10 @@ chunk by chunk (never held in memory), then each contestant runs in its own subp
 * ``distributed`` — the same call with ``scheduler=None`` under a ``distributed.Client`` of
   a LocalCluster of 2 worker processes (1 thread each) with ``memory_limit`` per worker
   (``--worker-memory``: dask spills, pauses and finally restarts a worker above it);
+* ``distributed-direct``, ``threads-direct`` — the same with dask config
+  ``transfuse.zarr_reads="direct"``: each resampling task reads the box of input chunks
+  it needs from the zarr store itself (no input-chunk task, nothing sent between
+  workers; every input chunk decompressed once per output chunk reading it);
 * ``ngff-zarr`` — ``ngff_zarr.resample`` (ITK-Wasm, ``linear`` / ``b_spline``) of the same
   volume on the same grid, written with ``dask.array.to_zarr`` (threads), when installed.
 
@@ -46,7 +50,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-CONTESTANTS = ("threads", "distributed", "ngff-zarr")
+CONTESTANTS = ("threads", "distributed", "distributed-direct", "threads-direct", "ngff-zarr")
+DEFAULT_CONTESTANTS = ("threads", "distributed", "distributed-direct", "ngff-zarr")
 ANGLE, ZOOM = 30.0, 1.1
 
 
@@ -118,7 +123,7 @@ def run_transfuse(args) -> dict:
     warm = tf.lazy(np.ones((8, 8, 8), np.float32), chunks=4).transform(
         transform(8), order=args.order
     )
-    if args.run == "threads":
+    if args.run.startswith("threads"):
         warm.compute(scheduler="threads")  # imports and compiled kernels, not timed
         t0 = time.perf_counter()
         img.to_zarr(args.output, scheduler="threads", num_workers=2)
@@ -180,6 +185,7 @@ def run_ngff_zarr(args) -> dict:
 def run_submission(args) -> dict:
     """Build a graph of about ``--submission-chunks`` output chunks and submit it to a
     LocalCluster: seconds until the scheduler holds every task (then cancel)."""
+    import dask
     import distributed
 
     import transfuse as tf
@@ -199,6 +205,7 @@ def run_submission(args) -> dict:
             silence_logs=40,
         ) as cluster,
         distributed.Client(cluster) as client,
+        dask.config.set({"transfuse.zarr_reads": args.zarr_reads}),
     ):
         t0 = time.perf_counter()
         arr = tf.lazy(source).transform(transform(n), order=1, output_chunks=chunk).to_dask()
@@ -217,6 +224,7 @@ def run_submission(args) -> dict:
         done = time.perf_counter()
         client.cancel(futures)
     return {
+        "zarr_reads": args.zarr_reads,
         "output_chunks": int(np.prod(arr.numblocks)),
         "tasks": ntasks,
         "build_s": built - t0,
@@ -280,7 +288,10 @@ class RSSSampler:
         self._thread.join()
 
 
-def contestant(name: str, order: int, src: str, out: str, args) -> dict:
+def contestant(name: str, order: int, src: str, out: str, args, reads=None) -> dict:
+    if reads is None:
+        reads = "direct" if name.endswith("-direct") else "shared"
+    args = argparse.Namespace(**{**vars(args), "zarr_reads": reads})
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         result_path = f.name
     cmd = [
@@ -302,6 +313,8 @@ def contestant(name: str, order: int, src: str, out: str, args) -> dict:
         str(args.submission_chunks),
         "--prefilter",
         args.prefilter,
+        "--zarr-reads",
+        args.zarr_reads,
         "--result",
         result_path,
     ]
@@ -342,7 +355,7 @@ def report(results: dict, n: int, args) -> None:
         f"load average {os.getloadavg()[0]:.2f}"
     )
     head = (
-        f"{'order':>5} {'contestant':<12} {'wall s':>8} {'Mvox/s':>8} {'peak proc MiB':>14} "
+        f"{'order':>5} {'contestant':<18} {'wall s':>8} {'Mvox/s':>8} {'peak proc MiB':>14} "
         f"{'peak sum MiB':>13} {'tasks':>7} {'pickled MB':>10} {'largest kB':>10} "
         f"{'vs threads':>10}"
     )
@@ -353,12 +366,12 @@ def report(results: dict, n: int, args) -> None:
             if name.startswith("_"):
                 continue
             if "error" in r or "skipped" in r:
-                print(f"{order:>5} {name:<12} {r.get('error') or r.get('skipped')}")
+                print(f"{order:>5} {name:<18} {r.get('error') or r.get('skipped')}")
                 continue
             speed = voxels / r["wall_s"] / 1e6
             ratio = f"{base / r['wall_s']:.2f}x" if base else ""
             print(
-                f"{order:>5} {name:<12} {r['wall_s']:8.1f} {speed:8.1f} "
+                f"{order:>5} {name:<18} {r['wall_s']:8.1f} {speed:8.1f} "
                 f"{r['peak_process_mib']:14.0f} {r['peak_sum_mib']:13.0f} {r['tasks']:7d} "
                 f"{r['pickled_bytes'] / 1e6:10.2f} {r['largest_task_bytes'] / 1e3:10.1f} "
                 f"{ratio:>10}"
@@ -372,10 +385,19 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=int, default=1024, help="volume side (default 1024)")
     p.add_argument("--chunk", type=int, default=128, help="chunk side (default 128)")
     p.add_argument("--orders", type=int, nargs="+", default=[1, 3])
-    p.add_argument("--contestants", nargs="+", choices=CONTESTANTS, default=list(CONTESTANTS))
+    p.add_argument(
+        "--contestants", nargs="+", choices=CONTESTANTS, default=list(DEFAULT_CONTESTANTS)
+    )
     p.add_argument("--worker-memory", default="1GiB", help="memory_limit per worker")
     p.add_argument("--submission-chunks", type=int, default=10_000)
     p.add_argument("--no-submission", action="store_true")
+    p.add_argument(
+        "--submission-reads",
+        nargs="+",
+        choices=("shared", "direct"),
+        default=["shared", "direct"],
+        help="transfuse.zarr_reads of the submitted graphs (default: both)",
+    )
     p.add_argument(
         "--submission-only", action="store_true", help="only the graph-submission figures"
     )
@@ -394,6 +416,7 @@ def main(argv=None) -> int:
     p.add_argument("--output", help=argparse.SUPPRESS)
     p.add_argument("--order", type=int, help=argparse.SUPPRESS)
     p.add_argument("--result", help=argparse.SUPPRESS)
+    p.add_argument("--zarr-reads", default="shared", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
     if args.run:
@@ -402,7 +425,8 @@ def main(argv=None) -> int:
         runner = {"ngff-zarr": run_ngff_zarr, "submission": run_submission}.get(
             args.run, run_transfuse
         )
-        with dask.config.set({"transfuse.prefilter": args.prefilter}):
+        config = {"transfuse.prefilter": args.prefilter, "transfuse.zarr_reads": args.zarr_reads}
+        with dask.config.set(config):
             result = runner(args)
         with open(args.result, "w") as f:
             json.dump(result, f)
@@ -434,9 +458,9 @@ def main(argv=None) -> int:
                     outs[name] = out
             checks = {}
             if "threads" in outs:
-                for other in ("distributed", "ngff-zarr"):
+                for other in CONTESTANTS[1:]:
                     if other in outs:
-                        interior = 0 if other == "distributed" else 4
+                        interior = 4 if other == "ngff-zarr" else 0
                         diff = compare(outs["threads"], outs[other], args.chunk, n, interior)
                         label = "bit for bit" if diff == 0 else f"{diff:.3g}"
                         where = "sample chunks" if not interior else "interior sample chunks"
@@ -446,19 +470,29 @@ def main(argv=None) -> int:
                 shutil.rmtree(out, ignore_errors=True)
             results[order] = per
         if not args.no_submission:
-            print("graph submission ...", flush=True)
-            results["_submission"] = contestant("submission", 1, src, "", args)
-        report({k: v for k, v in results.items() if k != "_submission"}, n, args)
-        sub = results.get("_submission")
-        if sub and "error" not in sub:
+            for reads in args.submission_reads:
+                print(f"graph submission, zarr reads {reads} ...", flush=True)
+                results[f"_submission_{reads}"] = contestant("submission", 1, src, "", args, reads)
+        report({k: v for k, v in results.items() if not str(k).startswith("_")}, n, args)
+        subs = [v for k, v in results.items() if str(k).startswith("_submission")]
+        if subs:
             print(
-                f"\nsubmission: {sub['output_chunks']} output chunks, {sub['tasks']} tasks, "
-                f"load average {os.getloadavg()[0]:.2f}\n"
-                f"{'build s':>8} {'pickle s':>9} {'pickled MB':>11} {'persist s':>10} "
-                f"{'held after s':>13}\n"
+                f"\nsubmission, load average {os.getloadavg()[0]:.2f}\n"
+                f"{'zarr reads':>10} {'chunks':>7} {'tasks':>7} {'build s':>8} {'pickle s':>9} "
+                f"{'pickled MB':>11} {'persist s':>10} {'held after s':>13}"
+            )
+        for sub in subs:
+            if "error" in sub:
+                print(f"  {sub['error']}")
+                continue
+            print(
+                f"{sub['zarr_reads']:>10} {sub['output_chunks']:7d} {sub['tasks']:7d} "
                 f"{sub['build_s']:8.2f} {sub['pickle_s']:9.2f} "
                 f"{sub['pickled_graph_bytes'] / 1e6:11.2f} {sub['persist_call_s']:10.2f} "
-                f"{sub['submitted_s']:13.2f}\n"
+                f"{sub['submitted_s']:13.2f}"
+            )
+        if subs:
+            print(
                 "(held after: from the start of building until the scheduler holds every "
                 "task; the pickling is timed apart and not included)"
             )
