@@ -8,6 +8,8 @@ chunk by chunk (never held in memory), then each contestant runs in its own subp
 * ``distributed`` — the same call with ``scheduler=None`` under a ``distributed.Client`` of
   a LocalCluster of 2 worker processes (1 thread each) with ``memory_limit`` per worker
   (``--worker-memory``: dask spills, pauses and finally restarts a worker above it);
+* ``distributed-tuned`` — ``distributed`` with the worker's profiler off and glibc's own
+  ``malloc`` trim threshold (:data:`TUNED_CONFIG`);
 * ``distributed-direct``, ``threads-direct`` — the same with dask config
   ``transfuse.zarr_reads="direct"``: each resampling task reads the box of input chunks
   it needs from the zarr store itself (no input-chunk task, nothing sent between
@@ -19,7 +21,9 @@ The transform is ``x -> c + R(30 deg, axes 1-2) S(1/1.1) (x - c)`` about the cen
 (an oblique rotation and a zoom: every output chunk reads 8-18 input chunks), mode
 ``constant``, output chunks 128**3. This process samples the RSS of every process of each
 contestant (psutil, every 50 ms) and reports the largest single process and the largest
-sum. It also reports wall time, Mvoxel/s, the graph (tasks, pickled bytes: all tasks and
+sum. It also reports wall time, Mvoxel/s, the CPU seconds the timed run used in all its
+processes (the client's, the scheduler's and the workers'; on a machine shared with other
+work the CPU a contestant burns is the steadier comparison), the graph (tasks, pickled bytes: all tasks and
 the largest one) and, separately, the time to build and submit a graph of about 10**4
 output chunks to the LocalCluster's scheduler (until the scheduler holds every task).
 
@@ -50,8 +54,26 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-CONTESTANTS = ("threads", "distributed", "distributed-direct", "threads-direct", "ngff-zarr")
-DEFAULT_CONTESTANTS = ("threads", "distributed", "distributed-direct", "ngff-zarr")
+CONTESTANTS = (
+    "threads",
+    "distributed",
+    "distributed-tuned",
+    "distributed-direct",
+    "threads-direct",
+    "ngff-zarr",
+)
+DEFAULT_CONTESTANTS = ("threads", "distributed", "distributed-tuned", "ngff-zarr")
+
+#: ``distributed-tuned``: two worker settings that cost CPU on a busy machine. The
+#: worker's statistical profiler samples every thread's stack every 10 ms (measured: about
+#: 1.3 s of 7 s of user time per worker on the 512^3 job), and the ``MALLOC_TRIM_THRESHOLD_``
+#: the nanny sets for its workers (65536) makes glibc hand every large array back to the
+#: system at once, so the next one faults its pages in again (measured: 740k page faults
+#: and 8 s of system time against 90k and 4.5 s).
+TUNED_CONFIG = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+}
 ANGLE, ZOOM = 30.0, 1.1
 
 
@@ -109,6 +131,14 @@ def graph_stats(arr) -> dict:
 
 
 # -- contestants (each in its own subprocess) -------------------------------------------------
+def cpu_seconds() -> float:
+    """User + system CPU seconds this process has used (all its threads)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_transfuse(args) -> dict:
     import transfuse as tf
     from transfuse.io.arrays import read_image
@@ -125,13 +155,15 @@ def run_transfuse(args) -> dict:
     )
     if args.run.startswith("threads"):
         warm.compute(scheduler="threads")  # imports and compiled kernels, not timed
-        t0 = time.perf_counter()
+        c0, t0 = cpu_seconds(), time.perf_counter()
         img.to_zarr(args.output, scheduler="threads", num_workers=2)
-        wall = time.perf_counter() - t0
-        return {"build_s": build, "wall_s": wall, **stats}
+        wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+        return {"build_s": build, "wall_s": wall, "cpu_s": cpu, **stats}
+    import dask
     import distributed
 
     with (
+        dask.config.set(TUNED_CONFIG if args.run == "distributed-tuned" else {}),
         distributed.LocalCluster(
             n_workers=2,
             threads_per_worker=1,
@@ -144,10 +176,19 @@ def run_transfuse(args) -> dict:
     ):
         # every worker imports transfuse and compiles its kernels first (not timed)
         client.gather([client.compute(warm.to_dask(), workers=[w]) for w in _workers(client)])
-        t0 = time.perf_counter()
+        before = client.run(cpu_seconds)
+        c0, t0 = cpu_seconds(), time.perf_counter()  # the client's and scheduler's process
         img.to_zarr(args.output, scheduler=None)
-        wall = time.perf_counter() - t0
-    return {"build_s": build, "wall_s": wall, "worker_memory": args.worker_memory, **stats}
+        wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+        after = client.run(cpu_seconds)
+        cpu += sum(after[w] - before[w] for w in before if w in after)
+    return {
+        "build_s": build,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "worker_memory": args.worker_memory,
+        **stats,
+    }
 
 
 def _workers(client):
@@ -357,11 +398,12 @@ def report(results: dict, n: int, args) -> None:
     head = (
         f"{'order':>5} {'contestant':<18} {'wall s':>8} {'Mvox/s':>8} {'peak proc MiB':>14} "
         f"{'peak sum MiB':>13} {'tasks':>7} {'pickled MB':>10} {'largest kB':>10} "
-        f"{'vs threads':>10}"
+        f"{'vs threads':>10} {'CPU s':>7} {'CPU vs threads':>14}"
     )
     print(head)
     for order, per in results.items():
         base = per.get("threads", {}).get("wall_s")
+        base_cpu = per.get("threads", {}).get("cpu_s")
         for name, r in per.items():
             if name.startswith("_"):
                 continue
@@ -370,11 +412,12 @@ def report(results: dict, n: int, args) -> None:
                 continue
             speed = voxels / r["wall_s"] / 1e6
             ratio = f"{base / r['wall_s']:.2f}x" if base else ""
+            cpu_ratio = f"{base_cpu / r['cpu_s']:.2f}x" if base_cpu and r.get("cpu_s") else ""
             print(
                 f"{order:>5} {name:<18} {r['wall_s']:8.1f} {speed:8.1f} "
                 f"{r['peak_process_mib']:14.0f} {r['peak_sum_mib']:13.0f} {r['tasks']:7d} "
                 f"{r['pickled_bytes'] / 1e6:10.2f} {r['largest_task_bytes'] / 1e3:10.1f} "
-                f"{ratio:>10}"
+                f"{ratio:>10} {r.get('cpu_s', 0):7.1f} {cpu_ratio:>14}"
             )
         for key, value in per.get("_compare", {}).items():
             print(f"      {key}: {value}")
