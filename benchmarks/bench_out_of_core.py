@@ -23,9 +23,10 @@ The transform is ``x -> c + R(30 deg, axes 1-2) S(1/1.1) (x - c)`` about the cen
 contestant (psutil, every 50 ms) and reports the largest single process and the largest
 sum. It also reports wall time, Mvoxel/s, the CPU seconds the timed run used in all its
 processes (the client's, the scheduler's and the workers'; on a machine shared with other
-work the CPU a contestant burns is the steadier comparison), the graph (tasks, pickled bytes: all tasks and
-the largest one) and, separately, the time to build and submit a graph of about 10**4
-output chunks to the LocalCluster's scheduler (until the scheduler holds every task).
+work the CPU a contestant burns is the steadier comparison), the graph (tasks, pickled
+bytes: all tasks and the largest one) and, separately, the time to build and submit a
+graph of about 10**4 output chunks to the LocalCluster's scheduler (until the scheduler
+holds every task).
 
 Outputs of the contestants are compared chunk by chunk on a sample of chunks (threads and
 distributed: bit for bit; ngff-zarr: largest difference in the interior, ITK's edge rule

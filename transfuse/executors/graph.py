@@ -500,10 +500,10 @@ def _stage_inputs(stages, mode, field_windows=(), nrows=0):
         # grid-constant still weighs cval by each point's taps: it needs the coordinates,
         # so every stage's data, even where every tap reads cval
         needed = not all_cval or mode == "grid-constant"
+        if not per_block or not needed:
+            return _nothing(len(stages))
         out = [None] * len(stages)
         for i, kind, key in per_block:
-            if not needed:
-                continue
             if kind == "window":
                 window, keys = key[row]
                 out[i] = List(window, List(*_refs(keys)))
@@ -637,7 +637,7 @@ def resample_pass(p, array: da.Array, executor, share_map: bool = False) -> da.A
                 _axis_info(p.coefficient_chunks[a], pads[a], tuple(w.chunks))
                 for a, w in enumerate(fp.axes)
             )
-            deps = [(coef.name, *k) for k in fp.dependencies]
+            deps = [] if source is not None else [(coef.name, *k) for k in fp.dependencies]
             any_shared = True
         key = (name, *idx)
         task_inputs = inputs(row, idx, False)
