@@ -6,6 +6,12 @@ footprint. Array data a pass's stages carry travels once: a displacement field's
 coefficients are one graph key shared by the tasks, a coordinate array is a dask
 collection read chunk by chunk. Keys are tokens of every parameter that changes the result
 (the backend's name included).
+
+A resampling task carries its footprint as one flat tuple (:func:`pack_footprint`) and
+shares every other argument it can with the pass's other tasks: a distributed scheduler
+unpickles the graph whole, at a cost set by the number of objects in it. With the dask
+config :data:`READS_KEY` set to ``"direct"``, tasks of a pass reading a zarr array
+slice their input from the store themselves (:func:`_run_resample_reading`).
 """
 
 from __future__ import annotations
