@@ -255,8 +255,20 @@ def test_task_payload_stays_small_and_needs_no_conversion(order):
 def test_tasks_carry_their_footprint_as_one_flat_tuple(order, mode):
     """Every resampling task's footprint argument is one tuple of plain numbers (no
     dataclass, no nested container for the scheduler to unpickle), and it unpacks to
-    exactly the planner's footprint of that output chunk, all-cval chunks included."""
+    exactly the planner's footprint of that output chunk, all-cval chunks and a plane of a
+    volume (fewer output axes than input axes) included."""
     from transfuse.executors.graph import unpack_footprint
+
+    volume = tf.lazy(np.random.default_rng(4).random((12, 20, 20)), chunks=8)
+    plane = volume.rotate(20, axes=(1, 2), order=order, mode=mode)[5]
+    (q,) = plane.plan().passes
+    assert any(len(fp.box) < len(fp.axes) for fp in q.footprints.values() if fp.axes)
+    arr = plane.to_dask()
+    for k, task in dict(arr.__dask_graph__()).items():
+        if k[0] == arr.name:
+            assert unpack_footprint(task.args[2]) == q.footprints[k[1:]]
+    reference = volume.rotate(20, axes=(1, 2), order=order, mode=mode).compute()[5]
+    np.testing.assert_allclose(arr.compute(), reference, rtol=0, atol=1e-12)
 
     x = da.from_array(np.random.default_rng(2).random((40, 44)), chunks=(11, 13))
     T = tf.Translate((30, -20)) @ tf.Rotate(35, center=(20, 22))

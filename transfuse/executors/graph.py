@@ -91,18 +91,19 @@ def pack_footprint(fp: ChunkFootprint) -> tuple:
     footprint's dataclasses, tuples and their dicts are 10-20 objects; this is one.
     :func:`unpack_footprint` rebuilds the footprint inside the task.
 
-    Layout: ``ndim, direct, has_axes, box (2 per axis)``, then per axis ``lo, hi,
-    first, last, nchunks, chunk indices``.
+    Layout: ``output ndim, direct, input ndim (-1: no axes), box (2 per output axis)``,
+    then per input axis ``lo, hi, first, last, nchunks, chunk indices`` (a plane or a
+    line of a volume has fewer output axes than input axes).
 
     Examples
     --------
     >>> fp = ChunkFootprint(((0, 4),), (AxisWindow(1, 5, (0, 1), 1.5, 4.5),), True)
     >>> pack_footprint(fp)
-    (1, True, True, 0, 4, 1, 5, 1.5, 4.5, 2, 0, 1)
+    (1, True, 1, 0, 4, 1, 5, 1.5, 4.5, 2, 0, 1)
     >>> unpack_footprint(pack_footprint(fp)) == fp
     True
     """
-    out = [len(fp.box), fp.direct, fp.axes is not None]
+    out = [len(fp.box), fp.direct, -1 if fp.axes is None else len(fp.axes)]
     for lo, hi in fp.box:
         out += (lo, hi)
     for w in fp.axes or ():
@@ -112,12 +113,12 @@ def pack_footprint(fp: ChunkFootprint) -> tuple:
 
 def unpack_footprint(packed: tuple) -> ChunkFootprint:
     """The footprint :func:`pack_footprint` packed."""
-    ndim, direct, has_axes = packed[:3]
+    ndim, direct, naxes = packed[:3]
     box = tuple((packed[3 + 2 * a], packed[4 + 2 * a]) for a in range(ndim))
-    if not has_axes:
+    if naxes < 0:
         return ChunkFootprint(box, None, direct)
     axes, i = [], 3 + 2 * ndim
-    for _ in range(ndim):
+    for _ in range(naxes):
         lo, hi, first, last, n = packed[i : i + 5]
         axes.append(AxisWindow(lo, hi, tuple(packed[i + 5 : i + 5 + n]), first, last))
         i += 5 + n
