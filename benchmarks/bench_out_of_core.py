@@ -8,6 +8,12 @@ chunk by chunk (never held in memory), then each contestant runs in its own subp
 * ``distributed`` — the same call with ``scheduler=None`` under a ``distributed.Client`` of
   a LocalCluster of 2 worker processes (1 thread each) with ``memory_limit`` per worker
   (``--worker-memory``: dask spills, pauses and finally restarts a worker above it);
+* ``distributed-tuned`` — ``distributed`` with the worker's profiler off and glibc's own
+  ``malloc`` trim threshold (:data:`TUNED_CONFIG`);
+* ``distributed-direct``, ``threads-direct`` — the same with dask config
+  ``transfuse.zarr_reads="direct"``: each resampling task reads the box of input chunks
+  it needs from the zarr store itself (no input-chunk task, nothing sent between
+  workers; every input chunk decompressed once per output chunk reading it);
 * ``ngff-zarr`` — ``ngff_zarr.resample`` (ITK-Wasm, ``linear`` / ``b_spline``) of the same
   volume on the same grid, written with ``dask.array.to_zarr`` (threads), when installed.
 
@@ -15,9 +21,12 @@ The transform is ``x -> c + R(30 deg, axes 1-2) S(1/1.1) (x - c)`` about the cen
 (an oblique rotation and a zoom: every output chunk reads 8-18 input chunks), mode
 ``constant``, output chunks 128**3. This process samples the RSS of every process of each
 contestant (psutil, every 50 ms) and reports the largest single process and the largest
-sum. It also reports wall time, Mvoxel/s, the graph (tasks, pickled bytes: all tasks and
-the largest one) and, separately, the time to build and submit a graph of about 10**4
-output chunks to the LocalCluster's scheduler (until the scheduler holds every task).
+sum. It also reports wall time, Mvoxel/s, the CPU seconds the timed run used in all its
+processes (the client's, the scheduler's and the workers'; on a machine shared with other
+work the CPU a contestant burns is the steadier comparison), the graph (tasks, pickled
+bytes: all tasks and the largest one) and, separately, the time to build and submit a
+graph of about 10**4 output chunks to the LocalCluster's scheduler (until the scheduler
+holds every task).
 
 Outputs of the contestants are compared chunk by chunk on a sample of chunks (threads and
 distributed: bit for bit; ngff-zarr: largest difference in the interior, ITK's edge rule
@@ -46,7 +55,26 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-CONTESTANTS = ("threads", "distributed", "ngff-zarr")
+CONTESTANTS = (
+    "threads",
+    "distributed",
+    "distributed-tuned",
+    "distributed-direct",
+    "threads-direct",
+    "ngff-zarr",
+)
+DEFAULT_CONTESTANTS = ("threads", "distributed", "distributed-tuned", "ngff-zarr")
+
+#: ``distributed-tuned``: two worker settings that cost CPU on a busy machine. The
+#: worker's statistical profiler samples every thread's stack every 10 ms (measured: about
+#: 1.3 s of 7 s of user time per worker on the 512^3 job), and the ``MALLOC_TRIM_THRESHOLD_``
+#: the nanny sets for its workers (65536) makes glibc hand every large array back to the
+#: system at once, so the next one faults its pages in again (measured: 740k page faults
+#: and 8 s of system time against 90k and 4.5 s).
+TUNED_CONFIG = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+}
 ANGLE, ZOOM = 30.0, 1.1
 
 
@@ -104,6 +132,14 @@ def graph_stats(arr) -> dict:
 
 
 # -- contestants (each in its own subprocess) -------------------------------------------------
+def cpu_seconds() -> float:
+    """User + system CPU seconds this process has used (all its threads)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_transfuse(args) -> dict:
     import transfuse as tf
     from transfuse.io.arrays import read_image
@@ -118,15 +154,17 @@ def run_transfuse(args) -> dict:
     warm = tf.lazy(np.ones((8, 8, 8), np.float32), chunks=4).transform(
         transform(8), order=args.order
     )
-    if args.run == "threads":
+    if args.run.startswith("threads"):
         warm.compute(scheduler="threads")  # imports and compiled kernels, not timed
-        t0 = time.perf_counter()
+        c0, t0 = cpu_seconds(), time.perf_counter()
         img.to_zarr(args.output, scheduler="threads", num_workers=2)
-        wall = time.perf_counter() - t0
-        return {"build_s": build, "wall_s": wall, **stats}
+        wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+        return {"build_s": build, "wall_s": wall, "cpu_s": cpu, **stats}
+    import dask
     import distributed
 
     with (
+        dask.config.set(TUNED_CONFIG if args.run == "distributed-tuned" else {}),
         distributed.LocalCluster(
             n_workers=2,
             threads_per_worker=1,
@@ -139,10 +177,19 @@ def run_transfuse(args) -> dict:
     ):
         # every worker imports transfuse and compiles its kernels first (not timed)
         client.gather([client.compute(warm.to_dask(), workers=[w]) for w in _workers(client)])
-        t0 = time.perf_counter()
+        before = client.run(cpu_seconds)
+        c0, t0 = cpu_seconds(), time.perf_counter()  # the client's and scheduler's process
         img.to_zarr(args.output, scheduler=None)
-        wall = time.perf_counter() - t0
-    return {"build_s": build, "wall_s": wall, "worker_memory": args.worker_memory, **stats}
+        wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+        after = client.run(cpu_seconds)
+        cpu += sum(after[w] - before[w] for w in before if w in after)
+    return {
+        "build_s": build,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "worker_memory": args.worker_memory,
+        **stats,
+    }
 
 
 def _workers(client):
@@ -180,6 +227,7 @@ def run_ngff_zarr(args) -> dict:
 def run_submission(args) -> dict:
     """Build a graph of about ``--submission-chunks`` output chunks and submit it to a
     LocalCluster: seconds until the scheduler holds every task (then cancel)."""
+    import dask
     import distributed
 
     import transfuse as tf
@@ -199,6 +247,7 @@ def run_submission(args) -> dict:
             silence_logs=40,
         ) as cluster,
         distributed.Client(cluster) as client,
+        dask.config.set({"transfuse.zarr_reads": args.zarr_reads}),
     ):
         t0 = time.perf_counter()
         arr = tf.lazy(source).transform(transform(n), order=1, output_chunks=chunk).to_dask()
@@ -217,6 +266,7 @@ def run_submission(args) -> dict:
         done = time.perf_counter()
         client.cancel(futures)
     return {
+        "zarr_reads": args.zarr_reads,
         "output_chunks": int(np.prod(arr.numblocks)),
         "tasks": ntasks,
         "build_s": built - t0,
@@ -280,7 +330,10 @@ class RSSSampler:
         self._thread.join()
 
 
-def contestant(name: str, order: int, src: str, out: str, args) -> dict:
+def contestant(name: str, order: int, src: str, out: str, args, reads=None) -> dict:
+    if reads is None:
+        reads = "direct" if name.endswith("-direct") else "shared"
+    args = argparse.Namespace(**{**vars(args), "zarr_reads": reads})
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         result_path = f.name
     cmd = [
@@ -302,6 +355,8 @@ def contestant(name: str, order: int, src: str, out: str, args) -> dict:
         str(args.submission_chunks),
         "--prefilter",
         args.prefilter,
+        "--zarr-reads",
+        args.zarr_reads,
         "--result",
         result_path,
     ]
@@ -342,26 +397,28 @@ def report(results: dict, n: int, args) -> None:
         f"load average {os.getloadavg()[0]:.2f}"
     )
     head = (
-        f"{'order':>5} {'contestant':<12} {'wall s':>8} {'Mvox/s':>8} {'peak proc MiB':>14} "
+        f"{'order':>5} {'contestant':<18} {'wall s':>8} {'Mvox/s':>8} {'peak proc MiB':>14} "
         f"{'peak sum MiB':>13} {'tasks':>7} {'pickled MB':>10} {'largest kB':>10} "
-        f"{'vs threads':>10}"
+        f"{'vs threads':>10} {'CPU s':>7} {'CPU vs threads':>14}"
     )
     print(head)
     for order, per in results.items():
         base = per.get("threads", {}).get("wall_s")
+        base_cpu = per.get("threads", {}).get("cpu_s")
         for name, r in per.items():
             if name.startswith("_"):
                 continue
             if "error" in r or "skipped" in r:
-                print(f"{order:>5} {name:<12} {r.get('error') or r.get('skipped')}")
+                print(f"{order:>5} {name:<18} {r.get('error') or r.get('skipped')}")
                 continue
             speed = voxels / r["wall_s"] / 1e6
             ratio = f"{base / r['wall_s']:.2f}x" if base else ""
+            cpu_ratio = f"{base_cpu / r['cpu_s']:.2f}x" if base_cpu and r.get("cpu_s") else ""
             print(
-                f"{order:>5} {name:<12} {r['wall_s']:8.1f} {speed:8.1f} "
+                f"{order:>5} {name:<18} {r['wall_s']:8.1f} {speed:8.1f} "
                 f"{r['peak_process_mib']:14.0f} {r['peak_sum_mib']:13.0f} {r['tasks']:7d} "
                 f"{r['pickled_bytes'] / 1e6:10.2f} {r['largest_task_bytes'] / 1e3:10.1f} "
-                f"{ratio:>10}"
+                f"{ratio:>10} {r.get('cpu_s', 0):7.1f} {cpu_ratio:>14}"
             )
         for key, value in per.get("_compare", {}).items():
             print(f"      {key}: {value}")
@@ -372,10 +429,19 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=int, default=1024, help="volume side (default 1024)")
     p.add_argument("--chunk", type=int, default=128, help="chunk side (default 128)")
     p.add_argument("--orders", type=int, nargs="+", default=[1, 3])
-    p.add_argument("--contestants", nargs="+", choices=CONTESTANTS, default=list(CONTESTANTS))
+    p.add_argument(
+        "--contestants", nargs="+", choices=CONTESTANTS, default=list(DEFAULT_CONTESTANTS)
+    )
     p.add_argument("--worker-memory", default="1GiB", help="memory_limit per worker")
     p.add_argument("--submission-chunks", type=int, default=10_000)
     p.add_argument("--no-submission", action="store_true")
+    p.add_argument(
+        "--submission-reads",
+        nargs="+",
+        choices=("shared", "direct"),
+        default=["shared", "direct"],
+        help="transfuse.zarr_reads of the submitted graphs (default: both)",
+    )
     p.add_argument(
         "--submission-only", action="store_true", help="only the graph-submission figures"
     )
@@ -394,6 +460,7 @@ def main(argv=None) -> int:
     p.add_argument("--output", help=argparse.SUPPRESS)
     p.add_argument("--order", type=int, help=argparse.SUPPRESS)
     p.add_argument("--result", help=argparse.SUPPRESS)
+    p.add_argument("--zarr-reads", default="shared", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
     if args.run:
@@ -402,7 +469,8 @@ def main(argv=None) -> int:
         runner = {"ngff-zarr": run_ngff_zarr, "submission": run_submission}.get(
             args.run, run_transfuse
         )
-        with dask.config.set({"transfuse.prefilter": args.prefilter}):
+        config = {"transfuse.prefilter": args.prefilter, "transfuse.zarr_reads": args.zarr_reads}
+        with dask.config.set(config):
             result = runner(args)
         with open(args.result, "w") as f:
             json.dump(result, f)
@@ -434,9 +502,9 @@ def main(argv=None) -> int:
                     outs[name] = out
             checks = {}
             if "threads" in outs:
-                for other in ("distributed", "ngff-zarr"):
+                for other in CONTESTANTS[1:]:
                     if other in outs:
-                        interior = 0 if other == "distributed" else 4
+                        interior = 4 if other == "ngff-zarr" else 0
                         diff = compare(outs["threads"], outs[other], args.chunk, n, interior)
                         label = "bit for bit" if diff == 0 else f"{diff:.3g}"
                         where = "sample chunks" if not interior else "interior sample chunks"
@@ -446,19 +514,29 @@ def main(argv=None) -> int:
                 shutil.rmtree(out, ignore_errors=True)
             results[order] = per
         if not args.no_submission:
-            print("graph submission ...", flush=True)
-            results["_submission"] = contestant("submission", 1, src, "", args)
-        report({k: v for k, v in results.items() if k != "_submission"}, n, args)
-        sub = results.get("_submission")
-        if sub and "error" not in sub:
+            for reads in args.submission_reads:
+                print(f"graph submission, zarr reads {reads} ...", flush=True)
+                results[f"_submission_{reads}"] = contestant("submission", 1, src, "", args, reads)
+        report({k: v for k, v in results.items() if not str(k).startswith("_")}, n, args)
+        subs = [v for k, v in results.items() if str(k).startswith("_submission")]
+        if subs:
             print(
-                f"\nsubmission: {sub['output_chunks']} output chunks, {sub['tasks']} tasks, "
-                f"load average {os.getloadavg()[0]:.2f}\n"
-                f"{'build s':>8} {'pickle s':>9} {'pickled MB':>11} {'persist s':>10} "
-                f"{'held after s':>13}\n"
+                f"\nsubmission, load average {os.getloadavg()[0]:.2f}\n"
+                f"{'zarr reads':>10} {'chunks':>7} {'tasks':>7} {'build s':>8} {'pickle s':>9} "
+                f"{'pickled MB':>11} {'persist s':>10} {'held after s':>13}"
+            )
+        for sub in subs:
+            if "error" in sub:
+                print(f"  {sub['error']}")
+                continue
+            print(
+                f"{sub['zarr_reads']:>10} {sub['output_chunks']:7d} {sub['tasks']:7d} "
                 f"{sub['build_s']:8.2f} {sub['pickle_s']:9.2f} "
                 f"{sub['pickled_graph_bytes'] / 1e6:11.2f} {sub['persist_call_s']:10.2f} "
-                f"{sub['submitted_s']:13.2f}\n"
+                f"{sub['submitted_s']:13.2f}"
+            )
+        if subs:
+            print(
                 "(held after: from the start of building until the scheduler holds every "
                 "task; the pickling is timed apart and not included)"
             )

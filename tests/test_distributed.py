@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 
+import dask
 import dask.array as da
 import numpy as np
 import pytest
@@ -85,6 +86,25 @@ def test_cluster_equals_threads_and_tasks_stay_small(client, name):
     tasks = _resample_tasks(arr)
     assert tasks and max(len(pickle.dumps(t)) for t in tasks) < TASK_BYTES
     threaded = arr.compute(scheduler="threads")
+    np.testing.assert_array_equal(client.compute(arr).result(), threaded)
+
+
+@pytest.mark.parametrize("reads", ["shared", "direct"])
+def test_zarr_input_on_the_cluster_equals_threads(client, tmp_path, reads):
+    """A zarr input, its chunks read by dask's tasks (shared) or by every resampling task
+    itself (``transfuse.zarr_reads="direct"``: nothing sent between workers)."""
+    zarr = pytest.importorskip("zarr")
+    from transfuse.io.arrays import read_image
+
+    volume = RNG.random((20, 36, 40)).astype(np.float32)
+    path = str(tmp_path / "in.zarr")
+    zarr.create_array(path, shape=volume.shape, chunks=(7, 12, 10), dtype="float32")[...] = volume
+    with dask.config.set({"transfuse.zarr_reads": reads}):
+        img = tf.lazy(read_image(path)).rotate(30, axes=(1, 2), order=1, output_chunks=9)
+        arr = img.to_dask()
+    assert max(len(pickle.dumps(t)) for t in _resample_tasks(arr)) < TASK_BYTES
+    with dask.config.set({"transfuse.zarr_reads": "shared"}):
+        threaded = img.to_dask().compute(scheduler="threads")
     np.testing.assert_array_equal(client.compute(arr).result(), threaded)
 
 

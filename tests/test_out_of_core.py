@@ -94,7 +94,9 @@ def test_bench_out_of_core_runs_on_a_tiny_volume(tmp_path, capsys):
     assert bench.main(argv) == 0
     out = capsys.readouterr().out
     assert "threads vs distributed, sample chunks: bit for bit" in out
-    assert "submission: 64 output chunks" in out
+    assert "submission, load average" in out
+    for reads in ("shared", "direct"):  # a line per graph kind: reads, 64 output chunks
+        assert any(line.split()[:2] == [reads, "64"] for line in out.splitlines())
     assert os.listdir(tmp_path) == []  # the volume and the outputs are deleted
 
 
@@ -148,3 +150,57 @@ def test_a_large_zarr_output_is_computed_region_by_region(tmp_path, monkeypatch)
     assert z.chunks == (9, 9, 9)
     expected = ndimage.rotate(VOLUME, 25, axes=(1, 2), order=1, reshape=False)
     np.testing.assert_array_equal(z[...], expected)
+
+
+def _resampling_tasks(arr):
+    graph = dict(arr.__dask_graph__())
+    return {k: v for k, v in graph.items() if isinstance(k, tuple) and k[0] == arr.name}
+
+
+@pytest.mark.parametrize("order", [0, 1])
+@pytest.mark.parametrize("mode", ["constant", "nearest", "mirror", "grid-wrap"])
+def test_direct_zarr_reads_give_the_shared_reads_result_bit_for_bit(tmp_path, order, mode):
+    """``transfuse.zarr_reads="direct"``: each resampling task slices the input chunks it
+    needs out of the zarr array itself, one box; no task per input chunk, no dependency
+    but the stored array's, and the same floats as the chunks arriving from their tasks
+    (and at order 0-1, as scipy)."""
+    src = read_image(_zarr_input(tmp_path))
+    arrays = {}
+    for choice in ("shared", "direct"):
+        with dask.config.set({"transfuse.zarr_reads": choice}):
+            img = tf.lazy(src).rotate(25, axes=(1, 2), order=order, mode=mode, reshape=False)
+            arrays[choice] = img.zoom(1.2, order=order, mode=mode).to_dask()
+    shared, direct = (arrays[c].compute(scheduler="threads") for c in ("shared", "direct"))
+    np.testing.assert_array_equal(direct.view(np.uint32), shared.view(np.uint32))
+    assert arrays["direct"].name != arrays["shared"].name  # the choice is in the key
+    graph = dict(arrays["direct"].__dask_graph__())
+    original = "original-" + src.name
+    assert set(graph) == {original, *_resampling_tasks(arrays["direct"])}
+    assert all(t.dependencies == {original} for t in _resampling_tasks(arrays["direct"]).values())
+    if order == 1 and mode == "constant":  # the reference
+        with dask.config.set({"transfuse.zarr_reads": "direct"}):
+            rotated = tf.lazy(src).rotate(25, axes=(1, 2), order=1, reshape=False).compute()
+        expected = ndimage.rotate(VOLUME, 25, axes=(1, 2), order=1, reshape=False)
+        np.testing.assert_array_equal(rotated, expected)
+
+
+def test_direct_reads_apply_only_to_zarr_inputs_without_a_prefilter(tmp_path):
+    """Where direct reads do not apply (a numpy or computed input, order > 1) the graph is
+    the shared one, key included."""
+    src = read_image(_zarr_input(tmp_path))
+    cases = {
+        "numpy": lambda: tf.lazy(VOLUME, chunks=8).rotate(10, order=1),
+        "computed": lambda: tf.lazy(src + 1).rotate(10, order=1),
+        "order 3": lambda: tf.lazy(src).rotate(10, order=3),
+    }
+    for name, build in cases.items():
+        with dask.config.set({"transfuse.zarr_reads": "direct"}):
+            direct = build().to_dask()
+        assert direct.name == build().to_dask().name, name
+
+
+def test_an_unknown_zarr_reads_choice_is_refused(tmp_path):
+    src = read_image(_zarr_input(tmp_path))
+    with dask.config.set({"transfuse.zarr_reads": "sometimes"}):
+        with pytest.raises(ValueError, match="transfuse.zarr_reads='sometimes'"):
+            tf.lazy(src).rotate(10, order=1).to_dask()

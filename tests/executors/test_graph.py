@@ -248,3 +248,40 @@ def test_task_payload_stays_small_and_needs_no_conversion(order):
     assert len(jobs) == 1  # one ResampleJob object for the whole pass
     ref = ndi.affine_transform(data, T.matrix(), order=order)
     np.testing.assert_allclose(arr[24:40, :16, 8:24].compute(), ref[24:40, :16, 8:24], atol=1e-12)
+
+
+@pytest.mark.parametrize("order", [0, 1, 3])
+@pytest.mark.parametrize("mode", ["constant", "nearest", "grid-wrap"])
+def test_tasks_carry_their_footprint_as_one_flat_tuple(order, mode):
+    """Every resampling task's footprint argument is one tuple of plain numbers (no
+    dataclass, no nested container for the scheduler to unpickle), and it unpacks to
+    exactly the planner's footprint of that output chunk, all-cval chunks and a plane of a
+    volume (fewer output axes than input axes) included."""
+    from transfuse.executors.graph import unpack_footprint
+
+    volume = tf.lazy(np.random.default_rng(4).random((12, 20, 20)), chunks=8)
+    plane = volume.rotate(20, axes=(1, 2), order=order, mode=mode)[5]
+    (q,) = plane.plan().passes
+    assert any(len(fp.box) < len(fp.axes) for fp in q.footprints.values() if fp.axes)
+    arr = plane.to_dask()
+    for k, task in dict(arr.__dask_graph__()).items():
+        if k[0] == arr.name:
+            assert unpack_footprint(task.args[2]) == q.footprints[k[1:]]
+    reference = volume.rotate(20, axes=(1, 2), order=order, mode=mode).compute()[5]
+    np.testing.assert_allclose(arr.compute(), reference, rtol=0, atol=1e-12)
+
+    x = da.from_array(np.random.default_rng(2).random((40, 44)), chunks=(11, 13))
+    T = tf.Translate((30, -20)) @ tf.Rotate(35, center=(20, 22))
+    img = tf.lazy(x).transform(T, order=order, mode=mode, output_chunks=9)
+    (p,) = img.plan().passes
+    arr = img.to_dask()
+    graph = dict(arr.__dask_graph__())
+    tasks = {k[1:]: v for k, v in graph.items() if k[0] == arr.name}
+    assert set(tasks) == set(p.footprints)
+    if mode == "constant":  # the shift leaves some chunks reading nothing
+        assert any(fp.axes is None for fp in p.footprints.values())
+    for idx, task in tasks.items():
+        packed = task.args[2]
+        assert type(packed) is tuple
+        assert all(type(v) in (int, float, bool) for v in packed)
+        assert unpack_footprint(packed) == p.footprints[idx]

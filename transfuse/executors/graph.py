@@ -6,6 +6,12 @@ footprint. Array data a pass's stages carry travels once: a displacement field's
 coefficients are one graph key shared by the tasks, a coordinate array is a dask
 collection read chunk by chunk. Keys are tokens of every parameter that changes the result
 (the backend's name included).
+
+A resampling task carries its footprint as one flat tuple (:func:`pack_footprint`) and
+shares every other argument it can with the pass's other tasks: a distributed scheduler
+unpickles the graph whole, at a cost set by the number of objects in it. With the dask
+config :data:`READS_KEY` set to ``"direct"``, tasks of a pass reading a zarr array
+slice their input from the store themselves (:func:`_run_resample_reading`).
 """
 
 from __future__ import annotations
@@ -24,14 +30,27 @@ from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
 from ..planner.boundary import CVAL, tap_source_index
-from ..planner.footprint import axis_pads, chunk_bounds, coefficient_chunks
+from ..planner.footprint import (
+    AxisWindow,
+    ChunkFootprint,
+    axis_pads,
+    chunk_bounds,
+    coefficient_chunks,
+)
 from ..planner.options import ResampleOptions
 from ..planner.physical import CoordinateArrayStage, FieldStage, FieldWindows
 from .base import ResampleJob
 from .blocks import AxisLayout, assemble_region
 from .spline import PrefilterSpec, filter_axis_whole, filter_indices, halo_depth
 
-__all__ = ["paused_gc", "resample_pass", "spline_coefficients", "to_dask"]
+__all__ = [
+    "pack_footprint",
+    "paused_gc",
+    "resample_pass",
+    "spline_coefficients",
+    "to_dask",
+    "unpack_footprint",
+]
 
 
 def _refs(keys) -> list[TaskRef]:
@@ -46,12 +65,64 @@ def _refs(keys) -> list[TaskRef]:
     return [TaskRef(k) for k in keys]
 
 
+@functools.lru_cache(maxsize=64)
+def _nothing(n: int) -> tuple:
+    """``n`` Nones, one shared tuple (pickled once per graph, not once per task)."""
+    return (None,) * n
+
+
 def _argument(values: list):
-    """A list argument of a task: plain when it names no chunk (no container to walk),
-    a task-spec ``List`` when it holds references."""
+    """A list argument of a task: a task-spec ``List`` when it holds references, else a
+    plain tuple (no container to walk; the all-None one shared by every task)."""
     if any(isinstance(v, (TaskRef, List)) for v in values):
         return List(*values)
-    return values
+    if all(v is None for v in values):
+        return _nothing(len(values))
+    return tuple(values)
+
+
+def pack_footprint(fp: ChunkFootprint) -> tuple:
+    """A footprint as one flat tuple of numbers, as a resampling task carries it.
+
+    A graph of 10^4 output chunks is unpickled by the distributed scheduler in one go,
+    and there the cost is the number of objects, not bytes: Python's garbage collector
+    walks every new container again and again while they are created (measured: 0.16 s
+    for the tasks of 10^4 chunks with the collector off, 0.9-1.9 s with it on). A
+    footprint's dataclasses, tuples and their dicts are 10-20 objects; this is one.
+    :func:`unpack_footprint` rebuilds the footprint inside the task.
+
+    Layout: ``output ndim, direct, input ndim (-1: no axes), box (2 per output axis)``,
+    then per input axis ``lo, hi, first, last, nchunks, chunk indices`` (a plane or a
+    line of a volume has fewer output axes than input axes).
+
+    Examples
+    --------
+    >>> fp = ChunkFootprint(((0, 4),), (AxisWindow(1, 5, (0, 1), 1.5, 4.5),), True)
+    >>> pack_footprint(fp)
+    (1, True, 1, 0, 4, 1, 5, 1.5, 4.5, 2, 0, 1)
+    >>> unpack_footprint(pack_footprint(fp)) == fp
+    True
+    """
+    out = [len(fp.box), fp.direct, -1 if fp.axes is None else len(fp.axes)]
+    for lo, hi in fp.box:
+        out += (lo, hi)
+    for w in fp.axes or ():
+        out += (w.lo, w.hi, w.first, w.last, len(w.chunks), *w.chunks)
+    return tuple(out)
+
+
+def unpack_footprint(packed: tuple) -> ChunkFootprint:
+    """The footprint :func:`pack_footprint` packed."""
+    ndim, direct, naxes = packed[:3]
+    box = tuple((packed[3 + 2 * a], packed[4 + 2 * a]) for a in range(ndim))
+    if naxes < 0:
+        return ChunkFootprint(box, None, direct)
+    axes, i = [], 3 + 2 * ndim
+    for _ in range(naxes):
+        lo, hi, first, last, n = packed[i : i + 5]
+        axes.append(AxisWindow(lo, hi, tuple(packed[i + 5 : i + 5 + n]), first, last))
+        i += 5 + n
+    return ChunkFootprint(box, tuple(axes), direct)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -97,7 +168,22 @@ def _with_inputs(stages, inputs) -> tuple:
 def _run_resample(executor, job, footprint, infos, inputs, *pieces):
     if any(v is not None for v in inputs):
         job = dataclasses.replace(job, stages=_with_inputs(job.stages, inputs))
+    if isinstance(footprint, tuple):
+        footprint = unpack_footprint(footprint)
     return executor.resample_chunk(job, footprint, list(pieces), _layouts(infos))
+
+
+def _run_resample_reading(executor, job, footprint, infos, inputs, source):
+    """:func:`_run_resample` reading its input itself: the box covering the input chunks
+    ``infos`` describes, in one slice of ``source`` (a zarr array), as one piece. The
+    piece holds exactly the samples those chunks hold, so the result is the same bit for
+    bit as when the chunks arrive from their own tasks."""
+    box = tuple(slice(starts[0], starts[-1] + sizes[-1]) for starts, sizes in infos)
+    region = np.asarray(source[box])
+    infos = tuple(((b.start,), (b.stop - b.start,)) for b in box)
+    fp = unpack_footprint(footprint)
+    one = tuple(dataclasses.replace(w, chunks=w.chunks[:1]) for w in fp.axes)
+    return _run_resample(executor, job, dataclasses.replace(fp, axes=one), infos, inputs, region)
 
 
 def _run_coordinates(executor, stages, box, inputs):
@@ -140,6 +226,41 @@ SPARSE_RATIO = 3
 #: volumes far beyond memory, at about 1.3x the filtering work) or ``"shared"``.
 PREFILTER_KEY = "transfuse.prefilter"
 PREFILTER_CHOICES = ("auto", "local", "shared")
+
+#: dask config key choosing how a resampling pass at order 0 or 1 whose input is a zarr
+#: array (``dask.array.from_zarr``, :func:`transfuse.io.arrays.read_image`) reads it:
+#: ``"shared"`` (the default: dask's task per input chunk, each chunk read once and
+#: handed to every output chunk reading it; on a cluster it travels between workers) or
+#: ``"direct"`` (every resampling task reads the box of input chunks it needs from the
+#: store itself: no input task, no dependency, nothing sent between workers; each input
+#: chunk is then read and decompressed once per output chunk reading it).
+READS_KEY = "transfuse.zarr_reads"
+READS_CHOICES = ("shared", "direct")
+
+
+def reads_choice() -> str:
+    """The configured :data:`READS_KEY` (ValueError naming it when unknown)."""
+    choice = dask.config.get(READS_KEY, "shared")
+    if choice not in READS_CHOICES:
+        raise ValueError(f"dask config {READS_KEY}={choice!r} is not one of {list(READS_CHOICES)}")
+    return choice
+
+
+def zarr_source(array: da.Array):
+    """``(layer name, zarr array)`` when ``array`` is a zarr array read by
+    ``dask.array.from_zarr`` and nothing else (a getter per chunk of one stored array),
+    else None."""
+    original = "original-" + array.name
+    layers = array.dask.layers
+    if set(layers) != {array.name, original} or len(layers[original]) != 1:
+        return None
+    value = layers[original].get(original)
+    value = getattr(value, "value", value)  # a DataNode holds it
+    if not type(value).__module__.startswith("zarr"):
+        return None
+    if tuple(getattr(value, "shape", ())) != array.shape or value.dtype != array.dtype:
+        return None
+    return original, value
 
 
 def prefilter_choice() -> str:
@@ -213,7 +334,7 @@ def _local_prefilter(p, idx, fp, array, executor, depth, name, sharing=1.0, alwa
     deps = [(array.name, *k) for k in itertools.product(*(ax[1] for ax in axes))]
     key = (name, *idx)
     task = Task(key, _run_prefilter, executor, spec, [ax[2] for ax in axes], *_refs(deps))
-    infos = [((s,), (e - s,)) for s, e in spans]
+    infos = tuple(((s,), (e - s,)) for s, e in spans)
     return key, task, infos
 
 
@@ -388,10 +509,10 @@ def _stage_inputs(stages, mode, field_windows=(), nrows=0):
         # grid-constant still weighs cval by each point's taps: it needs the coordinates,
         # so every stage's data, even where every tap reads cval
         needed = not all_cval or mode == "grid-constant"
+        if not per_block or not needed:
+            return _nothing(len(stages))
         out = [None] * len(stages)
         for i, kind, key in per_block:
-            if not needed:
-                continue
             if kind == "window":
                 window, keys = key[row]
                 out[i] = List(window, List(*_refs(keys)))
@@ -428,7 +549,9 @@ def check_domains(p, executor) -> None:
 
 def _map_block(name, mode, row, idx, all_cval):
     """The shared map's block for output chunk ``idx`` (none for an all-cval chunk)."""
-    return List(TaskRef((name, 0, *idx))) if not all_cval or mode == "grid-constant" else [None]
+    return (
+        List(TaskRef((name, 0, *idx))) if not all_cval or mode == "grid-constant" else _nothing(1)
+    )
 
 
 def _shared_map(p, stages, inputs, executor):
@@ -488,18 +611,25 @@ def resample_pass(p, array: da.Array, executor, share_map: bool = False) -> da.A
     )
     choice = prefilter_choice() if p.needs_prefilter else "auto"
     where = () if choice == "auto" else (choice,)  # the default keeps its keys
+    source = None
+    if not p.needs_prefilter and not any(p.pads) and reads_choice() == "direct":
+        source = zarr_source(array)
+    if source is not None:
+        where += ("direct",)
     name = "resample-" + tokenize(coef.name, p.token, executor.name, shared is not None, *where)
     local_name = "spline-coefficients-local-" + tokenize(name)
     depth = halo_depth(opts.order, ndim=max(1, p.input.ndim - len(p.batch_axes)))
     needs_prefilter = p.needs_prefilter and choice != "shared"
     sharing = _sharing(p) if needs_prefilter else 1.0
     pads = p.pads
+    ref = None if source is None else TaskRef(source[0])  # one object, pickled once
     dsk = {}
     any_local = any_shared = False
     for row, (idx, fp) in enumerate(p.footprints.items()):
         if fp.axes is None:
             key = (name, *idx)
-            dsk[key] = Task(key, _run_resample, executor, job, fp, [], inputs(row, idx, True))
+            packed = pack_footprint(fp)
+            dsk[key] = Task(key, _run_resample, executor, job, packed, (), inputs(row, idx, True))
             continue
         local = None
         if needs_prefilter:
@@ -512,19 +642,36 @@ def resample_pass(p, array: da.Array, executor, share_map: bool = False) -> da.A
             deps = [key]
             any_local = True
         else:
-            infos = [
+            infos = tuple(
                 _axis_info(p.coefficient_chunks[a], pads[a], tuple(w.chunks))
                 for a, w in enumerate(fp.axes)
-            ]
-            deps = [(coef.name, *k) for k in fp.dependencies]
+            )
+            deps = [] if source is not None else [(coef.name, *k) for k in fp.dependencies]
             any_shared = True
         key = (name, *idx)
         task_inputs = inputs(row, idx, False)
-        dsk[key] = Task(key, _run_resample, executor, job, fp, infos, task_inputs, *_refs(deps))
+        packed = pack_footprint(fp)
+        if source is not None:
+            task = Task(key, _run_resample_reading, executor, job, packed, infos, task_inputs, ref)
+        else:
+            task = Task(key, _run_resample, executor, job, packed, infos, task_inputs, *_refs(deps))
+        dsk[key] = task
+    if source is not None:  # the tasks read the stored array, not dask's chunks of it
+        any_shared = False
     dependencies = ([coef] if any_shared else []) + collections + ([array] if any_local else [])
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=dependencies)
+    if source is not None:
+        graph = _with_layer(graph, name, array.dask, source[0])
     meta = executor.meta(p.output.dtype, p.output.ndim)
     return da.Array(graph, name, p.output.chunks, meta=meta)
+
+
+def _with_layer(graph: HighLevelGraph, name: str, other: HighLevelGraph, layer: str):
+    """``graph`` with ``other``'s ``layer`` added as a dependency of its layer ``name``."""
+    layers = {**graph.layers, layer: other.layers[layer]}
+    dependencies = {**graph.dependencies, layer: set()}
+    dependencies[name] = set(graph.dependencies[name]) | {layer}
+    return HighLevelGraph(layers, dependencies)
 
 
 @contextlib.contextmanager
