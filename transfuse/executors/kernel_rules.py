@@ -11,6 +11,11 @@ each their own way (inlined CPU functions; device functions).
 Plain Python with no array arguments and no imports beyond :mod:`math`, so that both
 compilers accept it. ``rule`` calls ``fold`` through the name ``fold`` of the module that
 compiles it: :func:`bind` makes that copy.
+
+numba's disk cache keys a compiled kernel on its own source file only: after editing this
+file in a development checkout, touch the kernel modules (``kernels_interp.py``,
+``kernels_chain.py``) or clear their ``__pycache__``, or they keep the old rule. (An
+installed upgrade rewrites every file, so users never meet this.)
 """
 
 from __future__ import annotations

@@ -42,6 +42,7 @@ import numpy as np
 
 from ..planner.physical import AffineStage, CoordinateArrayStage, ExprStage, FieldStage
 from . import kernel_ndi, numba_loader
+from . import kernel_rules as rules
 from . import kernels_interp as K
 from .kernels_expr import compiled_expression, expression_cache_dir
 
@@ -116,17 +117,6 @@ def _first_affine(form, lin, off, opk, opv, gsrc, gstart, gstep, n_in, start, sh
             if i1 == s1:
                 i1 = 0
                 i0 += 1
-
-
-def _grid_index(src, start, step, o0, o1, o2):
-    """Grid index ``start + step * o[src]`` (``src < 0``: ``start``), as a float."""
-    if src == 0:
-        return float(start + step * o0)
-    if src == 1:
-        return float(start + step * o1)
-    if src == 2:
-        return float(start + step * o2)
-    return float(start)
 
 
 def _affine_points(lin, off, n_in, n_out, p):
@@ -300,13 +290,17 @@ def _field_block(head, where, limit, after, lo, p):
     return 0
 
 
+# the grid index of an output point (kernel_rules.pick), compiled by :func:`_jit_helpers`
+_grid_index = rules.pick
+
+
 @functools.cache
 def _jit_helpers() -> None:
     """Compile the helpers the stage kernels inline (kernels_interp's too), once."""
     global _sample, _grid_index
     K._jit_helpers()
     _sample = K._jit(_sample, inline="always")
-    _grid_index = K._jit(_grid_index, inline="always")
+    _grid_index = K._pick
 
 
 def _deferred(func):
