@@ -288,3 +288,49 @@ def test_fast_path_equals_the_table_path(order, mode, ndim, monkeypatch):
     ref = ndi.affine_transform(x, m, off, order=order, mode=mode)
     check(got, ref, x, order)
     assert seen["fast"] > 0 and seen["calls"] > 0
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(
+    st.integers(0, 1),
+    st.lists(st.integers(0, 2), min_size=3, max_size=3),
+    st.integers(1, 70),
+    st.integers(0, 2),
+    st.booleans(),
+    st.integers(-5, 75),
+    st.sampled_from([0.1, -0.1, 1.0 / 3.0, -0.3, 0.7, 1.0, 2.5, 0.0, 1e-9]),
+    st.sampled_from([-1.0, 0.0, 1.0]),
+    st.integers(-30, 30),
+    st.sampled_from([-2, -1, 0, 1, 3]),
+    st.sampled_from([0.0, 12.0]),
+)
+def test_fast_span_is_every_fast_point(order, kinds, n, axis, upper, m, l, nudge, gb, gd, padfe):
+    """The run of points the fast path takes in a row (estimated, then its ends found by
+    the exact test) is exactly the set of points the per-point test accepts, brute force:
+    the test is monotonic in the point index, so that set is one run. Rows are drawn so
+    that one axis's coordinate crosses a bound of the fast range at point ``m`` (give or
+    take an ulp), where an estimate alone is off by one."""
+    kernels_interp._jit_helpers()
+    K = kernels_interp
+    fast = np.array([[3, 20, 0, 1], [0, 9, 0, 1], [-5, 40, 0, 1]], dtype=np.int64)
+    nm = np.array([24.0, 11.0, 60.0])
+    interp = np.array([0 if k == 0 else 1 for k in kinds], dtype=np.int64)
+    bnd = K._fast_bounds(fast, nm, interp, padfe, order)
+    lifts = np.array([0 if interp[a] == 0 else order // 2 for a in range(3)])
+    simple = bool(K._simple(bnd))
+    b, q = zip(*(K._axis_consts(bnd, fast, lifts, a) for a in range(3)), strict=True)
+    h, ls = [], []
+    for a in range(3):
+        clo = max(bnd[a, 0] - bnd[a, 4] - bnd[a, 5], bnd[a, 2])
+        chi = min(bnd[a, 1] - bnd[a, 4] - bnd[a, 5], bnd[a, 3])
+        if a != axis:  # the middle of the range, barely moving
+            h.append((clo + chi) / 2)
+            ls.append(1e-3)
+            continue
+        c = (chi if upper else clo) - float(gb + gd * m) * l
+        h.append(float(np.nextafter(c, np.inf * nudge)) if nudge else c)
+        ls.append(l)
+    row = (b[0], q[0], b[1], q[1], b[2], q[2], *h, *ls, gb, gd, simple)
+    lo, hi = K._fast_span(n, *row)
+    accepted = [k for k in range(n) if K._point_ok(k, *row)]
+    assert list(range(lo, hi)) == accepted

@@ -114,6 +114,12 @@ def _weights(x, order):
     return w0, w1, w2, w3, w4, w5
 
 
+def _at(buf, p):
+    """``float(buf[p])`` for an offset known to be >= 0, read through an unsigned index:
+    numba then drops its negative-index wraparound (4 instructions per tap read)."""
+    return float(buf[np.uint64(p)])
+
+
 def _trilinear(buf, p00, p01, p10, p11, q0, q1, c0, c1, c2):
     """scipy's order-1 sum over 8 taps ``p_ab + q_d`` (the offsets of the first two axes'
     taps summed, then the last axis's), weights from the coordinates, in scipy's order."""
@@ -124,14 +130,14 @@ def _trilinear(buf, p00, p01, p10, p11, q0, q1, c0, c1, c2):
     wc0 = 1.0 - (c2 - math.floor(c2))
     wc1 = 1.0 - wc0
     t = 0.0
-    t += float(buf[p00 + q0]) * wa0 * wb0 * wc0
-    t += float(buf[p00 + q1]) * wa0 * wb0 * wc1
-    t += float(buf[p01 + q0]) * wa0 * wb1 * wc0
-    t += float(buf[p01 + q1]) * wa0 * wb1 * wc1
-    t += float(buf[p10 + q0]) * wa1 * wb0 * wc0
-    t += float(buf[p10 + q1]) * wa1 * wb0 * wc1
-    t += float(buf[p11 + q0]) * wa1 * wb1 * wc0
-    t += float(buf[p11 + q1]) * wa1 * wb1 * wc1
+    t += _at(buf, p00 + q0) * wa0 * wb0 * wc0
+    t += _at(buf, p00 + q1) * wa0 * wb0 * wc1
+    t += _at(buf, p01 + q0) * wa0 * wb1 * wc0
+    t += _at(buf, p01 + q1) * wa0 * wb1 * wc1
+    t += _at(buf, p10 + q0) * wa1 * wb0 * wc0
+    t += _at(buf, p10 + q1) * wa1 * wb0 * wc1
+    t += _at(buf, p11 + q0) * wa1 * wb1 * wc0
+    t += _at(buf, p11 + q1) * wa1 * wb1 * wc1
     return t
 
 
@@ -142,10 +148,10 @@ def _bilinear(buf, p0, p1, q0, q1, c1, c2):
     wc0 = 1.0 - (c2 - math.floor(c2))
     wc1 = 1.0 - wc0
     t = 0.0
-    t += float(buf[p0 + q0]) * wb0 * wc0
-    t += float(buf[p0 + q1]) * wb0 * wc1
-    t += float(buf[p1 + q0]) * wb1 * wc0
-    t += float(buf[p1 + q1]) * wb1 * wc1
+    t += _at(buf, p0 + q0) * wb0 * wc0
+    t += _at(buf, p0 + q1) * wb0 * wc1
+    t += _at(buf, p1 + q0) * wb1 * wc0
+    t += _at(buf, p1 + q1) * wb1 * wc1
     return t
 
 
@@ -204,30 +210,100 @@ def _row_point(k, b0, q0, b1, q1, b2, q2, h0, h1, h2, l02, l12, l22, gb, gd, sim
     return ok0 and ok1 and ok2, c0, c1, c2, p0 + p1 + p2
 
 
-def _row_fast_body(buf, fast, bnd, lifts, fam, h, l02, l12, l22, gb, gd, orow, slow, simple):
-    """One output row of the hoisted matrix form: every point the fast path can compute,
-    in the same operations as the general path (orders 0 and 1: ``fam`` 1 one tap per
-    axis, 2 trilinear, 3 bilinear with one tap along the first axis); the others' indices
-    go to ``slow``, and their number is returned. (Orders above 1 gain nothing measurable
-    from it: their time is in the taps.)
+def _axis_span(h, l, gb, gd, b, ka, kb):
+    """``(ka, kb)`` narrowed to the real interval of ``k`` where ``c = h + (gb + gd * k) * l``
+    meets the fast-path bounds ``b`` of :func:`_fast_bounds`, with a sample of slack each side
+    (an estimate: the caller checks the exact test at the ends)."""
+    clo = max(b[0] - b[4] - b[5], b[2])
+    chi = min(b[1] - b[4] - b[5], b[3])
+    s = gd * l
+    if s == 0.0:  # c is the same for the whole row
+        c = h + float(gb) * l
+        if not (c >= clo and c <= chi):
+            return 1.0, 0.0
+        return ka, kb
+    lo = ((clo - h) / l - gb) / gd
+    hi = ((chi - h) / l - gb) / gd
+    if s < 0.0:
+        lo, hi = hi, lo
+    lo, hi = lo - 1.0, hi + 1.0  # a sample of slack each side for the estimate's rounding
+    if lo > ka:
+        ka = lo
+    if hi < kb:
+        kb = hi
+    return ka, kb
 
-    A function of its own, with no calls in its loop, so that the loop keeps everything
-    in registers."""
+
+def _point_ok(k, b0, q0, b1, q1, b2, q2, h0, h1, h2, l02, l12, l22, gb, gd, simple):
+    """Whether :func:`_row_point` puts point ``k`` on the fast path (a call of its own:
+    inlined at its few uses only, to keep the kernel's compile time down)."""
+    return _row_point(k, b0, q0, b1, q1, b2, q2, h0, h1, h2, l02, l12, l22, gb, gd, simple)[0]
+
+
+def _fast_span(n, b0, q0, b1, q1, b2, q2, h0, h1, h2, l02, l12, l22, gb, gd, simple):
+    """The points ``klo <= k < khi`` of a row of ``n`` that the fast path computes.
+
+    Each coordinate is a monotonic function of ``k`` (float rounding keeps the order of
+    ``gb + gd * k``, of its product with ``l`` and of a sum with ``h``), so the points that
+    pass :func:`_row_point`'s test form one run: estimated from the bounds (with slack),
+    then its ends moved to where the exact test changes. Its loop then needs no
+    test per point. (A run the estimate misses entirely would be left to the general path:
+    slower, never wrong.)"""
+    ka, kb = 0.0, float(n - 1)
+    ka, kb = _axis_span(h0, l02, gb, gd, b0, ka, kb)
+    ka, kb = _axis_span(h1, l12, gb, gd, b1, ka, kb)
+    ka, kb = _axis_span(h2, l22, gb, gd, b2, ka, kb)
+    if not ka <= kb:
+        return 0, 0
+    lo, hi = int(math.ceil(ka)), int(math.floor(kb))
+    while lo <= hi and not _point_ok(
+        lo, b0, q0, b1, q1, b2, q2, h0, h1, h2, l02, l12, l22, gb, gd, simple
+    ):
+        lo += 1
+    if lo > hi:
+        return 0, 0
+    while lo > 0 and _point_ok(
+        lo - 1, b0, q0, b1, q1, b2, q2, h0, h1, h2, l02, l12, l22, gb, gd, simple
+    ):
+        lo -= 1
+    while not _point_ok(hi, b0, q0, b1, q1, b2, q2, h0, h1, h2, l02, l12, l22, gb, gd, simple):
+        hi -= 1
+    while hi < n - 1 and _point_ok(
+        hi + 1, b0, q0, b1, q1, b2, q2, h0, h1, h2, l02, l12, l22, gb, gd, simple
+    ):
+        hi += 1
+    return lo, hi + 1
+
+
+def _row_fast_body(buf, fast, bnd, lifts, fam, h, l02, l12, l22, gb, gd, orow, slow, simple):
+    """One output row of the hoisted matrix form: every point the fast path can compute
+    (one run, :func:`_fast_span`), in the same operations as the general path (orders 0
+    and 1: ``fam`` 1 one tap per axis, 2 trilinear, 3 bilinear with one tap along the first
+    axis); the others' indices go to ``slow``, and their number is returned. (Orders above
+    1 gain nothing measurable from it: their time is in the taps.)
+
+    A function of its own, with no call in its loop and no test but the (predictable)
+    family, so that the loop keeps everything in registers."""
     h0, h1, h2 = h[0], h[1], h[2]
     b0, q0 = _axis_consts(bnd, fast, lifts, 0)
     b1, q1 = _axis_consts(bnd, fast, lifts, 1)
     b2, q2 = _axis_consts(bnd, fast, lifts, 2)
     st0, st1, st2 = fast[0, 3], fast[1, 3], fast[2, 3]
+    n = orow.shape[0]
+    klo, khi = _fast_span(n, b0, q0, b1, q1, b2, q2, h0, h1, h2, l02, l12, l22, gb, gd, simple)
     nslow = 0
-    for k in range(orow.shape[0]):
-        ok, c0, c1, c2, p = _row_point(
+    for k in range(klo):
+        slow[nslow] = k
+        nslow += 1
+    for k in range(khi, n):
+        slow[nslow] = k
+        nslow += 1
+    for k in range(klo, khi):
+        _, c0, c1, c2, p = _row_point(
             k, b0, q0, b1, q1, b2, q2, h0, h1, h2, l02, l12, l22, gb, gd, simple
         )
-        if not ok:
-            slow[nslow] = k
-            nslow += 1
-        elif fam == 1:
-            orow[k] = 0.0 + float(buf[p])
+        if fam == 1:
+            orow[k] = 0.0 + _at(buf, p)
         elif fam == 2:
             p10 = p + st0
             orow[k] = _trilinear(buf, p, p + st1, p10, p10 + st1, 0, st2, c0, c1, c2)
@@ -469,10 +545,10 @@ def _kernel(
                             ta = 0.0
                             for b in range(4):
                                 pb = pa + pos[1, b]
-                                tb = float(buf[pb + u0]) * wc0
-                                tb += float(buf[pb + u1]) * wc1
-                                tb += float(buf[pb + u2]) * wc2
-                                tb += float(buf[pb + u3]) * wc3
+                                tb = _at(buf, pb + u0) * wc0
+                                tb += _at(buf, pb + u1) * wc1
+                                tb += _at(buf, pb + u2) * wc2
+                                tb += _at(buf, pb + u3) * wc3
                                 ta += tb * wb[b]
                             t += ta * wa[a]
                         out[i, j, k] = t
@@ -480,7 +556,7 @@ def _kernel(
                 elif single:
                     p0a, p1a, p2a = tables[0, i0], tables[1, i1], tables[2, i2]
                     if (p0a | p1a | p2a) >= 0:
-                        out[i, j, k] = 0.0 + float(buf[p0a + p1a + p2a])
+                        out[i, j, k] = 0.0 + _at(buf, p0a + p1a + p2a)
                         continue
                 # -- taps (buffer offsets) and weights
                 anycval = False
@@ -535,7 +611,7 @@ def _kernel(
                                 if p0 < 0 or p1 < 0 or p2 < 0:
                                     v = cval
                                 else:
-                                    v = float(buf[p0 + p1 + p2])
+                                    v = _at(buf, p0 + p1 + p2)
                                 t += v * wa * wb * w[2, d]
                 out[i, j, k] = t
 
@@ -578,7 +654,8 @@ _fold, _rule, _pick = rules.fold, rules.rule, rules.pick
 def _jit_helpers() -> None:
     """Compile the helpers the kernels inline, once (at the first kernel's first call)."""
     global _fold, _weights, _rule, _pick, _fast_bounds, _axis_point, _axis_consts, _row_point
-    global _simple, _row_fast_body, _row_fast, _trilinear, _bilinear
+    global _simple, _row_fast_body, _row_fast, _trilinear, _bilinear, _axis_span, _fast_span, _at
+    global _point_ok
     # the helpers are inlined into the kernel (numba's IR inlining): slower to compile
     # once, ~1.5x faster per point than calls
     _fold = _jit(rules.fold, inline="always")
@@ -589,9 +666,13 @@ def _jit_helpers() -> None:
     _axis_point = _jit(_axis_point, inline="always")
     _axis_consts = _jit(_axis_consts, inline="always")
     _row_point = _jit(_row_point, inline="always")
+    _axis_span = _jit(_axis_span, inline="always")
+    _point_ok = _jit(_point_ok, boundscheck=False)
+    _fast_span = _jit(_fast_span, inline="always")
     _simple = _jit(_simple, inline="always")
     _row_fast_body = _jit(_row_fast_body, inline="always")
     _row_fast = _jit(_row_fast, nogil=True, boundscheck=False)
+    _at = _jit(_at, inline="always")
     _trilinear = _jit(_trilinear, inline="always")
     _bilinear = _jit(_bilinear, inline="always")
 
