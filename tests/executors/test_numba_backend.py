@@ -334,3 +334,30 @@ def test_fast_span_is_every_fast_point(order, kinds, n, axis, upper, m, l, nudge
     lo, hi = K._fast_span(n, *row)
     accepted = [k for k in range(n) if K._point_ok(k, *row)]
     assert list(range(lo, hi)) == accepted
+
+
+def test_scratch_is_reused_per_thread_and_bounded(monkeypatch):
+    """A thread's window and float64-result scratch is one buffer reused chunk after chunk
+    (no fresh pages per chunk), never shared with another thread, and a request above the
+    bound gets an array of its own; results stay separate arrays (float64 outputs are
+    never the scratch)."""
+    a = compiled._scratch("window", (4, 5), np.float32)
+    b = compiled._scratch("window", (3, 3), np.float64)
+    assert np.shares_memory(a, b)
+    assert not np.shares_memory(a, compiled._scratch("out", (4, 5), np.float32))
+    other = []
+    t = threading.Thread(target=lambda: other.append(compiled._scratch("window", (4, 5), "f4")))
+    t.start()
+    t.join()
+    assert not np.shares_memory(a, other[0])
+    monkeypatch.setattr(compiled, "SCRATCH_BYTES", 64)
+    big = compiled._scratch("window", (4, 5), np.float32)
+    assert not np.shares_memory(a, big) and big.shape == (4, 5)
+    x = np.random.default_rng(3).standard_normal((20, 20))
+    monkeypatch.undo()
+    for dtype in (np.float64, np.float32):
+        got = tnd.rotate(tf.lazy(x.astype(dtype), chunks=5).to_dask(), 17, reshape=False, order=1)
+        chunks = dask.compute(*got.to_delayed().ravel(), scheduler="synchronous")
+        assert len({c.__array_interface__["data"][0] for c in chunks}) == len(chunks)
+        ref = ndi.rotate(x.astype(dtype), 17, reshape=False, order=1)
+        np.testing.assert_array_equal(got.compute(scheduler="synchronous"), ref)

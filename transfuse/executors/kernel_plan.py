@@ -80,6 +80,29 @@ class KernelSpec:
 
 
 _NO_COORDS = np.zeros((1, 1, 1, 1))
+
+#: Most bytes of scratch (window and float64 result) a thread keeps between its chunks;
+#: a larger window or result is allocated for its chunk alone.
+SCRATCH_BYTES = 64 * 2**20
+_SCRATCH = threading.local()
+
+
+def _scratch(slot: str, shape, dtype) -> np.ndarray:
+    """An uninitialised array of ``shape`` that this thread reuses chunk after chunk (held
+    until the thread ends, at most :data:`SCRATCH_BYTES` per slot). A fresh array per chunk
+    costs page faults on every first touch, and where ``MALLOC_TRIM_THRESHOLD_`` is set
+    (dask's nanny sets it) one ``mmap``/``munmap`` pair per array."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if nbytes > SCRATCH_BYTES:
+        return np.empty(shape, dtype)
+    held = _SCRATCH.__dict__.setdefault("held", {})
+    raw = held.get(slot)
+    if raw is None or raw.nbytes < nbytes:
+        raw = held[slot] = np.empty(max(nbytes, 8), dtype=np.uint8)
+    return raw[:nbytes].view(dtype).reshape(shape)
+
+
 _SPECS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 
@@ -293,7 +316,9 @@ def resample(job, footprint, pieces, layouts):
     if sources is None:
         return None
     counts = [len(w.chunks) for w in footprint.axes]
-    window = assemble_region(pieces, counts, layouts, region)
+    window = assemble_region(
+        pieces, counts, layouts, region, empty=lambda shape, dtype: _scratch("window", shape, dtype)
+    )
     buf, strides = K.flat_buffer(window)
     lead = MAX_NDIM - spec.n_in
     tables = [np.zeros(1, dtype=np.int64)] * lead
@@ -304,7 +329,11 @@ def resample(job, footprint, pieces, layouts):
         tables.append(np.where(src == CVAL, K.TAP_CVAL, table))
         starts.append(first)
     box = [(0, 1)] * (MAX_NDIM - len(footprint.box)) + list(footprint.box)
-    out = np.empty(tuple(e - s for s, e in box), dtype=spec.out_dtype)
+    out_shape = tuple(e - s for s, e in box)
+    if np.dtype(job.dtype) == spec.out_dtype:  # returned as it is: its own array
+        out = np.empty(out_shape, dtype=spec.out_dtype)
+    else:  # cast into a new array by the caller
+        out = _scratch("out", out_shape, spec.out_dtype)
     if chain is not None:  # -- chain branch (kernels_chain)
         interp_args = (buf, tables, starts, spec.shape, spec.interp, spec.pad, spec.mode)
         interp_args += (spec.order, spec.cval)
