@@ -141,6 +141,28 @@ def _trilinear(buf, p00, p01, p10, p11, q0, q1, c0, c1, c2):
     return t
 
 
+def _tricubic(buf, p, st0, st1, st2, c0, c1, c2):
+    """The order-3 sum over the 4 x 4 x 4 taps from offset ``p`` by the strides, in the
+    operations of the kernel's cubic branch (the taps of the last axis weighted and summed
+    first, then the middle axis, then the first), so the same bits as through the tables."""
+    wa = _weights(c0, 3)
+    wb = _weights(c1, 3)
+    wc0, wc1, wc2, wc3, _, _ = _weights(c2, 3)
+    t = 0.0
+    for a in range(4):
+        pa = p + a * st0
+        ta = 0.0
+        for b in range(4):
+            pb = pa + b * st1
+            tb = _at(buf, pb) * wc0
+            tb += _at(buf, pb + st2) * wc1
+            tb += _at(buf, pb + 2 * st2) * wc2
+            tb += _at(buf, pb + 3 * st2) * wc3
+            ta += tb * wb[b]
+        t += ta * wa[a]
+    return t
+
+
 def _bilinear(buf, p0, p1, q0, q1, c1, c2):
     """:func:`_trilinear` with one tap along the first axis (taps ``p_b + q_d``)."""
     wb0 = 1.0 - (c1 - math.floor(c1))
@@ -277,10 +299,10 @@ def _fast_span(n, b0, q0, b1, q1, b2, q2, h0, h1, h2, l02, l12, l22, gb, gd, sim
 
 def _row_fast_body(buf, fast, bnd, lifts, fam, h, l02, l12, l22, gb, gd, orow, slow, simple):
     """One output row of the hoisted matrix form: every point the fast path can compute
-    (one run, :func:`_fast_span`), in the same operations as the general path (orders 0
-    and 1: ``fam`` 1 one tap per axis, 2 trilinear, 3 bilinear with one tap along the first
-    axis); the others' indices go to ``slow``, and their number is returned. (Orders above
-    1 gain nothing measurable from it: their time is in the taps.)
+    (one run, :func:`_fast_span`), in the same operations as the general path: ``fam`` 1
+    one tap per axis (order 0), 2 trilinear, 3 bilinear with one tap along the first axis
+    (order 1), 4 tricubic (order 3, 3-D); the others' indices go to ``slow``, and their
+    number is returned.
 
     A function of its own, with no call in its loop and no test but the (predictable)
     family, so that the loop keeps everything in registers."""
@@ -307,6 +329,8 @@ def _row_fast_body(buf, fast, bnd, lifts, fam, h, l02, l12, l22, gb, gd, orow, s
         elif fam == 2:
             p10 = p + st0
             orow[k] = _trilinear(buf, p, p + st1, p10, p10 + st1, 0, st2, c0, c1, c2)
+        elif fam == 4:
+            orow[k] = _tricubic(buf, p, st0, st1, st2, c0, c1, c2)
         else:
             orow[k] = _bilinear(buf, p, p + st1, 0, st2, c1, c2)
     return nslow
@@ -402,6 +426,8 @@ def _kernel(
             fam = 2
         elif bilinear:
             fam = 3
+        elif cubic and order == 3:
+            fam = 4
     slow = np.empty(out.shape[2], dtype=np.int64)
     bnd = _fast_bounds(fast, nm, interp, padfe, order)
     lifts = np.array([0 if interp[h] == 0 else order // 2 for h in range(3)])
@@ -655,7 +681,7 @@ def _jit_helpers() -> None:
     """Compile the helpers the kernels inline, once (at the first kernel's first call)."""
     global _fold, _weights, _rule, _pick, _fast_bounds, _axis_point, _axis_consts, _row_point
     global _simple, _row_fast_body, _row_fast, _trilinear, _bilinear, _axis_span, _fast_span, _at
-    global _point_ok
+    global _point_ok, _tricubic
     # the helpers are inlined into the kernel (numba's IR inlining): slower to compile
     # once, ~1.5x faster per point than calls
     _fold = _jit(rules.fold, inline="always")
@@ -675,6 +701,7 @@ def _jit_helpers() -> None:
     _at = _jit(_at, inline="always")
     _trilinear = _jit(_trilinear, inline="always")
     _bilinear = _jit(_bilinear, inline="always")
+    _tricubic = _jit(_tricubic, boundscheck=False)
 
 
 def _register_kernel():
