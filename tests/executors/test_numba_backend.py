@@ -361,3 +361,35 @@ def test_scratch_is_reused_per_thread_and_bounded(monkeypatch):
         assert len({c.__array_interface__["data"][0] for c in chunks}) == len(chunks)
         ref = ndi.rotate(x.astype(dtype), 17, reshape=False, order=1)
         np.testing.assert_array_equal(got.compute(scheduler="synchronous"), ref)
+
+
+@pytest.mark.parametrize("mode", ["constant", "mirror", "nearest"])
+@pytest.mark.parametrize("order", [2, 3, 4, 5])
+@pytest.mark.parametrize("ndim", [1, 2, 3])
+def test_float32_coefficients_where_the_contract_allows(mode, order, ndim):
+    """float32 inputs get float32 spline coefficients on the "cpu" backend where the
+    worst case stays within the contract (half the memory an order-3 2-D job keeps),
+    float64 elsewhere and for integers and float64 inputs; the result stays within 1e-6 x
+    max|input| of scipy's float64 arithmetic on the worst data: alternating samples, whose
+    coefficients the filter grows most."""
+    from transfuse.executors.cpu import CPUExecutor
+    from transfuse.executors.graph import coefficient_dtype
+    from transfuse.executors.spline import FILTER_GAIN
+
+    cpu = CPUExecutor()
+    allowed = (FILTER_GAIN[order] ** ndim + 1) * 2.0**-24 <= 1e-6
+    assert coefficient_dtype(cpu, np.float32, order, ndim) == (
+        np.float32 if allowed else np.float64
+    )
+    assert coefficient_dtype(cpu, np.float64, order, ndim) == np.float64
+    assert coefficient_dtype(cpu, np.uint16, order, ndim) == np.float64
+    rng = np.random.default_rng(11 + order)
+    shape = (24, 20, 18)[:ndim]
+    sign = (-1.0) ** np.indices(shape).sum(axis=0)
+    x = (sign * rng.uniform(0.9, 1.0, shape)).astype(np.float32)
+    m, off = _matrix(ndim, rng)
+    got = tnd.affine_transform(
+        tf.lazy(x, chunks=7).to_dask(), m, off, order=order, mode=mode, prefilter=True
+    ).compute(scheduler="synchronous")
+    ref = ndi.affine_transform(x.astype(np.float64), m, off, order=order, mode=mode)
+    check(got, ref.astype(np.float32), x, order)

@@ -20,6 +20,7 @@ from . import cold_start, kernel_ndi, kernel_plan, kernels_prefilter, numba_load
 from . import stages as stage_eval
 from .base import ResampleJob
 from .scipy_backend import ScipyExecutor, cast_like_scipy
+from .spline import float32_coefficients_allowed
 
 __all__ = ["CPUExecutor", "NO_NUMBA_WARNING"]
 
@@ -47,18 +48,15 @@ class CPUExecutor(ScipyExecutor):
         starts cold and ``p`` is small (:mod:`.cold_start`), else this one."""
         return _ColdStart() if cold_start.claim(p) else self
 
-    def coefficient_dtype(self, input_dtype) -> np.dtype:
+    def coefficient_dtype(self, input_dtype, order: int, nfiltered: int) -> np.dtype:
         """float32 spline coefficients for float32 and float16 inputs where the compiled
-        kernels run, float64 otherwise.
-
-        The accuracy contract allows it: the coefficients are filtered in float64 and
-        rounded once (relative error 6e-8), and the B-spline weights are positive and sum
-        to 1, so a value moves by at most ~6e-8 x max|coefficient| (a few times
-        max|input|), within 1e-6 x max|input|. It halves the memory of the coefficient
-        chunks a job keeps (what bounds an out-of-core order-3 job) and the bytes the
-        kernel reads per tap. Integer inputs keep float64: their results are rounded, and
-        a rounding must not move."""
-        if numba_loader.AVAILABLE and np.dtype(input_dtype) in (np.float32, np.float16):
+        kernels run and the accuracy contract holds with them in the worst case
+        (:func:`.spline.float32_coefficients_allowed`: order 2, order 3 up to 2-D, orders
+        4-5 in 1-D), float64 otherwise: half the memory of the coefficient chunks a job
+        keeps and of the bytes the kernel reads per tap. Integer inputs keep float64: their
+        results are rounded, and a rounding must not move."""
+        small = np.dtype(input_dtype) in (np.float32, np.float16)
+        if small and numba_loader.AVAILABLE and float32_coefficients_allowed(order, nfiltered):
             return np.dtype(np.float32)
         return np.dtype(np.float64)
 

@@ -280,10 +280,14 @@ class GPUExecutor:
     def meta(self, dtype, ndim: int):
         return self.device.meta(dtype, ndim)
 
-    def coefficient_dtype(self, input_dtype) -> np.dtype:
-        """float32 coefficients for float32/float16 inputs (the accuracy contract allows
-        it), float64 otherwise."""
-        if np.dtype(input_dtype) in (np.float32, np.float16):
+    def coefficient_dtype(self, input_dtype, order: int, nfiltered: int) -> np.dtype:
+        """float32 coefficients for float32/float16 inputs where the accuracy contract
+        holds with them in the worst case (:func:`.spline.float32_coefficients_allowed`),
+        float64 otherwise."""
+        from .spline import float32_coefficients_allowed
+
+        small = np.dtype(input_dtype) in (np.float32, np.float16)
+        if small and float32_coefficients_allowed(order, nfiltered):
             return np.dtype(np.float32)
         return np.dtype(np.float64)
 

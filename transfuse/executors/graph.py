@@ -311,7 +311,7 @@ def _local_prefilter(p, idx, fp, array, executor, depth, name, sharing=1.0, alwa
     opts = p.options
     shape, chunks = p.input.shape, array.chunks
     filtered = tuple(a not in p.batch_axes for a in range(len(shape)))
-    dtype = coefficient_dtype(executor, array.dtype)
+    dtype = coefficient_dtype(executor, array.dtype, opts.order, sum(filtered))
     whole = tuple(
         filter_axis_whole(n, opts.pad, depth, len(c)) for n, c in zip(shape, chunks, strict=True)
     )
@@ -338,12 +338,14 @@ def _local_prefilter(p, idx, fp, array, executor, depth, name, sharing=1.0, alwa
     return key, task, infos
 
 
-def coefficient_dtype(executor, input_dtype) -> np.dtype:
+def coefficient_dtype(executor, input_dtype, order: int, nfiltered: int) -> np.dtype:
     """The dtype of the spline coefficients ``executor`` computes for a resampling of an
-    ``input_dtype`` array: float64 unless the backend says otherwise (its
-    ``coefficient_dtype`` method)."""
+    ``input_dtype`` array at ``order`` with ``nfiltered`` filtered axes: float64 unless the
+    backend says otherwise (its ``coefficient_dtype`` method)."""
     choose = getattr(executor, "coefficient_dtype", None)
-    return np.dtype(np.float64 if choose is None else choose(np.dtype(input_dtype)))
+    if choose is None:
+        return np.dtype(np.float64)
+    return np.dtype(choose(np.dtype(input_dtype), order, nfiltered))
 
 
 def spline_coefficients(
@@ -591,7 +593,9 @@ def resample_pass(p, array: da.Array, executor, share_map: bool = False) -> da.A
             opts,
             batch_axes=p.batch_axes,
             executor=executor,
-            dtype=coefficient_dtype(executor, array.dtype),
+            dtype=coefficient_dtype(
+                executor, array.dtype, opts.order, array.ndim - len(p.batch_axes)
+            ),
         )
         if p.needs_prefilter
         else array

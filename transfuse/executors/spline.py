@@ -24,6 +24,7 @@ __all__ = [
     "field_coefficients",
     "filter_axis_whole",
     "halo_depth",
+    "float32_coefficients_allowed",
     "halo_error_bound",
     "prefilter_block",
 ]
@@ -45,6 +46,26 @@ HALO_ERROR = {2: 1.18, 3: 2.54, 4: 5.18, 5: 9.37}
 #: Per order, the largest row sum of ``|whole-line filter|``: how much one filtered axis
 #: can grow a value (at the Nyquist frequency, ``1 / B(pi)``: 2, 3, 4.8, 7.5).
 FILTER_GAIN = {2: 2.0, 3: 3.0, 4: 4.8, 5: 7.5}
+
+
+def float32_coefficients_allowed(order: int, nfiltered: int, tolerance: float = 1e-6) -> bool:
+    """Whether float32 spline coefficients keep a float32 result within ``tolerance`` x
+    max|input| of scipy's float64 one, in the worst case.
+
+    Coefficients are filtered in float64 and rounded once, by at most ``2**-24`` of their
+    size, which the filter can make ``FILTER_GAIN[order] ** nfiltered`` times max|input|;
+    the interpolation weights are positive and sum to 1, so the value moves by at most as
+    much, and its own float32 rounding adds ``2**-24``. Allowed: order 2 up to 3-D, order 3
+    up to 2-D, orders 4 and 5 in 1-D (order 3 in 3-D could reach 1.6e-6).
+
+    Examples
+    --------
+    >>> [float32_coefficients_allowed(3, n) for n in (1, 2, 3)]
+    [True, True, False]
+    """
+    if order < 2:
+        return True
+    return (FILTER_GAIN[order] ** max(nfiltered, 1) + 1.0) * 2.0**-24 <= tolerance
 
 
 def halo_error_bound(order: int, depth: int, ndim: int = 3) -> float:
