@@ -363,33 +363,41 @@ def test_scratch_is_reused_per_thread_and_bounded(monkeypatch):
         np.testing.assert_array_equal(got.compute(scheduler="synchronous"), ref)
 
 
-@pytest.mark.parametrize("mode", ["constant", "mirror", "nearest"])
+@pytest.mark.parametrize("mode", ["constant", "mirror"])
 @pytest.mark.parametrize("order", [2, 3, 4, 5])
 @pytest.mark.parametrize("ndim", [1, 2, 3])
-def test_float32_coefficients_where_the_contract_allows(mode, order, ndim):
-    """float32 inputs get float32 spline coefficients on the "cpu" backend where the
-    worst case stays within the contract (half the memory an order-3 2-D job keeps),
-    float64 elsewhere and for integers and float64 inputs; the result stays within 1e-6 x
-    max|input| of scipy's float64 arithmetic on the worst data: alternating samples, whose
-    coefficients the filter grows most."""
+def test_float32_coefficient_rule_on_the_worst_data(mode, order, ndim, monkeypatch):
+    """The rule that gives float32 coefficients (:func:`float32_coefficients_allowed`, the
+    gpu backend's) keeps a float32 result within 1e-6 x max|input| of scipy's float64
+    arithmetic on the worst data, alternating samples, whose coefficients the filter grows
+    most: run here on the "cpu" kernels with float32 coefficients forced where it allows
+    them. Where it refuses them, order 5 in 3-D shows why (several times the bound). The
+    "cpu" backend itself keeps float64 coefficients."""
     from transfuse.executors.cpu import CPUExecutor
     from transfuse.executors.graph import coefficient_dtype
-    from transfuse.executors.spline import FILTER_GAIN
+    from transfuse.executors.spline import float32_coefficients_allowed
 
-    cpu = CPUExecutor()
-    allowed = (FILTER_GAIN[order] ** ndim + 1) * 2.0**-24 <= 1e-6
-    assert coefficient_dtype(cpu, np.float32, order, ndim) == (
-        np.float32 if allowed else np.float64
+    assert coefficient_dtype(CPUExecutor(), np.float32, order, ndim) == np.float64
+    allowed = float32_coefficients_allowed(order, ndim)
+    if not allowed and (order, ndim) != (5, 3):
+        pytest.skip("float64 coefficients: nothing to check")
+    monkeypatch.setattr(
+        CPUExecutor, "coefficient_dtype", lambda self, dt, o, n: np.dtype(np.float32), raising=False
     )
-    assert coefficient_dtype(cpu, np.float64, order, ndim) == np.float64
-    assert coefficient_dtype(cpu, np.uint16, order, ndim) == np.float64
     rng = np.random.default_rng(11 + order)
     shape = (24, 20, 18)[:ndim]
     sign = (-1.0) ** np.indices(shape).sum(axis=0)
     x = (sign * rng.uniform(0.9, 1.0, shape)).astype(np.float32)
     m, off = _matrix(ndim, rng)
-    got = tnd.affine_transform(
+    lazy = tnd.affine_transform(
         tf.lazy(x, chunks=7).to_dask(), m, off, order=order, mode=mode, prefilter=True
-    ).compute(scheduler="synchronous")
+    )
+    names = {str(k[0]) for k in dict(lazy.dask) if str(k[0]).startswith("spline-coef")}
+    assert names  # the coefficients are a layer of the graph (float32, forced)
+    got = lazy.compute(scheduler="synchronous")
     ref = ndi.affine_transform(x.astype(np.float64), m, off, order=order, mode=mode)
-    check(got, ref.astype(np.float32), x, order)
+    err = np.max(np.abs(got - ref)) / np.max(np.abs(x))
+    if allowed:
+        assert err <= 1e-6, err
+    else:
+        assert err > 2e-6, err

@@ -14,13 +14,10 @@ passes run by the reference too, until they add up to more than loading numba co
 
 from __future__ import annotations
 
-import numpy as np
-
 from . import cold_start, kernel_ndi, kernel_plan, kernels_prefilter, numba_loader
 from . import stages as stage_eval
 from .base import ResampleJob
 from .scipy_backend import ScipyExecutor, cast_like_scipy
-from .spline import float32_coefficients_allowed
 
 __all__ = ["CPUExecutor", "NO_NUMBA_WARNING"]
 
@@ -47,18 +44,6 @@ class CPUExecutor(ScipyExecutor):
         """The backend that runs the physical pass ``p``: the reference while the process
         starts cold and ``p`` is small (:mod:`.cold_start`), else this one."""
         return _ColdStart() if cold_start.claim(p) else self
-
-    def coefficient_dtype(self, input_dtype, order: int, nfiltered: int) -> np.dtype:
-        """float32 spline coefficients for float32 and float16 inputs where the compiled
-        kernels run and the accuracy contract holds with them in the worst case
-        (:func:`.spline.float32_coefficients_allowed`: order 2, order 3 up to 2-D, orders
-        4-5 in 1-D), float64 otherwise: half the memory of the coefficient chunks a job
-        keeps and of the bytes the kernel reads per tap. Integer inputs keep float64: their
-        results are rounded, and a rounding must not move."""
-        small = np.dtype(input_dtype) in (np.float32, np.float16)
-        if small and numba_loader.AVAILABLE and float32_coefficients_allowed(order, nfiltered):
-            return np.dtype(np.float32)
-        return np.dtype(np.float64)
 
     def prefilter_chunk(self, spec, pieces, layouts):
         """One chunk of spline coefficients with the compiled filter
