@@ -65,7 +65,7 @@ from .gpu_device import (
     select_device,
 )
 from .scipy_backend import ScipyExecutor
-from .spline import filter_indices, padded_cval
+from .spline import filter_indices, float32_coefficients_allowed, padded_cval
 
 __all__ = ["GPUExecutor", "POLES"]
 
@@ -284,8 +284,6 @@ class GPUExecutor:
         """float32 coefficients for float32/float16 inputs where the accuracy contract
         holds with them in the worst case (:func:`.spline.float32_coefficients_allowed`),
         float64 otherwise."""
-        from .spline import float32_coefficients_allowed
-
         small = np.dtype(input_dtype) in (np.float32, np.float16)
         if small and float32_coefficients_allowed(order, nfiltered):
             return np.dtype(np.float32)
