@@ -14,6 +14,8 @@ import dask.array as da
 import numpy as np
 import pytest
 import zarr
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import ndimage
 
 import transfuse as tf
@@ -122,6 +124,51 @@ def test_local_prefilter_gives_the_shared_coefficients_result(mode):
     assert len({a.name for a in arrays.values()}) == 3  # the choice is in the key
 
 
+def test_auto_filters_every_window_locally_above_the_coefficient_bound(monkeypatch):
+    """Under ``"auto"``, a pass whose shared coefficient chunks would exceed
+    ``SHARED_COEFFICIENT_BYTES`` gets the ``"local"`` graph's tasks (the same floats); below
+    the bound the shared chunks stay."""
+    from transfuse.executors import graph
+
+    def build():
+        return tf.lazy(IMAGE, chunks=40).rotate(25, order=3, reshape=False).to_dask()
+
+    def layer_kinds(arr):
+        names = {k[0] for k in dict(arr.__dask_graph__()) if isinstance(k, tuple)}
+        local = any(n.startswith("spline-coefficients-local") for n in names)
+        shared = any(n.startswith("spline-coefficients-") and "local" not in n for n in names)
+        return local, shared
+
+    small = build()
+    assert layer_kinds(small) == (False, True)  # 200 x 220: far below the bound
+    coefficient_bytes = 200 * 220 * 8  # float64; mode constant has no pre-padding
+    monkeypatch.setattr(graph, "SHARED_COEFFICIENT_BYTES", coefficient_bytes - 1)
+    big = build()
+    assert layer_kinds(big) == (True, False)
+    with dask.config.set({"transfuse.prefilter": "local"}):
+        local = build()
+    assert len({big.name, local.name, small.name}) == 3  # the rule and its bound: in the key
+    np.testing.assert_array_equal(big.compute(), local.compute())
+    monkeypatch.setattr(graph, "SHARED_COEFFICIENT_BYTES", coefficient_bytes)
+    assert layer_kinds(build()) == (False, True)
+
+
+def test_coordinates_spread_over_a_large_input_keep_the_shared_coefficients(monkeypatch):
+    """Above the bound, a task whose points spread over the whole input would filter all of
+    it on its own: it reads the shared coefficient chunks instead (each filtered once)."""
+    from transfuse.executors import graph
+    from transfuse.ndinterp import map_coordinates
+
+    monkeypatch.setattr(graph, "SHARED_COEFFICIENT_BYTES", 0)
+    image = da.from_array(IMAGE, chunks=40)
+    points = np.random.default_rng(5).random((2, 400)) * np.array([[199], [219]])
+    arr = map_coordinates(image, da.from_array(points, chunks=(2, 10)), order=3)
+    keys = {k[0] for k in dict(arr.__dask_graph__()) if isinstance(k, tuple)}
+    assert not any(k.startswith("spline-coefficients-local") for k in keys)
+    expected = ndimage.map_coordinates(IMAGE, points, order=3)
+    np.testing.assert_allclose(arr.compute(), expected, rtol=0, atol=1e-10)
+
+
 def test_an_unknown_prefilter_choice_is_refused():
     with dask.config.set({"transfuse.prefilter": "everywhere"}):
         with pytest.raises(ValueError, match="transfuse.prefilter='everywhere'"):
@@ -150,6 +197,33 @@ def test_a_large_zarr_output_is_computed_region_by_region(tmp_path, monkeypatch)
     assert z.chunks == (9, 9, 9)
     expected = ndimage.rotate(VOLUME, 25, axes=(1, 2), order=1, reshape=False)
     np.testing.assert_array_equal(z[...], expected)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(
+    chunks=st.lists(st.lists(st.integers(1, 9), min_size=1, max_size=5), min_size=1, max_size=4),
+    target=st.integers(1, 4000),
+)
+def test_zarr_regions_tile_the_output_in_whole_chunks(chunks, target):
+    """Regions cover every element once, start and stop on chunk boundaries, and hold at
+    least twice the region bytes only where no axis is left to split them along."""
+    from transfuse.io import arrays
+
+    x = da.zeros(tuple(sum(c) for c in chunks), chunks=tuple(map(tuple, chunks)), dtype="f4")
+    cover = np.zeros(x.shape, dtype=np.int64)
+    bounds = [set(np.cumsum((0, *c)).tolist()) for c in chunks]
+    original = arrays.ZARR_REGION_BYTES
+    try:
+        arrays.ZARR_REGION_BYTES = target
+        regions = arrays.zarr_regions(x)
+    finally:
+        arrays.ZARR_REGION_BYTES = original
+    for region in regions:
+        assert all(s.start in b and s.stop in b for s, b in zip(region, bounds, strict=False))
+        cover[region] += 1
+        nbytes = cover[region].size * 4
+        assert nbytes < 2 * target or len(region) == x.ndim
+    assert (cover == 1).all()
 
 
 def _resampling_tasks(arr):

@@ -346,12 +346,13 @@ def _regular(chunks) -> bool:
     return all(len(c) < 2 or (len(set(c[:-1])) == 1 and c[-1] <= c[0]) for c in chunks)
 
 
-#: A zarr output is computed in regions of whole rows of chunks along its first axis, each
-#: holding at least this many bytes of output (one region when the output is smaller).
+#: A zarr output is computed in regions of whole chunks, each holding at least this many
+#: bytes of output (one region when the output is smaller): rows of chunks along the first
+#: axis, and a row of at least twice this size is split the same way along the next axis.
 #: A region's tasks run to the end before the next region starts, so what the scheduler
 #: keeps in memory is bounded by one region's input footprint, not by the order it picks
-#: across the whole image (dask's order kept about 40% of a 4 GiB input at once);
-#: the cost is that input chunks on a region's border are read twice.
+#: across the whole image (dask's order kept about 40% of a 4 GiB input at once); the
+#: cost is that input chunks on a region's border are read twice.
 ZARR_REGION_BYTES = 2**28
 
 
@@ -361,23 +362,38 @@ def zarr_regions(array) -> list[tuple[slice, ...]]:
     Examples
     --------
     >>> x = da.zeros((1024, 1024, 1024), chunks=128, dtype=np.float32)
-    >>> [r[0] for r in zarr_regions(x)][:2], len(zarr_regions(x))
-    ([slice(0, 128, None), slice(128, 256, None)], 8)
+    >>> regions = zarr_regions(x)  # a row of chunks holds 512 MiB: halves of rows
+    >>> len(regions), regions[1]
+    (16, (slice(0, 128, None), slice(512, 1024, None)))
     >>> len(zarr_regions(da.zeros((100, 100), chunks=10)))
     1
     """
     if array.ndim == 0:
         return [()]
-    rows = array.chunks[0]
-    row_bytes = array.nbytes / max(array.shape[0], 1)
-    regions, start, size = [], 0, 0
+    return _split_regions(array.chunks, 0, array.nbytes)
+
+
+def _split_regions(chunks, axis: int, nbytes: float) -> list[tuple[slice, ...]]:
+    """Regions of the block of ``nbytes`` spanning ``chunks`` from ``axis`` on (slices of
+    ``axis`` and, where a single row was split, of the axes after it)."""
+    rows = chunks[axis]
+    per_index = nbytes / max(sum(rows), 1)
+    groups, start, size = [], 0, 0
     for n in rows:
         size += n
-        if size * row_bytes >= ZARR_REGION_BYTES:
-            regions.append((slice(start, start + size),))
+        if size * per_index >= ZARR_REGION_BYTES:
+            groups.append((start, size))
             start, size = start + size, 0
-    if size or not regions:
-        regions.append((slice(start, start + size),))
+    if size or not groups:
+        groups.append((start, size))
+    regions = []
+    for start, size in groups:
+        here = slice(start, start + size)
+        if size * per_index >= 2 * ZARR_REGION_BYTES and axis + 1 < len(chunks):
+            inner = _split_regions(chunks, axis + 1, size * per_index)
+            regions.extend((here, *rest) for rest in inner)
+        else:
+            regions.append((here,))
     return regions
 
 
