@@ -8,7 +8,7 @@ import numpy as np
 
 from ..planner.boundary import CVAL
 
-__all__ = ["assemble", "AxisLayout"]
+__all__ = ["assemble", "AxisLayout", "region_view"]
 
 
 class AxisLayout:
@@ -101,3 +101,71 @@ def assemble_region(pieces, counts, layouts, ranges, to_array=None, empty=None):
             out = (np.empty if empty is None else empty)(shape, piece.dtype)
         out[dst] = part
     return out
+
+
+def _root(a: np.ndarray) -> np.ndarray:
+    """The array whose memory ``a`` views (``a`` itself when it owns its data)."""
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
+
+
+def region_view(pieces, counts, layouts, ranges):
+    """The contiguous domain ``ranges`` (``[(lo, hi), ...]``, inclusive) as one view, no
+    copy, when the pieces are views of one array, each where its domain position puts it
+    (the chunks ``dask.array.from_array`` cuts out of a numpy array); else None.
+
+    Every sample of the region lies in one of the pieces, and each piece's samples sit at
+    ``origin + index * strides`` of the one array, so the view addresses nothing else.
+
+    Examples
+    --------
+    >>> a = np.arange(60.0).reshape(6, 10)
+    >>> pieces = [a[:3, :5], a[:3, 5:], a[3:, :5], a[3:, 5:]]
+    >>> layouts = [AxisLayout([0, 3], [3, 3]), AxisLayout([0, 5], [5, 5])]
+    >>> v = region_view(pieces, (2, 2), layouts, [(1, 4), (3, 7)])
+    >>> np.shares_memory(v, a), bool((v == a[1:5, 3:8]).all())
+    (True, True)
+    >>> region_view([p.copy() for p in pieces], (2, 2), layouts, [(1, 4), (3, 7)]) is None
+    True
+    """
+    first = pieces[0]
+    if len(pieces) < 2 or not isinstance(first, np.ndarray):
+        return None
+    root, strides, dtype = _root(first), first.strides, first.dtype
+    origin = first.__array_interface__["data"][0]
+    starts0 = [int(lay.starts[0]) for lay in layouts]
+    holder = None
+    for idx, piece in zip(itertools.product(*(range(c) for c in counts)), pieces, strict=True):
+        if (
+            not isinstance(piece, np.ndarray)
+            or piece.dtype != dtype
+            or piece.strides != strides
+            or _root(piece) is not root
+        ):
+            return None
+        at = origin
+        inside = True
+        for a, lay in enumerate(layouts):
+            start = int(lay.starts[idx[a]])
+            if piece.shape[a] != lay.sizes[idx[a]]:
+                return None
+            at += (start - starts0[a]) * strides[a]
+            inside = inside and start <= ranges[a][0] < start + piece.shape[a]
+        if piece.__array_interface__["data"][0] != at:
+            return None
+        if inside:
+            holder = (piece, idx)
+    if holder is None:
+        return None
+    piece, idx = holder
+    corner = piece[
+        tuple(
+            slice(lo - int(lay.starts[i]), None)
+            for (lo, _), lay, i in zip(ranges, layouts, idx, strict=True)
+        )
+    ]
+    shape = tuple(hi - lo + 1 for lo, hi in ranges)
+    return np.lib.stride_tricks.as_strided(
+        corner, shape=shape, strides=strides, writeable=corner.flags.writeable
+    )

@@ -818,8 +818,9 @@ def warm_up(dtypes=(np.float32, np.float64)) -> float:
     """Compile the kernel (or load it from numba's disk cache) for samples of ``dtypes``
     now rather than at the first chunk; the seconds it took (0.0 without numba).
 
-    ``float32`` samples get their own specialisation, every other dtype (and every order
-    above 1, whose coefficients are float64) the ``float64`` one.
+    ``float32`` samples get their own specialisation (into a float32 result, as a float32
+    input's default output), every other dtype (and every order above 1, whose
+    coefficients are float64) the ``float64`` one.
 
     Examples
     --------
@@ -850,7 +851,7 @@ def warm_up(dtypes=(np.float32, np.float64)) -> float:
             np.full(3, -1, dtype=np.int64),
         )
         shape = np.full(3, 2, dtype=np.int64)
-        out = np.empty((1, 1, 1))
+        out = np.empty((1, 1, 1), dtype=dtype)
         interpolate(
             buf,
             tables,
