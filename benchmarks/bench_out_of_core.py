@@ -37,6 +37,7 @@ Usage::
     python benchmarks/bench_out_of_core.py                     # 1024**3, orders 1 and 3
     python benchmarks/bench_out_of_core.py --size 256 --orders 1
     python benchmarks/bench_out_of_core.py --size 64 --chunk 32 --submission-chunks 1000
+    python benchmarks/bench_out_of_core.py --orders 3 --contestants threads --region-mib 512
 """
 
 from __future__ import annotations
@@ -357,6 +358,8 @@ def contestant(name: str, order: int, src: str, out: str, args, reads=None) -> d
         args.prefilter,
         "--zarr-reads",
         args.zarr_reads,
+        "--region-mib",
+        str(args.region_mib),
         "--result",
         result_path,
     ]
@@ -394,7 +397,7 @@ def report(results: dict, n: int, args) -> None:
     print(
         f"\nvolume {n}^3 float32 ({voxels * 4 / 2**30:.2f} GiB), chunks {args.chunk}^3, "
         f"worker memory_limit {args.worker_memory}, prefilter {args.prefilter}, "
-        f"load average {os.getloadavg()[0]:.2f}"
+        f"zarr regions of {args.region_mib:g} MiB, load average {os.getloadavg()[0]:.2f}"
     )
     head = (
         f"{'order':>5} {'contestant':<18} {'wall s':>8} {'Mvox/s':>8} {'peak proc MiB':>14} "
@@ -451,6 +454,12 @@ def main(argv=None) -> int:
         default="auto",
         help="dask config transfuse.prefilter for orders > 1 (default auto)",
     )
+    p.add_argument(
+        "--region-mib",
+        type=float,
+        default=256.0,
+        help="transfuse.io.arrays.ZARR_REGION_BYTES in MiB (default 256, the library's)",
+    )
     p.add_argument("--workdir", default=tempfile.gettempdir())
     p.add_argument("--keep", action="store_true", help="keep the generated volume")
     p.add_argument("--json", help="also write the figures to this file")
@@ -463,8 +472,14 @@ def main(argv=None) -> int:
     p.add_argument("--zarr-reads", default="shared", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
+    if args.region_mib <= 0:
+        p.error(f"--region-mib must be positive, got {args.region_mib}")
     if args.run:
         import dask
+
+        from transfuse.io import arrays
+
+        arrays.ZARR_REGION_BYTES = int(args.region_mib * 2**20)
 
         runner = {"ngff-zarr": run_ngff_zarr, "submission": run_submission}.get(
             args.run, run_transfuse

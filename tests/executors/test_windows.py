@@ -69,8 +69,8 @@ def test_region_view_is_the_assembled_region_without_a_copy(case):
     copies = [p.copy() for p in pieces]
     assert blocks.region_view(copies, counts, layouts, ranges) is None
     swapped = [pieces[-1], *pieces[1:-1], pieces[0]]  # pieces not where their layout says
-    if not all(p.shape == pieces[0].shape for p in pieces) or len(pieces) < 2:
-        return
+    if not all(p.shape == pieces[0].shape for p in pieces):
+        return  # then the sizes alone tell them apart
     assert blocks.region_view(swapped, counts, layouts, ranges) is None
 
 
@@ -129,7 +129,7 @@ def test_viewed_and_assembled_windows_give_the_same_bits(monkeypatch, mode, orde
         assert assembled_calls  # the same job with copied chunks assembles its windows
     np.testing.assert_array_equal(views, copies)
     expected = ndi.rotate(x, 17, axes=(1, 2), order=order, mode=mode, reshape=False)
-    if order <= 1 and dtype == np.float64:
+    if order <= 1:  # float32 too: the kernel rounds each point as scipy's cast does
         np.testing.assert_array_equal(views, expected)
     else:
         tol = 1e-6 if dtype == np.float32 else 1e-10
