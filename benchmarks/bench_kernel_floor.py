@@ -46,6 +46,16 @@ BLOCK = 32
 CHUNK = 64
 
 
+@numba.njit(inline="always", cache=True)
+def row_start(lin, off, g0, g1):
+    """The coordinates of a row's first two grid axes, summed as scipy sums them."""
+    h = [0.0, 0.0, 0.0]
+    for a in range(3):
+        h[a] = off[a] + g0 * lin[a, 0]
+        h[a] = h[a] + g1 * lin[a, 1]
+    return h[0], h[1], h[2]
+
+
 @numba.njit(boundscheck=False, nogil=True, cache=True)
 def bare_scalar(x, lin, off, box, out):
     """Trilinear, one point at a time, cval 0 outside (the chunks used lie inside)."""
@@ -55,13 +65,7 @@ def bare_scalar(x, lin, off, box, out):
     n0, n1, n2 = x.shape[0] - 1, x.shape[1] - 1, x.shape[2] - 1
     for i in range(s0):
         for j in range(s1):
-            g0, g1 = float(box[0] + i), float(box[1] + j)
-            h0 = off[0] + g0 * lin[0, 0]
-            h0 = h0 + g1 * lin[0, 1]
-            h1 = off[1] + g0 * lin[1, 0]
-            h1 = h1 + g1 * lin[1, 1]
-            h2 = off[2] + g0 * lin[2, 0]
-            h2 = h2 + g1 * lin[2, 1]
+            h0, h1, h2 = row_start(lin, off, float(box[0] + i), float(box[1] + j))
             for k in range(s2):
                 g2 = float(box[2] + k)
                 c0, c1, c2 = h0 + g2 * lin[0, 2], h1 + g2 * lin[1, 2], h2 + g2 * lin[2, 2]
@@ -100,13 +104,7 @@ def bare_blocked(x, lin, off, box, out):
     f = np.empty(BLOCK)
     for i in range(s0):
         for j in range(s1):
-            g0, g1 = float(box[0] + i), float(box[1] + j)
-            h0 = off[0] + g0 * lin[0, 0]
-            h0 = h0 + g1 * lin[0, 1]
-            h1 = off[1] + g0 * lin[1, 0]
-            h1 = h1 + g1 * lin[1, 1]
-            h2 = off[2] + g0 * lin[2, 0]
-            h2 = h2 + g1 * lin[2, 1]
+            h0, h1, h2 = row_start(lin, off, float(box[0] + i), float(box[1] + j))
             orow = out[i, j]
             for kb in range(0, s2, BLOCK):
                 m = min(BLOCK, s2 - kb)
