@@ -261,15 +261,16 @@ def reads_choice() -> str:
 
 def zarr_source(array: da.Array):
     """``(layer name, zarr array)`` when ``array`` is a zarr array read by
-    ``dask.array.from_zarr`` and nothing else (a getter per chunk of one stored array),
-    else None."""
+    ``dask.array.from_zarr`` or by transfuse's reader (a ``reads_zarr`` object:
+    :class:`transfuse.io.zarr_chunks.ZarrChunks`) and nothing else (a getter per chunk of
+    one stored array), else None."""
     original = "original-" + array.name
     layers = array.dask.layers
     if set(layers) != {array.name, original} or len(layers[original]) != 1:
         return None
     value = layers[original].get(original)
     value = getattr(value, "value", value)  # a DataNode holds it
-    if not type(value).__module__.startswith("zarr"):
+    if not (type(value).__module__.startswith("zarr") or getattr(value, "reads_zarr", False)):
         return None
     if tuple(getattr(value, "shape", ())) != array.shape or value.dtype != array.dtype:
         return None

@@ -1,8 +1,9 @@
 """Reading and writing image files as dask arrays: ``.npy``, ``.tif``/``.tiff`` and ``.zarr``.
 
 Files are read lazily: ``.npy`` and uncompressed TIFF files are memory-mapped chunk by chunk,
-compressed or tiled TIFF files are read through tifffile's zarr interface, and zarr (v3)
-stores with :func:`dask.array.from_zarr`. Readers and writers are small picklable objects
+compressed or tiled TIFF files are read through tifffile's zarr interface, and zarr
+arrays chunk by chunk (:mod:`.zarr_chunks`: straight from the chunk files where it can,
+through zarr otherwise). Readers and writers are small picklable objects
 that open the file inside each task, so the ``threads``, ``processes`` and distributed
 schedulers all work.
 
@@ -258,9 +259,9 @@ def _read_tiff(path: Path, chunks) -> da.Array:
 
 
 def _read_zarr(path: Path, chunks) -> da.Array:
-    from .zarr_store import open_confined_array
+    from .zarr_chunks import zarr_dask_array
 
-    return da.from_zarr(open_confined_array(path), chunks=chunks)
+    return zarr_dask_array(path, chunks=chunks)
 
 
 _READERS = {"npy": _read_npy, "tiff": _read_tiff, "zarr": _read_zarr}

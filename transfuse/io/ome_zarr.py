@@ -253,8 +253,8 @@ def read_ome_zarr(path, level: int = 0, *, system: str | None = None, chunks=Non
     Returns
     -------
     LazyImage
-        Over ``dask.array.from_zarr`` (read chunk by chunk), with ``.grid`` from the
-        level's scale and translation (and the system's affine).
+        Over the level's zarr array (read chunk by chunk, :mod:`.zarr_chunks`), with
+        ``.grid`` from the level's scale and translation (and the system's affine).
 
     Raises
     ------
@@ -262,13 +262,11 @@ def read_ome_zarr(path, level: int = 0, *, system: str | None = None, chunks=Non
         For metadata that is malformed, of another version, or names a path outside the
         store.
     """
-    import dask.array as da
-
     from ..lazy import lazy
-    from .zarr_store import open_confined_array
+    from .zarr_chunks import zarr_dask_array
 
     grid, array_dir, _ = read_ome_zarr_grid(path, level, system=system)
-    data = da.from_zarr(open_confined_array(array_dir), chunks=chunks)
+    data = zarr_dask_array(array_dir, chunks=chunks)
     if data.shape != grid.shape:
         raise FormatError(f"{path}: the array has shape {data.shape}, its metadata {grid.shape}")
     return lazy(data, grid=grid)

@@ -13,7 +13,7 @@ import os
 import zarr
 from zarr.storage import LocalStore
 
-__all__ = ["ConfinedLocalStore", "OutsideStoreError", "open_confined_array"]
+__all__ = ["ConfinedLocalStore", "OutsideStoreError", "check_inside", "open_confined_array"]
 
 
 class OutsideStoreError(PermissionError):
@@ -34,13 +34,7 @@ class ConfinedLocalStore(LocalStore):
     """
 
     def _check(self, key: str) -> None:
-        real_root = os.path.realpath(self.root)
-        real = os.path.realpath(os.path.join(real_root, key))
-        if real != real_root and not real.startswith(real_root + os.sep):
-            raise OutsideStoreError(
-                f"zarr store {str(self.root)!r}: key {key!r} resolves to {real!r}, outside "
-                "the store (a symbolic link?); transfuse reads only inside the folders it is given"
-            )
+        check_inside(self.root, os.path.join(os.path.realpath(self.root), key), key)
 
     async def get(self, key, prototype=None, byte_range=None):
         self._check(key)
@@ -55,6 +49,19 @@ class ConfinedLocalStore(LocalStore):
     async def exists(self, key: str) -> bool:
         self._check(key)
         return await super().exists(key)
+
+
+def check_inside(root, path, key=None) -> None:
+    """Raise :class:`OutsideStoreError` when ``path`` (a file of the store at ``root``)
+    resolves to a place outside ``root``'s real folder."""
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path)
+    if real != real_root and not real.startswith(real_root + os.sep):
+        key = os.path.relpath(path, real_root) if key is None else key
+        raise OutsideStoreError(
+            f"zarr store {str(root)!r}: key {key!r} resolves to {real!r}, outside "
+            "the store (a symbolic link?); transfuse reads only inside the folders it is given"
+        )
 
 
 def open_confined_array(path) -> zarr.Array:
