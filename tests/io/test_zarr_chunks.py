@@ -1,6 +1,7 @@
 """transfuse's zarr chunk reader returns what zarr returns, bit for bit, for every array it
 reads itself and every one it leaves to zarr."""
 
+import itertools
 import os
 import pickle
 
@@ -14,8 +15,9 @@ from hypothesis import strategies as st
 from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, GzipCodec, TransposeCodec, ZstdCodec
 
 import transfuse as tf
+from transfuse.io import zarr_chunks
 from transfuse.io.arrays import read_image
-from transfuse.io.zarr_chunks import ZarrChunks, zarr_dask_array
+from transfuse.io.zarr_chunks import CACHE_KEY, ZarrChunks, clear_cache, zarr_dask_array
 from transfuse.io.zarr_store import OutsideStoreError
 
 V3_COMPRESSORS = {
@@ -176,3 +178,77 @@ def test_a_resample_of_a_zarr_input_matches_the_in_memory_one(tmp_path):
             got = tf.lazy(read_image(tmp_path / "a.zarr")).transform(t, order=1).compute()
         want = tf.lazy(data, chunks=8).transform(t, order=1).compute()
         np.testing.assert_array_equal(got, want)
+
+
+def _decodes(monkeypatch):
+    calls = []
+    original = ZarrChunks._read_into
+
+    def counted(self, *args):
+        calls.append(args[-1])
+        return original(self, *args)
+
+    monkeypatch.setattr(ZarrChunks, "_read_into", counted)
+    return calls
+
+
+def _age(folder, seconds=60):
+    """Date every chunk file of ``folder`` ``seconds`` back (a file written in the last
+    second is not cached)."""
+    then = os.stat(folder).st_mtime - seconds
+    for root, _, files in os.walk(folder):
+        for name in files:
+            os.utime(os.path.join(root, name), (then, then))
+
+
+def test_a_cached_chunk_is_decoded_once_and_equals_zarr(tmp_path, monkeypatch):
+    data = np.random.default_rng(2).random((10, 12)).astype("f4")
+    z = _v3(tmp_path / "a.zarr", data, (4, 5), V3_COMPRESSORS["zstd"])
+    _age(tmp_path / "a.zarr")
+    reader = ZarrChunks(tmp_path / "a.zarr")
+    calls = _decodes(monkeypatch)
+    clear_cache()
+    for _ in range(3):
+        np.testing.assert_array_equal(reader.chunk((8, 10), (2, 2)), z[8:, 10:])  # edge chunk
+        np.testing.assert_array_equal(reader.chunk((4, 5), (4, 5)), z[4:8, 5:10])
+    assert calls == [(2, 2), (1, 1)]
+    assert reader.chunk((4, 5), (4, 4)) is None  # not one stored chunk
+    assert reader.chunk((1, 0), (4, 5)) is None
+    with dask.config.set({CACHE_KEY: 0}):
+        reader.chunk((4, 5), (4, 5))
+    assert len(calls) == 3
+
+
+def test_a_rewritten_chunk_is_read_again(tmp_path, monkeypatch):
+    z = _v3(tmp_path / "a.zarr", np.zeros((4, 4), "f4"), (2, 2), [])
+    z[:] = 1.0
+    _age(tmp_path / "a.zarr")
+    reader = ZarrChunks(tmp_path / "a.zarr")
+    clear_cache()
+    assert reader.chunk((0, 0), (2, 2)).sum() == 4
+    z[:2, :2] = 5.0  # same size; a new time
+    assert reader.chunk((0, 0), (2, 2)).sum() == 20
+    calls = _decodes(monkeypatch)
+    reader.chunk((0, 0), (2, 2))
+    assert calls == [(0, 0)]  # just written: read, not kept
+    z[:2, :2] = 0.0  # every sample the fill value: zarr removes the chunk file
+    assert reader.chunk((0, 0), (2, 2)).sum() == 0
+
+
+def test_the_cache_keeps_within_its_bound(tmp_path):
+    _v3(tmp_path / "a.zarr", np.ones((40, 40), "f8"), (10, 10), [])  # 800 B per chunk
+    _age(tmp_path / "a.zarr")
+    reader = ZarrChunks(tmp_path / "a.zarr")
+    clear_cache()
+    with dask.config.set({CACHE_KEY: "4kB"}):
+        for i, j in itertools.product(range(4), range(4)):
+            assert reader.chunk((10 * i, 10 * j), (10, 10)).sum() == 100
+            assert zarr_chunks._CACHE.nbytes <= 4000
+    assert zarr_chunks._CACHE.nbytes == 4000  # the last 5 chunks
+
+
+def test_a_bad_cache_size_is_refused_by_name(tmp_path):
+    _v3(tmp_path / "a.zarr", np.ones((4, 4), "f4"), (2, 2), [])
+    with dask.config.set({CACHE_KEY: -1}):
+        with pytest.raises(ValueError, match="transfuse.zarr_chunk_cache=-1"):
+            ZarrChunks(tmp_path / "a.zarr").chunk((0, 0), (2, 2))

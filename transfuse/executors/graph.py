@@ -174,10 +174,23 @@ def _run_resample(executor, job, footprint, infos, inputs, *pieces):
 
 
 def _run_resample_reading(executor, job, footprint, infos, inputs, source):
-    """:func:`_run_resample` reading its input itself: the box covering the input chunks
-    ``infos`` describes, in one slice of ``source`` (a zarr array), as one piece. The
-    piece holds exactly the samples those chunks hold, so the result is the same bit for
-    bit as when the chunks arrive from their own tasks."""
+    """:func:`_run_resample` reading its input itself: the input chunks ``infos``
+    describes, each through the process's cache of decoded chunks where ``source`` keeps
+    one (``source.chunk``: :class:`transfuse.io.zarr_chunks.ZarrChunks` where the dask
+    chunks are the stored ones), else the box covering them in one slice of ``source`` (a
+    zarr array), as one piece. Either way the pieces hold exactly the samples those
+    chunks hold, so the result is the same bit for bit as when the chunks arrive from
+    their own tasks."""
+    chunk = getattr(source, "chunk", None)
+    if chunk is not None:
+        pieces = []
+        for ids in itertools.product(*(zip(*info, strict=True) for info in infos)):
+            piece = chunk(tuple(s for s, _ in ids), tuple(k for _, k in ids))
+            if piece is None:
+                break
+            pieces.append(piece)
+        else:
+            return _run_resample(executor, job, footprint, infos, inputs, *pieces)
     box = tuple(slice(starts[0], starts[-1] + sizes[-1]) for starts, sizes in infos)
     region = np.asarray(source[box])
     infos = tuple(((b.start,), (b.stop - b.start,)) for b in box)

@@ -14,17 +14,19 @@ bit, and no file outside the store's folder is read (:mod:`.zarr_store`).
 
 from __future__ import annotations
 
+import collections
 import itertools
 import math
 import os
 import sys
 import threading
+import time
 
 import numpy as np
 
 from .zarr_store import check_inside, open_confined_array
 
-__all__ = ["ZarrChunks", "zarr_dask_array"]
+__all__ = ["CACHE_KEY", "ZarrChunks", "clear_cache", "zarr_dask_array"]
 
 #: Most bytes of compressed chunk or of chunk scratch a thread keeps between its reads; a
 #: larger chunk gets buffers of its own.
@@ -41,6 +43,76 @@ def _scratch(slot: str, nbytes: int) -> memoryview:
     if buf is None or len(buf) < nbytes:
         buf = held[slot] = bytearray(max(nbytes, 64))
     return memoryview(buf)[:nbytes]
+
+
+#: dask config key: the most bytes of decoded chunks a process keeps for the resampling
+#: tasks that read their input chunks themselves (``transfuse.zarr_reads="direct"``);
+#: 0 keeps none. Neighbouring output chunks read mostly the same input chunks, so a
+#: chunk is decoded about once per process instead of once per task reading it.
+CACHE_KEY = "transfuse.zarr_chunk_cache"
+CACHE_DEFAULT = 256 * 2**20
+#: A chunk file modified less than this long ago (ns) is read but not kept.
+FRESH_NS = 10**9
+
+
+class _ChunkCache:
+    """Decoded chunks, least recently used first out, at most ``limit`` bytes; an entry
+    holds the chunk file's identity (inode, size, modification time) and is used only
+    while the file still has it."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._items: collections.OrderedDict = collections.OrderedDict()
+        self.nbytes = 0
+
+    def get(self, key, stamp):
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                return None
+            if item[0] != stamp:
+                self._drop(key)
+                return None
+            self._items.move_to_end(key)
+            return item[1]
+
+    def put(self, key, stamp, value, limit):
+        with self._lock:
+            if key in self._items:
+                self._drop(key)
+            if value.nbytes > limit:
+                return
+            self._items[key] = (stamp, value)
+            self.nbytes += value.nbytes
+            while self.nbytes > limit:
+                self._drop(next(iter(self._items)))
+
+    def _drop(self, key):
+        self.nbytes -= self._items.pop(key)[1].nbytes
+
+    def clear(self):
+        with self._lock:
+            self._items.clear()
+            self.nbytes = 0
+
+
+_CACHE = _ChunkCache()
+
+
+def clear_cache() -> None:
+    """Drop every decoded chunk this process keeps (:data:`CACHE_KEY`)."""
+    _CACHE.clear()
+
+
+def _cache_limit() -> int:
+    import dask
+
+    limit = dask.config.get(CACHE_KEY, CACHE_DEFAULT)
+    if isinstance(limit, str):
+        limit = dask.utils.parse_bytes(limit)
+    if not isinstance(limit, (int, float)) or limit < 0:
+        raise ValueError(f"dask config {CACHE_KEY}={limit!r} is not a number of bytes >= 0")
+    return int(limit)
 
 
 def _decoder(metadata):
@@ -175,10 +247,49 @@ class ZarrChunks:
         self._decode(raw, full)
         target[...] = full[tuple(src)]
 
+    def chunk(self, start, size):
+        """The samples of the box ``start`` to ``start + size`` when it is exactly one
+        stored chunk (trimmed at the array's end), through this process's cache of
+        decoded chunks (:data:`CACHE_KEY`); None for any other box.
+
+        The array returned is shared with other readers of the chunk: never write to it.
+        """
+        if not self.direct:
+            return None
+        index = []
+        for a, n, c, k in zip(start, self.shape, self.chunks, size, strict=True):
+            if a % c or k != min(c, n - a):
+                return None
+            index.append(a // c)
+        index = tuple(index)
+        limit = _cache_limit()
+        box = tuple(slice(a, a + k) for a, k in zip(start, size, strict=True))
+        if not limit:
+            return self[box]
+        path = self._chunk_path(index)
+        try:
+            st = os.stat(path)
+            stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+        except FileNotFoundError:
+            st = stamp = None
+        key = (self.path, index)
+        hit = _CACHE.get(key, stamp)
+        if hit is not None:
+            return hit
+        value = self[box]
+        # a file written in the last second is not kept: a rewrite within the same tick
+        # of the file system's clock could keep its size and time
+        if st is None or time.time_ns() - st.st_mtime_ns > FRESH_NS:
+            _CACHE.put(key, stamp, value, limit)
+        return value
+
+    def _chunk_path(self, index):
+        return os.path.join(self.path, *self._keys(index).split("/"))
+
     def _raw(self, index):
         """The stored bytes of chunk ``index`` (in this thread's buffer), None when the
         chunk file does not exist."""
-        path = os.path.join(self.path, *self._keys(index).split("/"))
+        path = self._chunk_path(index)
         check_inside(self.path, path)
         try:
             f = open(path, "rb", buffering=0)
