@@ -7,13 +7,16 @@ chunk by chunk (never held in memory), then each contestant runs in its own subp
 * ``threads`` — ``LazyImage.to_zarr(..., scheduler="threads", num_workers=2)``;
 * ``distributed`` — the same call with ``scheduler=None`` under a ``distributed.Client`` of
   a LocalCluster of 2 worker processes (1 thread each) with ``memory_limit`` per worker
-  (``--worker-memory``: dask spills, pauses and finally restarts a worker above it);
+  (``--worker-memory``: dask spills, pauses and finally restarts a worker above it),
+  dask's worker defaults and transfuse's (``transfuse.zarr_reads="auto"``: on a cluster,
+  at orders 0-1, each resampling task reads the input chunks it needs from the zarr
+  store itself, through its process's cache of decoded chunks: no input-chunk task,
+  nothing sent between workers);
 * ``distributed-tuned`` — ``distributed`` with the worker's profiler off and glibc's own
   ``malloc`` trim threshold (:data:`TUNED_CONFIG`);
-* ``distributed-direct``, ``threads-direct`` — the same with dask config
-  ``transfuse.zarr_reads="direct"``: each resampling task reads the box of input chunks
-  it needs from the zarr store itself (no input-chunk task, nothing sent between
-  workers; every input chunk decompressed once per output chunk reading it);
+* ``distributed-shared`` — ``distributed`` with ``transfuse.zarr_reads="shared"``: dask's
+  task per input chunk, each read once and sent to the workers whose output chunks read it;
+* ``threads-direct`` — ``threads`` with ``transfuse.zarr_reads="direct"``;
 * ``ngff-zarr`` — ``ngff_zarr.resample`` (ITK-Wasm, ``linear`` / ``b_spline``) of the same
   volume on the same grid, written with ``dask.array.to_zarr`` (threads), when installed.
 
@@ -60,11 +63,17 @@ CONTESTANTS = (
     "threads",
     "distributed",
     "distributed-tuned",
-    "distributed-direct",
+    "distributed-shared",
     "threads-direct",
     "ngff-zarr",
 )
-DEFAULT_CONTESTANTS = ("threads", "distributed", "distributed-tuned", "ngff-zarr")
+DEFAULT_CONTESTANTS = (
+    "threads",
+    "distributed",
+    "distributed-shared",
+    "distributed-tuned",
+    "ngff-zarr",
+)
 
 #: ``distributed-tuned``: two worker settings that cost CPU on a busy machine. The
 #: worker's statistical profiler samples every thread's stack every 10 ms (measured: about
@@ -333,7 +342,7 @@ class RSSSampler:
 
 def contestant(name: str, order: int, src: str, out: str, args, reads=None) -> dict:
     if reads is None:
-        reads = "direct" if name.endswith("-direct") else "shared"
+        reads = {"direct": "direct", "shared": "shared"}.get(name.rsplit("-", 1)[-1], "auto")
     args = argparse.Namespace(**{**vars(args), "zarr_reads": reads})
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         result_path = f.name
@@ -469,7 +478,7 @@ def main(argv=None) -> int:
     p.add_argument("--output", help=argparse.SUPPRESS)
     p.add_argument("--order", type=int, help=argparse.SUPPRESS)
     p.add_argument("--result", help=argparse.SUPPRESS)
-    p.add_argument("--zarr-reads", default="shared", help=argparse.SUPPRESS)
+    p.add_argument("--zarr-reads", default="auto", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
     if args.region_mib <= 0:

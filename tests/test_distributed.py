@@ -108,6 +108,49 @@ def test_zarr_input_on_the_cluster_equals_threads(client, tmp_path, reads):
     np.testing.assert_array_equal(client.compute(arr).result(), threaded)
 
 
+def test_on_the_cluster_zarr_inputs_are_read_directly_by_default(client, tmp_path):
+    """``transfuse.zarr_reads="auto"`` (the default) builds the direct-reads graph while a
+    distributed client is dask's scheduler and the shared one otherwise, keys included;
+    both give the threaded result bit for bit."""
+    zarr = pytest.importorskip("zarr")
+    from transfuse.io.arrays import read_image
+
+    volume = RNG.random((20, 36, 40)).astype(np.float32)
+    path = str(tmp_path / "in.zarr")
+    zarr.create_array(path, data=volume, chunks=(7, 12, 10))
+
+    def build():
+        img = tf.lazy(read_image(path)).rotate(30, axes=(1, 2), order=1, output_chunks=9)
+        return img.to_dask()
+
+    auto = build()
+    with dask.config.set({"transfuse.zarr_reads": "direct"}):
+        assert build().name == auto.name
+    with dask.config.set({"transfuse.zarr_reads": "shared"}):
+        shared = build()
+    with dask.config.set(scheduler="threads"):
+        assert build().name == shared.name != auto.name
+    assert not any("read-zarr" in str(k) for k in auto.__dask_graph__() if isinstance(k, tuple))
+    threaded = shared.compute(scheduler="threads")
+    np.testing.assert_array_equal(client.compute(auto).result(), threaded)
+
+
+def test_a_worker_keeps_at_most_a_quarter_of_its_memory_limit_of_decoded_chunks(
+    client, monkeypatch
+):
+    from transfuse.io import zarr_chunks
+
+    info = client.scheduler_info()["workers"]
+    for w in info:  # inside a task, as the reader asks
+        task = client.submit(zarr_chunks._worker_memory_limit, workers=[w], pure=False)
+        assert task.result() == info[w]["memory_limit"]
+    assert zarr_chunks._worker_memory_limit() is None  # the client's process
+    monkeypatch.setattr(zarr_chunks, "_worker_memory_limit", lambda: 400 * 2**20)
+    assert zarr_chunks._cache_limit() == 100 * 2**20
+    with dask.config.set({zarr_chunks.CACHE_KEY: "50MiB"}):
+        assert zarr_chunks._cache_limit() == 50 * 2**20
+
+
 def test_map_coordinates_with_dask_coordinates(client):
     coords = da.from_array(RNG.uniform(-3, 70, (2, 50, 60)), chunks=(2, 25, 30))
     arr = tf.ndinterp.map_coordinates(da.from_array(IMAGE, chunks=16), coords, order=3)

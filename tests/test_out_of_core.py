@@ -234,10 +234,10 @@ def _resampling_tasks(arr):
 @pytest.mark.parametrize("order", [0, 1])
 @pytest.mark.parametrize("mode", ["constant", "nearest", "mirror", "grid-wrap"])
 def test_direct_zarr_reads_give_the_shared_reads_result_bit_for_bit(tmp_path, order, mode):
-    """``transfuse.zarr_reads="direct"``: each resampling task slices the input chunks it
-    needs out of the zarr array itself, one box; no task per input chunk, no dependency
-    but the stored array's, and the same floats as the chunks arriving from their tasks
-    (and at order 0-1, as scipy)."""
+    """``transfuse.zarr_reads="direct"``: each resampling task reads the input chunks it
+    needs from the zarr array itself (through the process's cache of decoded chunks); no
+    task per input chunk, no dependency but the stored array's, and the same floats as
+    the chunks arriving from their tasks (and at order 0-1, as scipy)."""
     src = read_image(_zarr_input(tmp_path))
     arrays = {}
     for choice in ("shared", "direct"):

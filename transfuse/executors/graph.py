@@ -21,6 +21,7 @@ import dataclasses
 import functools
 import gc
 import itertools
+import sys
 
 import dask
 import dask.array as da
@@ -254,21 +255,41 @@ PREFILTER_KEY = "transfuse.prefilter"
 PREFILTER_CHOICES = ("auto", "local", "shared")
 
 #: dask config key choosing how a resampling pass at order 0 or 1 whose input is a zarr
-#: array (``dask.array.from_zarr``, :func:`transfuse.io.arrays.read_image`) reads it:
-#: ``"shared"`` (the default: dask's task per input chunk, each chunk read once and
-#: handed to every output chunk reading it; on a cluster it travels between workers) or
-#: ``"direct"`` (every resampling task reads the box of input chunks it needs from the
-#: store itself: no input task, no dependency, nothing sent between workers; each input
-#: chunk is then read and decompressed once per output chunk reading it).
+#: array (:func:`transfuse.io.arrays.read_image`, ``dask.array.from_zarr``) reads it:
+#: ``"shared"`` (dask's task per input chunk, each chunk read once and handed to every
+#: output chunk reading it; on a cluster it travels between workers), ``"direct"``
+#: (every resampling task reads the input chunks it needs from the store itself: no input
+#: task, no dependency, nothing sent between workers; each process decodes a chunk about
+#: once through its cache of decoded chunks, ``transfuse.zarr_chunk_cache``, where the
+#: reader keeps one) or ``"auto"`` (the default: ``"direct"`` where a ``distributed``
+#: client is dask's scheduler when the graph is built, else ``"shared"``; measured on
+#: the 1024**3 benchmark: threads 30.8 s shared against 34.8 direct, a LocalCluster of
+#: 2 workers 49.8 s shared against 35.9 direct). Every choice gives the same samples.
 READS_KEY = "transfuse.zarr_reads"
-READS_CHOICES = ("shared", "direct")
+READS_CHOICES = ("auto", "shared", "direct")
+
+
+def _on_a_cluster() -> bool:
+    """Whether dask's current scheduler is a ``distributed`` client (without importing
+    distributed where nothing has)."""
+    if "distributed" not in sys.modules:
+        return False
+    try:
+        scheduler = dask.base.get_scheduler()
+    except Exception:  # noqa: BLE001 - no usable default: not a cluster
+        return False
+    owner = getattr(scheduler, "__self__", None)
+    return type(owner).__module__.startswith("distributed")
 
 
 def reads_choice() -> str:
-    """The configured :data:`READS_KEY` (ValueError naming it when unknown)."""
-    choice = dask.config.get(READS_KEY, "shared")
+    """The configured :data:`READS_KEY`, ``"auto"`` resolved (ValueError naming it when
+    unknown)."""
+    choice = dask.config.get(READS_KEY, "auto")
     if choice not in READS_CHOICES:
         raise ValueError(f"dask config {READS_KEY}={choice!r} is not one of {list(READS_CHOICES)}")
+    if choice == "auto":
+        return "direct" if _on_a_cluster() else "shared"
     return choice
 
 

@@ -105,6 +105,8 @@ def clear_cache() -> None:
 
 
 def _cache_limit() -> int:
+    """:data:`CACHE_KEY`'s bytes; inside a ``distributed`` worker with a memory limit, at
+    most a quarter of it (dask counts the cache as memory it does not manage)."""
     import dask
 
     limit = dask.config.get(CACHE_KEY, CACHE_DEFAULT)
@@ -112,7 +114,22 @@ def _cache_limit() -> int:
         limit = dask.utils.parse_bytes(limit)
     if not isinstance(limit, (int, float)) or limit < 0:
         raise ValueError(f"dask config {CACHE_KEY}={limit!r} is not a number of bytes >= 0")
+    worker_limit = _worker_memory_limit()
+    if worker_limit:
+        limit = min(limit, worker_limit // 4)
     return int(limit)
+
+
+def _worker_memory_limit():
+    """The memory limit of the ``distributed`` worker running this task, if any."""
+    if "distributed" not in sys.modules:
+        return None
+    try:
+        from distributed import get_worker
+
+        return get_worker().memory_manager.memory_limit
+    except (ImportError, ValueError, AttributeError):
+        return None
 
 
 def _decoder(metadata):
