@@ -258,9 +258,9 @@ def test_direct_zarr_reads_give_the_shared_reads_result_bit_for_bit(tmp_path, or
         np.testing.assert_array_equal(rotated, expected)
 
 
-def test_direct_reads_apply_only_to_zarr_inputs_without_a_prefilter(tmp_path):
-    """Where direct reads do not apply (a numpy or computed input, order > 1) the graph is
-    the shared one, key included."""
+def test_direct_reads_apply_only_to_zarr_inputs_without_shared_coefficients(tmp_path):
+    """Where direct reads do not apply (a numpy or computed input, order > 1 with shared
+    coefficient chunks) the graph is the shared one, key included."""
     src = read_image(_zarr_input(tmp_path))
     cases = {
         "numpy": lambda: tf.lazy(VOLUME, chunks=8).rotate(10, order=1),
@@ -271,6 +271,26 @@ def test_direct_reads_apply_only_to_zarr_inputs_without_a_prefilter(tmp_path):
         with dask.config.set({"transfuse.zarr_reads": "direct"}):
             direct = build().to_dask()
         assert direct.name == build().to_dask().name, name
+
+
+@pytest.mark.parametrize("mode", ["constant", "mirror"])
+def test_tasks_filtering_their_own_window_read_their_chunks_directly(tmp_path, mode):
+    """At order 3 with ``transfuse.prefilter="local"``, direct reads: each prefilter task
+    reads its input chunks itself (no input-chunk task), and the coefficients, so the
+    result, are the ones from the chunks arriving from their tasks, bit for bit."""
+    src = read_image(_zarr_input(tmp_path))
+    arrays = {}
+    for reads in ("shared", "direct"):
+        config = {"transfuse.zarr_reads": reads, "transfuse.prefilter": "local"}
+        with dask.config.set(config):
+            img = tf.lazy(src).rotate(25, axes=(1, 2), order=3, mode=mode, reshape=False)
+            arrays[reads] = img.to_dask()
+    shared, direct = (arrays[c].compute(scheduler="threads") for c in ("shared", "direct"))
+    np.testing.assert_array_equal(direct.view(np.uint32), shared.view(np.uint32))
+    assert arrays["direct"].name != arrays["shared"].name
+    graph = dict(arrays["direct"].__dask_graph__())
+    assert not [k for k in graph if isinstance(k, tuple) and k[0] == src.name]
+    assert [k for k in dict(arrays["shared"].__dask_graph__()) if k[0] == src.name]
 
 
 def test_an_unknown_zarr_reads_choice_is_refused(tmp_path):

@@ -141,6 +141,27 @@ def _run_prefilter(executor, spec, infos, *pieces):
     return executor.prefilter_chunk(spec, list(pieces), _layouts(infos))
 
 
+def _read_chunks(source, infos):
+    """The input chunks ``infos`` describes (per axis: starts and sizes), in row-major
+    order, read from ``source``: through its process's cache of decoded chunks where it
+    keeps one (``source.chunk``), else each chunk's box sliced from it."""
+    chunk = getattr(source, "chunk", None)
+    pieces = []
+    for ids in itertools.product(*(zip(*info, strict=True) for info in infos)):
+        start, size = tuple(s for s, _ in ids), tuple(k for _, k in ids)
+        piece = None if chunk is None else chunk(start, size)
+        if piece is None:
+            piece = np.asarray(source[tuple(slice(a, a + k) for a, k in ids)])
+        pieces.append(piece)
+    return pieces
+
+
+def _run_prefilter_reading(executor, spec, infos, source):
+    """:func:`_run_prefilter` reading its input chunks itself (:func:`_read_chunks`): the
+    same samples as when they arrive from their own tasks, so the same coefficients."""
+    return _run_prefilter(executor, spec, infos, *_read_chunks(source, infos))
+
+
 def _field_window(window, field_pieces):
     """The coefficients a task's field window reads, from the chunks holding them."""
     ranges, infos = window
@@ -182,16 +203,9 @@ def _run_resample_reading(executor, job, footprint, infos, inputs, source):
     zarr array), as one piece. Either way the pieces hold exactly the samples those
     chunks hold, so the result is the same bit for bit as when the chunks arrive from
     their own tasks."""
-    chunk = getattr(source, "chunk", None)
-    if chunk is not None:
-        pieces = []
-        for ids in itertools.product(*(zip(*info, strict=True) for info in infos)):
-            piece = chunk(tuple(s for s, _ in ids), tuple(k for _, k in ids))
-            if piece is None:
-                break
-            pieces.append(piece)
-        else:
-            return _run_resample(executor, job, footprint, infos, inputs, *pieces)
+    if getattr(source, "chunk", None) is not None:
+        pieces = _read_chunks(source, infos)
+        return _run_resample(executor, job, footprint, infos, inputs, *pieces)
     box = tuple(slice(starts[0], starts[-1] + sizes[-1]) for starts, sizes in infos)
     region = np.asarray(source[box])
     infos = tuple(((b.start,), (b.stop - b.start,)) for b in box)
@@ -265,6 +279,8 @@ PREFILTER_CHOICES = ("auto", "local", "shared")
 #: client is dask's scheduler when the graph is built, else ``"shared"``; measured on
 #: the 1024**3 benchmark: threads 30.8 s shared against 34.8 direct, a LocalCluster of
 #: 2 workers 49.8 s shared against 35.9 direct). Every choice gives the same samples.
+#: At orders above 1 the same applies to the tasks that filter their own window
+#: (``transfuse.prefilter="local"``, or above :data:`SHARED_COEFFICIENT_BYTES`).
 READS_KEY = "transfuse.zarr_reads"
 READS_CHOICES = ("auto", "shared", "direct")
 
@@ -344,12 +360,23 @@ def _shared_coefficient_bytes(p, coef) -> int:
 
 
 def _local_prefilter(
-    p, idx, fp, array, executor, depth, name, sharing=1.0, always=False, ratio=SPARSE_RATIO
+    p,
+    idx,
+    fp,
+    array,
+    executor,
+    depth,
+    name,
+    sharing=1.0,
+    always=False,
+    ratio=SPARSE_RATIO,
+    source=None,
 ):
     """A prefilter task for just what ``fp`` reads, or None when the shared coefficient
     chunks are the better deal (unless ``always``): when the task's share of them (what it
     reads, divided by how many tasks read each chunk) is less than ``ratio`` times its own
-    window. Returns (graph key, task, layouts info)."""
+    window. With ``source`` (a :class:`TaskRef` to a stored zarr array, direct reads) the
+    task reads its input chunks itself. Returns (graph key, task, layouts info)."""
     pads = p.pads
     spans, touched, local = [], 1, 1  # samples filtered (halos included) each way
     for a, w in enumerate(fp.axes):
@@ -388,9 +415,12 @@ def _local_prefilter(
         filtered,
         dtype.name,
     )
-    deps = [(array.name, *k) for k in itertools.product(*(ax[1] for ax in axes))]
     key = (name, *idx)
-    task = Task(key, _run_prefilter, executor, spec, [ax[2] for ax in axes], *_refs(deps))
+    if source is not None:
+        task = Task(key, _run_prefilter_reading, executor, spec, [ax[2] for ax in axes], source)
+    else:
+        deps = [(array.name, *k) for k in itertools.product(*(ax[1] for ax in axes))]
+        task = Task(key, _run_prefilter, executor, spec, [ax[2] for ax in axes], *_refs(deps))
     infos = tuple(((s,), (e - s,)) for s, e in spans)
     return key, task, infos
 
@@ -677,10 +707,13 @@ def resample_pass(p, array: da.Array, executor, share_map: bool = False) -> da.A
         if _shared_coefficient_bytes(p, coef) > SHARED_COEFFICIENT_BYTES:
             ratio = 1 / LOCAL_COST_RATIO
             where = ("bounded", SHARED_COEFFICIENT_BYTES, LOCAL_COST_RATIO)
-    source = None
-    if not p.needs_prefilter and not any(p.pads) and reads_choice() == "direct":
+    source = local_source = None
+    direct = reads_choice() == "direct"
+    if direct and not p.needs_prefilter and not any(p.pads):
         source = zarr_source(array)
-    if source is not None:
+    elif direct and p.needs_prefilter and (choice == "local" or where[:1] == ("bounded",)):
+        local_source = zarr_source(array)  # tasks filtering their own window read it
+    if source is not None or local_source is not None:
         where += ("direct",)
     name = "resample-" + tokenize(coef.name, p.token, executor.name, shared is not None, *where)
     local_name = "spline-coefficients-local-" + tokenize(name)
@@ -689,6 +722,7 @@ def resample_pass(p, array: da.Array, executor, share_map: bool = False) -> da.A
     sharing = _sharing(p) if needs_prefilter else 1.0
     pads = p.pads
     ref = None if source is None else TaskRef(source[0])  # one object, pickled once
+    local_ref = None if local_source is None else TaskRef(local_source[0])
     dsk = {}
     any_local = any_shared = False
     for row, (idx, fp) in enumerate(p.footprints.items()):
@@ -700,7 +734,17 @@ def resample_pass(p, array: da.Array, executor, share_map: bool = False) -> da.A
         local = None
         if needs_prefilter:
             local = _local_prefilter(
-                p, idx, fp, array, executor, depth, local_name, sharing, choice == "local", ratio
+                p,
+                idx,
+                fp,
+                array,
+                executor,
+                depth,
+                local_name,
+                sharing,
+                choice == "local",
+                ratio,
+                local_ref,
             )
         if local is not None:
             key, task, infos = local
@@ -724,10 +768,13 @@ def resample_pass(p, array: da.Array, executor, share_map: bool = False) -> da.A
         dsk[key] = task
     if source is not None:  # the tasks read the stored array, not dask's chunks of it
         any_shared = False
-    dependencies = ([coef] if any_shared else []) + collections + ([array] if any_local else [])
+    reads_array = any_local and local_source is None
+    dependencies = ([coef] if any_shared else []) + collections + ([array] if reads_array else [])
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=dependencies)
     if source is not None:
         graph = _with_layer(graph, name, array.dask, source[0])
+    elif local_source is not None and any_local:
+        graph = _with_layer(graph, name, array.dask, local_source[0])
     meta = executor.meta(p.output.dtype, p.output.ndim)
     return da.Array(graph, name, p.output.chunks, meta=meta)
 
