@@ -7,7 +7,8 @@ the same chunk from the whole input array, each ``--repeat`` times, interleaved 
 the machine's noise hits them alike; medians):
 
 * **transfuse**: the compiled kernel itself, called with the arguments the ``cpu`` backend
-  passes it for that chunk (every mode's rule, the fast-path run per row, the tables);
+  passes it for that chunk (every mode's rule, the fast-path run per row — blocked, 32
+  points at a time, where the row's bounds are one interval per axis — the tables);
 * **bare scalar**: a trilinear loop with nothing but the arithmetic — coordinates, floors,
   8 loads, scipy's products and sum — and a bounds test (what any exact kernel must do);
 * **bare blocked**: the same operations, the coordinates, weights and sums of 32 points at a

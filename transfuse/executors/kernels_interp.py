@@ -297,7 +297,79 @@ def _fast_span(n, b0, q0, b1, q1, b2, q2, h0, h1, h2, l02, l12, l22, gb, gd, sim
     return lo, hi + 1
 
 
-def _row_fast_body(buf, fast, bnd, lifts, fam, h, l02, l12, l22, gb, gd, orow, slow, simple):
+#: Points per block of :func:`_trilinear_run`.
+BLOCK = 32
+
+
+def _trilinear_run(buf, orow, klo, khi, h, ls, gb, gd, axes, st, wts, vals):
+    """The order-1 fast-path points ``klo <= k < khi`` of a row whose bounds are one
+    interval per axis (``simple``), :data:`BLOCK` points at a time: their coordinates,
+    weights and first-tap offsets in loops of fixed length (which compile to vector
+    instructions), the 8 taps of each gathered, then scipy's products and sum in a loop of
+    fixed length — the operations :func:`_trilinear` does point by point, in its order,
+    so the same bits. ``axes`` holds ``(lift, base, stride)`` per axis (as floats: the
+    offset is computed exactly in float64), ``st`` the strides, ``wts`` (``8 * BLOCK``
+    float64) and ``vals`` (``8 * BLOCK`` samples) scratch."""
+    nb = BLOCK
+    h0, h1, h2 = h[0], h[1], h[2]
+    l02, l12, l22 = ls[0], ls[1], ls[2]
+    fl0, fb0, fs0 = axes[0, 0], axes[0, 1], axes[0, 2]
+    fl1, fb1, fs1 = axes[1, 0], axes[1, 1], axes[1, 2]
+    fl2, fb2, fs2 = axes[2, 0], axes[2, 1], axes[2, 2]
+    st0, st1, st2 = st[0], st[1], st[2]
+    for k0 in range(klo, khi, nb):
+        m = min(nb, khi - k0)
+        for q in range(nb):  # past m: computed, never read
+            g2 = float(gb + gd * (k0 + q))
+            c0 = h0 + g2 * l02
+            c1 = h1 + g2 * l12
+            c2 = h2 + g2 * l22
+            f0 = math.floor(c0)
+            f1 = math.floor(c1)
+            f2 = math.floor(c2)
+            wts[q] = 1.0 - (c0 - f0)
+            wts[nb + q] = 1.0 - (c1 - f1)
+            wts[2 * nb + q] = 1.0 - (c2 - f2)
+            p = fb0 + (f0 - fl0) * fs0
+            p += fb1 + (f1 - fl1) * fs1
+            wts[3 * nb + q] = p + (fb2 + (f2 - fl2) * fs2)
+        for q in range(m):
+            p00 = int(wts[3 * nb + q])
+            p01 = p00 + st1
+            p10 = p00 + st0
+            p11 = p10 + st1
+            vals[q] = buf[np.uint64(p00)]
+            vals[nb + q] = buf[np.uint64(p00 + st2)]
+            vals[2 * nb + q] = buf[np.uint64(p01)]
+            vals[3 * nb + q] = buf[np.uint64(p01 + st2)]
+            vals[4 * nb + q] = buf[np.uint64(p10)]
+            vals[5 * nb + q] = buf[np.uint64(p10 + st2)]
+            vals[6 * nb + q] = buf[np.uint64(p11)]
+            vals[7 * nb + q] = buf[np.uint64(p11 + st2)]
+        for q in range(nb):
+            wa0 = wts[q]
+            wa1 = 1.0 - wa0
+            wb0 = wts[nb + q]
+            wb1 = 1.0 - wb0
+            wc0 = wts[2 * nb + q]
+            wc1 = 1.0 - wc0
+            t = 0.0
+            t += float(vals[q]) * wa0 * wb0 * wc0
+            t += float(vals[nb + q]) * wa0 * wb0 * wc1
+            t += float(vals[2 * nb + q]) * wa0 * wb1 * wc0
+            t += float(vals[3 * nb + q]) * wa0 * wb1 * wc1
+            t += float(vals[4 * nb + q]) * wa1 * wb0 * wc0
+            t += float(vals[5 * nb + q]) * wa1 * wb0 * wc1
+            t += float(vals[6 * nb + q]) * wa1 * wb1 * wc0
+            t += float(vals[7 * nb + q]) * wa1 * wb1 * wc1
+            wts[7 * nb + q] = t
+        for q in range(m):
+            orow[k0 + q] = wts[7 * nb + q]
+
+
+def _row_fast_body(
+    buf, fast, bnd, lifts, fam, h, l02, l12, l22, gb, gd, orow, slow, simple, scratch
+):
     """One output row of the hoisted matrix form: every point the fast path can compute
     (one run, :func:`_fast_span`), in the same operations as the general path: ``fam`` 1
     one tap per axis (order 0), 2 trilinear, 3 bilinear with one tap along the first axis
@@ -320,6 +392,14 @@ def _row_fast_body(buf, fast, bnd, lifts, fam, h, l02, l12, l22, gb, gd, orow, s
     for k in range(khi, n):
         slow[nslow] = k
         nslow += 1
+    if simple and fam == 2:  # order 1, every axis one interval: blocked
+        wts, vals, axes, ls, st = scratch
+        for a, qa in enumerate((q0, q1, q2)):
+            axes[a, 0], axes[a, 1], axes[a, 2] = qa[0], qa[1], qa[2]
+        ls[0], ls[1], ls[2] = l02, l12, l22
+        st[0], st[1], st[2] = st0, st1, st2
+        _trilinear_run(buf, orow, klo, khi, h, ls, gb, gd, axes, st, wts, vals)
+        return nslow
     for k in range(klo, khi):
         _, c0, c1, c2, p = _row_point(
             k, b0, q0, b1, q1, b2, q2, h0, h1, h2, l02, l12, l22, gb, gd, simple
@@ -345,14 +425,16 @@ def _simple(bnd):
     return True
 
 
-def _row_fast(buf, fast, bnd, lifts, fam, h, l02, l12, l22, gb, gd, orow, slow):
+def _row_fast(buf, fast, bnd, lifts, fam, h, l02, l12, l22, gb, gd, orow, slow, scratch):
     """:func:`_row_fast_body`, its loop compiled twice: with a constant ``simple`` the
     compiler drops the tests the row does not need."""
     if _simple(bnd):
         return _row_fast_body(
-            buf, fast, bnd, lifts, fam, h, l02, l12, l22, gb, gd, orow, slow, True
+            buf, fast, bnd, lifts, fam, h, l02, l12, l22, gb, gd, orow, slow, True, scratch
         )
-    return _row_fast_body(buf, fast, bnd, lifts, fam, h, l02, l12, l22, gb, gd, orow, slow, False)
+    return _row_fast_body(
+        buf, fast, bnd, lifts, fam, h, l02, l12, l22, gb, gd, orow, slow, False, scratch
+    )
 
 
 def _kernel(
@@ -429,6 +511,15 @@ def _kernel(
         elif cubic and order == 3:
             fam = 4
     slow = np.empty(out.shape[2], dtype=np.int64)
+    # the scratch of the blocked order-1 run (flat: measured faster than 2-D, 12.2
+    # against 14.0 ns per point)
+    scratch = (
+        np.empty(8 * BLOCK),
+        np.zeros(8 * BLOCK, dtype=buf.dtype),
+        np.empty((3, 3)),
+        np.empty(3),
+        np.empty(3, dtype=np.int64),
+    )
     bnd = _fast_bounds(fast, nm, interp, padfe, order)
     lifts = np.array([0 if interp[h] == 0 else order // 2 for h in range(3)])
     hh = np.empty(3)
@@ -473,6 +564,7 @@ def _kernel(
                     gd,
                     out[i, j],
                     slow,
+                    scratch,
                 )
             for q in range(nslow):
                 k = slow[q] if hoist and fam else q
@@ -681,7 +773,7 @@ def _jit_helpers() -> None:
     """Compile the helpers the kernels inline, once (at the first kernel's first call)."""
     global _fold, _weights, _rule, _pick, _fast_bounds, _axis_point, _axis_consts, _row_point
     global _simple, _row_fast_body, _row_fast, _trilinear, _bilinear, _axis_span, _fast_span, _at
-    global _point_ok, _tricubic
+    global _point_ok, _tricubic, _trilinear_run
     # the helpers are inlined into the kernel (numba's IR inlining): slower to compile
     # once, ~1.5x faster per point than calls
     _fold = _jit(rules.fold, inline="always")
@@ -698,6 +790,7 @@ def _jit_helpers() -> None:
     _simple = _jit(_simple, inline="always")
     _row_fast_body = _jit(_row_fast_body, inline="always")
     _row_fast = _jit(_row_fast, nogil=True, boundscheck=False)
+    _trilinear_run = _jit(_trilinear_run, boundscheck=False)
     _at = _jit(_at, inline="always")
     _trilinear = _jit(_trilinear, inline="always")
     _bilinear = _jit(_bilinear, inline="always")
