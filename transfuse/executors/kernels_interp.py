@@ -367,6 +367,69 @@ def _trilinear_run(buf, orow, klo, khi, h, ls, gb, gd, axes, st, wts, vals):
             orow[k0 + q] = wts[7 * nb + q]
 
 
+def _tricubic_run(buf, orow, klo, khi, h, ls, gb, gd, axes, shifts, st, wts, vals):
+    """The order-3 fast-path points ``klo <= k < khi`` of a row, :data:`BLOCK` at a time:
+    coordinates (shifted as :func:`_axis_point` shifts them: ``shifts`` holds ``(shift,
+    half)`` per axis), the weights of the 3 axes and first-tap offsets in a loop of fixed
+    length, the 64 taps of each point gathered, then :func:`_tricubic`'s sums in its order
+    in a loop of fixed length — so the same bits. ``wts`` (``16 * BLOCK`` float64) and
+    ``vals`` (``64 * BLOCK`` samples) are scratch."""
+    nb = BLOCK
+    h0, h1, h2 = h[0], h[1], h[2]
+    l02, l12, l22 = ls[0], ls[1], ls[2]
+    fl0, fb0, fs0 = axes[0, 0], axes[0, 1], axes[0, 2]
+    fl1, fb1, fs1 = axes[1, 0], axes[1, 1], axes[1, 2]
+    fl2, fb2, fs2 = axes[2, 0], axes[2, 1], axes[2, 2]
+    s0, e0 = shifts[0, 0], shifts[0, 1]
+    s1, e1 = shifts[1, 0], shifts[1, 1]
+    s2, e2 = shifts[2, 0], shifts[2, 1]
+    st0, st1, st2 = st[0], st[1], st[2]
+    for k0 in range(klo, khi, nb):
+        m = min(nb, khi - k0)
+        for q in range(nb):  # past m: computed, never read
+            g2 = float(gb + gd * (k0 + q))
+            c0 = (h0 + g2 * l02) + s0
+            c1 = (h1 + g2 * l12) + s1
+            c2 = (h2 + g2 * l22) + s2
+            p = fb0 + (math.floor(c0 + e0) - fl0) * fs0
+            p += fb1 + (math.floor(c1 + e1) - fl1) * fs1
+            wts[12 * nb + q] = p + (fb2 + (math.floor(c2 + e2) - fl2) * fs2)
+            a0, a1, a2, a3, _, _ = _weights(c0, 3)
+            b0, b1, b2, b3, _, _ = _weights(c1, 3)
+            d0, d1, d2, d3, _, _ = _weights(c2, 3)
+            wts[q], wts[nb + q], wts[2 * nb + q], wts[3 * nb + q] = a0, a1, a2, a3
+            wts[4 * nb + q], wts[5 * nb + q], wts[6 * nb + q], wts[7 * nb + q] = b0, b1, b2, b3
+            wts[8 * nb + q], wts[9 * nb + q] = d0, d1
+            wts[10 * nb + q], wts[11 * nb + q] = d2, d3
+        for q in range(m):
+            p = int(wts[12 * nb + q])
+            for a in range(4):
+                for b in range(4):
+                    pb = p + a * st0 + b * st1
+                    j = (4 * a + b) * 4 * nb + q
+                    vals[j] = buf[np.uint64(pb)]
+                    vals[j + nb] = buf[np.uint64(pb + st2)]
+                    vals[j + 2 * nb] = buf[np.uint64(pb + 2 * st2)]
+                    vals[j + 3 * nb] = buf[np.uint64(pb + 3 * st2)]
+        for q in range(nb):
+            wc0, wc1 = wts[8 * nb + q], wts[9 * nb + q]
+            wc2, wc3 = wts[10 * nb + q], wts[11 * nb + q]
+            t = 0.0
+            for a in range(4):
+                ta = 0.0
+                for b in range(4):
+                    j = (4 * a + b) * 4 * nb + q
+                    tb = float(vals[j]) * wc0
+                    tb += float(vals[j + nb]) * wc1
+                    tb += float(vals[j + 2 * nb]) * wc2
+                    tb += float(vals[j + 3 * nb]) * wc3
+                    ta += tb * wts[(4 + b) * nb + q]
+                t += ta * wts[a * nb + q]
+            wts[13 * nb + q] = t
+        for q in range(m):
+            orow[k0 + q] = wts[13 * nb + q]
+
+
 def _row_fast_body(
     buf, fast, bnd, lifts, fam, h, l02, l12, l22, gb, gd, orow, slow, simple, scratch
 ):
@@ -393,12 +456,23 @@ def _row_fast_body(
         slow[nslow] = k
         nslow += 1
     if simple and fam == 2:  # order 1, every axis one interval: blocked
-        wts, vals, axes, ls, st = scratch
+        wts, vals, axes, ls, st, _, _, _ = scratch
         for a, qa in enumerate((q0, q1, q2)):
             axes[a, 0], axes[a, 1], axes[a, 2] = qa[0], qa[1], qa[2]
         ls[0], ls[1], ls[2] = l02, l12, l22
         st[0], st[1], st[2] = st0, st1, st2
         _trilinear_run(buf, orow, klo, khi, h, ls, gb, gd, axes, st, wts, vals)
+        return nslow
+    if fam == 4:  # order 3: blocked
+        wts, vals, axes, ls, st, shifts, wts3, vals3 = scratch
+        for a, qa in enumerate((q0, q1, q2)):
+            axes[a, 0], axes[a, 1], axes[a, 2] = qa[0], qa[1], qa[2]
+        for a, ba in enumerate((b0, b1, b2)):
+            shifts[a, 0] = 0.0 if simple else ba[4]
+            shifts[a, 1] = 0.0 if simple else ba[5]
+        ls[0], ls[1], ls[2] = l02, l12, l22
+        st[0], st[1], st[2] = st0, st1, st2
+        _tricubic_run(buf, orow, klo, khi, h, ls, gb, gd, axes, shifts, st, wts3, vals3)
         return nslow
     for k in range(klo, khi):
         _, c0, c1, c2, p = _row_point(
@@ -519,6 +593,9 @@ def _kernel(
         np.empty((3, 3)),
         np.empty(3),
         np.empty(3, dtype=np.int64),
+        np.empty((3, 2)),
+        np.empty(16 * BLOCK),
+        np.zeros(64 * BLOCK, dtype=buf.dtype),
     )
     bnd = _fast_bounds(fast, nm, interp, padfe, order)
     lifts = np.array([0 if interp[h] == 0 else order // 2 for h in range(3)])
@@ -773,7 +850,7 @@ def _jit_helpers() -> None:
     """Compile the helpers the kernels inline, once (at the first kernel's first call)."""
     global _fold, _weights, _rule, _pick, _fast_bounds, _axis_point, _axis_consts, _row_point
     global _simple, _row_fast_body, _row_fast, _trilinear, _bilinear, _axis_span, _fast_span, _at
-    global _point_ok, _tricubic, _trilinear_run
+    global _point_ok, _tricubic, _trilinear_run, _tricubic_run
     # the helpers are inlined into the kernel (numba's IR inlining): slower to compile
     # once, ~1.5x faster per point than calls
     _fold = _jit(rules.fold, inline="always")
@@ -791,6 +868,7 @@ def _jit_helpers() -> None:
     _row_fast_body = _jit(_row_fast_body, inline="always")
     _row_fast = _jit(_row_fast, nogil=True, boundscheck=False)
     _trilinear_run = _jit(_trilinear_run, boundscheck=False)
+    _tricubic_run = _jit(_tricubic_run, boundscheck=False)
     _at = _jit(_at, inline="always")
     _trilinear = _jit(_trilinear, inline="always")
     _bilinear = _jit(_bilinear, inline="always")
