@@ -430,6 +430,56 @@ def _tricubic_run(buf, orow, klo, khi, h, ls, gb, gd, axes, shifts, st, wts, val
             orow[k0 + q] = wts[13 * nb + q]
 
 
+def _bilinear_run(buf, orow, klo, khi, h, ls, gb, gd, axes, shifts, st, wts, vals):
+    """:func:`_trilinear_run` for the bilinear family (one tap along the first axis: a 2-D
+    image, or a plane of a volume), the coordinates shifted as :func:`_axis_point` shifts
+    them (``shifts``: ``(shift, half)`` per axis) — :func:`_bilinear`'s operations, so the
+    same bits. ``wts`` (``8 * BLOCK`` float64) and ``vals`` (``8 * BLOCK`` samples) are
+    scratch."""
+    nb = BLOCK
+    h0, h1, h2 = h[0], h[1], h[2]
+    l02, l12, l22 = ls[0], ls[1], ls[2]
+    fl0, fb0, fs0 = axes[0, 0], axes[0, 1], axes[0, 2]
+    fl1, fb1, fs1 = axes[1, 0], axes[1, 1], axes[1, 2]
+    fl2, fb2, fs2 = axes[2, 0], axes[2, 1], axes[2, 2]
+    s0, e0 = shifts[0, 0], shifts[0, 1]
+    s1, e1 = shifts[1, 0], shifts[1, 1]
+    s2, e2 = shifts[2, 0], shifts[2, 1]
+    st1, st2 = st[1], st[2]
+    for k0 in range(klo, khi, nb):
+        m = min(nb, khi - k0)
+        for q in range(nb):  # past m: computed, never read
+            g2 = float(gb + gd * (k0 + q))
+            c0 = (h0 + g2 * l02) + s0
+            c1 = (h1 + g2 * l12) + s1
+            c2 = (h2 + g2 * l22) + s2
+            wts[q] = 1.0 - (c1 - math.floor(c1))
+            wts[nb + q] = 1.0 - (c2 - math.floor(c2))
+            p = fb0 + (math.floor(c0 + e0) - fl0) * fs0
+            p += fb1 + (math.floor(c1 + e1) - fl1) * fs1
+            wts[2 * nb + q] = p + (fb2 + (math.floor(c2 + e2) - fl2) * fs2)
+        for q in range(m):
+            p0 = int(wts[2 * nb + q])
+            p1 = p0 + st1
+            vals[q] = buf[np.uint64(p0)]
+            vals[nb + q] = buf[np.uint64(p0 + st2)]
+            vals[2 * nb + q] = buf[np.uint64(p1)]
+            vals[3 * nb + q] = buf[np.uint64(p1 + st2)]
+        for q in range(nb):
+            wb0 = wts[q]
+            wb1 = 1.0 - wb0
+            wc0 = wts[nb + q]
+            wc1 = 1.0 - wc0
+            t = 0.0
+            t += float(vals[q]) * wb0 * wc0
+            t += float(vals[nb + q]) * wb0 * wc1
+            t += float(vals[2 * nb + q]) * wb1 * wc0
+            t += float(vals[3 * nb + q]) * wb1 * wc1
+            wts[3 * nb + q] = t
+        for q in range(m):
+            orow[k0 + q] = wts[3 * nb + q]
+
+
 def _row_fast_body(
     buf, fast, bnd, lifts, fam, h, l02, l12, l22, gb, gd, orow, slow, simple, scratch
 ):
@@ -462,6 +512,17 @@ def _row_fast_body(
         ls[0], ls[1], ls[2] = l02, l12, l22
         st[0], st[1], st[2] = st0, st1, st2
         _trilinear_run(buf, orow, klo, khi, h, ls, gb, gd, axes, st, wts, vals)
+        return nslow
+    if fam == 3:  # bilinear: blocked
+        wts, vals, axes, ls, st, shifts, _, _ = scratch
+        for a, qa in enumerate((q0, q1, q2)):
+            axes[a, 0], axes[a, 1], axes[a, 2] = qa[0], qa[1], qa[2]
+        for a, ba in enumerate((b0, b1, b2)):
+            shifts[a, 0] = 0.0 if simple else ba[4]
+            shifts[a, 1] = 0.0 if simple else ba[5]
+        ls[0], ls[1], ls[2] = l02, l12, l22
+        st[0], st[1], st[2] = st0, st1, st2
+        _bilinear_run(buf, orow, klo, khi, h, ls, gb, gd, axes, shifts, st, wts, vals)
         return nslow
     if fam == 4:  # order 3: blocked
         wts, vals, axes, ls, st, shifts, wts3, vals3 = scratch
@@ -850,7 +911,7 @@ def _jit_helpers() -> None:
     """Compile the helpers the kernels inline, once (at the first kernel's first call)."""
     global _fold, _weights, _rule, _pick, _fast_bounds, _axis_point, _axis_consts, _row_point
     global _simple, _row_fast_body, _row_fast, _trilinear, _bilinear, _axis_span, _fast_span, _at
-    global _point_ok, _tricubic, _trilinear_run, _tricubic_run
+    global _point_ok, _tricubic, _trilinear_run, _tricubic_run, _bilinear_run
     # the helpers are inlined into the kernel (numba's IR inlining): slower to compile
     # once, ~1.5x faster per point than calls
     _fold = _jit(rules.fold, inline="always")
@@ -869,6 +930,7 @@ def _jit_helpers() -> None:
     _row_fast = _jit(_row_fast, nogil=True, boundscheck=False)
     _trilinear_run = _jit(_trilinear_run, boundscheck=False)
     _tricubic_run = _jit(_tricubic_run, boundscheck=False)
+    _bilinear_run = _jit(_bilinear_run, boundscheck=False)
     _at = _jit(_at, inline="always")
     _trilinear = _jit(_trilinear, inline="always")
     _bilinear = _jit(_bilinear, inline="always")
