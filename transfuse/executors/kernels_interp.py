@@ -505,35 +505,20 @@ def _row_fast_body(
     for k in range(khi, n):
         slow[nslow] = k
         nslow += 1
-    if simple and fam == 2:  # order 1, every axis one interval: blocked
-        wts, vals, axes, ls, st, _, _, _ = scratch
-        for a, qa in enumerate((q0, q1, q2)):
-            axes[a, 0], axes[a, 1], axes[a, 2] = qa[0], qa[1], qa[2]
-        ls[0], ls[1], ls[2] = l02, l12, l22
-        st[0], st[1], st[2] = st0, st1, st2
-        _trilinear_run(buf, orow, klo, khi, h, ls, gb, gd, axes, st, wts, vals)
-        return nslow
-    if fam == 3:  # bilinear: blocked
-        wts, vals, axes, ls, st, shifts, _, _ = scratch
-        for a, qa in enumerate((q0, q1, q2)):
-            axes[a, 0], axes[a, 1], axes[a, 2] = qa[0], qa[1], qa[2]
-        for a, ba in enumerate((b0, b1, b2)):
-            shifts[a, 0] = 0.0 if simple else ba[4]
-            shifts[a, 1] = 0.0 if simple else ba[5]
-        ls[0], ls[1], ls[2] = l02, l12, l22
-        st[0], st[1], st[2] = st0, st1, st2
-        _bilinear_run(buf, orow, klo, khi, h, ls, gb, gd, axes, shifts, st, wts, vals)
-        return nslow
-    if fam == 4:  # order 3: blocked
+    if (simple and fam == 2) or fam == 3 or fam == 4:  # blocked: BLOCK points at a time
         wts, vals, axes, ls, st, shifts, wts3, vals3 = scratch
-        for a, qa in enumerate((q0, q1, q2)):
+        for a, (qa, ba) in enumerate(((q0, b0), (q1, b1), (q2, b2))):
             axes[a, 0], axes[a, 1], axes[a, 2] = qa[0], qa[1], qa[2]
-        for a, ba in enumerate((b0, b1, b2)):
             shifts[a, 0] = 0.0 if simple else ba[4]
             shifts[a, 1] = 0.0 if simple else ba[5]
         ls[0], ls[1], ls[2] = l02, l12, l22
         st[0], st[1], st[2] = st0, st1, st2
-        _tricubic_run(buf, orow, klo, khi, h, ls, gb, gd, axes, shifts, st, wts3, vals3)
+        if fam == 2:  # every axis one interval: no shift
+            _trilinear_run(buf, orow, klo, khi, h, ls, gb, gd, axes, st, wts, vals)
+        elif fam == 3:
+            _bilinear_run(buf, orow, klo, khi, h, ls, gb, gd, axes, shifts, st, wts, vals)
+        else:
+            _tricubic_run(buf, orow, klo, khi, h, ls, gb, gd, axes, shifts, st, wts3, vals3)
         return nslow
     for k in range(klo, khi):
         _, c0, c1, c2, p = _row_point(
