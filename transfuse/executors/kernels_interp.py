@@ -480,13 +480,66 @@ def _bilinear_run(buf, orow, klo, khi, h, ls, gb, gd, axes, shifts, st, wts, val
             orow[k0 + q] = wts[3 * nb + q]
 
 
+def _planar_run(buf, orow, klo, khi, h, ls, gb, gd, axes, shifts, st, wts, vals):
+    """The fast-path points ``klo <= k < khi`` of a row with 2 taps along the first two
+    axes and one along the last (a slice-by-slice pass whose batch axis is the last, as
+    ``rotate(axes=(0, 1))`` of a volume: the row walks the batch axis), :data:`BLOCK` at a
+    time, coordinates shifted as :func:`_axis_point` shifts them. The general path's
+    operations for those taps (the last axis's weight is 1.0, and ``x * 1.0`` is ``x``),
+    so the same bits. ``wts`` (``8 * BLOCK`` float64) and ``vals`` (``8 * BLOCK``
+    samples) are scratch."""
+    nb = BLOCK
+    h0, h1, h2 = h[0], h[1], h[2]
+    l02, l12, l22 = ls[0], ls[1], ls[2]
+    fl0, fb0, fs0 = axes[0, 0], axes[0, 1], axes[0, 2]
+    fl1, fb1, fs1 = axes[1, 0], axes[1, 1], axes[1, 2]
+    fl2, fb2, fs2 = axes[2, 0], axes[2, 1], axes[2, 2]
+    s0, e0 = shifts[0, 0], shifts[0, 1]
+    s1, e1 = shifts[1, 0], shifts[1, 1]
+    s2, e2 = shifts[2, 0], shifts[2, 1]
+    st0, st1 = st[0], st[1]
+    for k0 in range(klo, khi, nb):
+        m = min(nb, khi - k0)
+        for q in range(nb):  # past m: computed, never read
+            g2 = float(gb + gd * (k0 + q))
+            c0 = (h0 + g2 * l02) + s0
+            c1 = (h1 + g2 * l12) + s1
+            c2 = (h2 + g2 * l22) + s2
+            wts[q] = 1.0 - (c0 - math.floor(c0))
+            wts[nb + q] = 1.0 - (c1 - math.floor(c1))
+            p = fb0 + (math.floor(c0 + e0) - fl0) * fs0
+            p += fb1 + (math.floor(c1 + e1) - fl1) * fs1
+            wts[2 * nb + q] = p + (fb2 + (math.floor(c2 + e2) - fl2) * fs2)
+        for q in range(m):
+            p00 = int(wts[2 * nb + q])
+            p10 = p00 + st0
+            vals[q] = buf[np.uint64(p00)]
+            vals[nb + q] = buf[np.uint64(p00 + st1)]
+            vals[2 * nb + q] = buf[np.uint64(p10)]
+            vals[3 * nb + q] = buf[np.uint64(p10 + st1)]
+        for q in range(nb):
+            wa0 = wts[q]
+            wa1 = 1.0 - wa0
+            wb0 = wts[nb + q]
+            wb1 = 1.0 - wb0
+            t = 0.0
+            t += float(vals[q]) * wa0 * wb0
+            t += float(vals[nb + q]) * wa0 * wb1
+            t += float(vals[2 * nb + q]) * wa1 * wb0
+            t += float(vals[3 * nb + q]) * wa1 * wb1
+            wts[3 * nb + q] = t
+        for q in range(m):
+            orow[k0 + q] = wts[3 * nb + q]
+
+
 def _row_fast_body(
     buf, fast, bnd, lifts, fam, h, l02, l12, l22, gb, gd, orow, slow, simple, scratch
 ):
     """One output row of the hoisted matrix form: every point the fast path can compute
     (one run, :func:`_fast_span`), in the same operations as the general path: ``fam`` 1
     one tap per axis (order 0), 2 trilinear, 3 bilinear with one tap along the first axis
-    (order 1), 4 tricubic (order 3, 3-D); the others' indices go to ``slow``, and their
+    (order 1), 4 tricubic (order 3, 3-D), 5 two taps along the first two axes and one along
+    the last (order 1, a batch axis last); the others' indices go to ``slow``, and their
     number is returned.
 
     A function of its own, with no call in its loop and no test but the (predictable)
@@ -505,7 +558,7 @@ def _row_fast_body(
     for k in range(khi, n):
         slow[nslow] = k
         nslow += 1
-    if (simple and fam == 2) or fam == 3 or fam == 4:  # blocked: BLOCK points at a time
+    if (simple and fam == 2) or fam >= 3:  # blocked: BLOCK points at a time
         wts, vals, axes, ls, st, shifts, wts3, vals3 = scratch
         for a, (qa, ba) in enumerate(((q0, b0), (q1, b1), (q2, b2))):
             axes[a, 0], axes[a, 1], axes[a, 2] = qa[0], qa[1], qa[2]
@@ -517,6 +570,8 @@ def _row_fast_body(
             _trilinear_run(buf, orow, klo, khi, h, ls, gb, gd, axes, st, wts, vals)
         elif fam == 3:
             _bilinear_run(buf, orow, klo, khi, h, ls, gb, gd, axes, shifts, st, wts, vals)
+        elif fam == 5:
+            _planar_run(buf, orow, klo, khi, h, ls, gb, gd, axes, shifts, st, wts, vals)
         else:
             _tricubic_run(buf, orow, klo, khi, h, ls, gb, gd, axes, shifts, st, wts3, vals3)
         return nslow
@@ -630,6 +685,8 @@ def _kernel(
             fam = 3
         elif cubic and order == 3:
             fam = 4
+        elif m0 == 2 and m1 == 2 and m2 == 1:
+            fam = 5
     slow = np.empty(out.shape[2], dtype=np.int64)
     # the scratch of the blocked order-1 run (flat: measured faster than 2-D, 12.2
     # against 14.0 ns per point)
@@ -896,7 +953,7 @@ def _jit_helpers() -> None:
     """Compile the helpers the kernels inline, once (at the first kernel's first call)."""
     global _fold, _weights, _rule, _pick, _fast_bounds, _axis_point, _axis_consts, _row_point
     global _simple, _row_fast_body, _row_fast, _trilinear, _bilinear, _axis_span, _fast_span, _at
-    global _point_ok, _tricubic, _trilinear_run, _tricubic_run, _bilinear_run
+    global _point_ok, _tricubic, _trilinear_run, _tricubic_run, _bilinear_run, _planar_run
     # the helpers are inlined into the kernel (numba's IR inlining): slower to compile
     # once, ~1.5x faster per point than calls
     _fold = _jit(rules.fold, inline="always")
@@ -916,6 +973,7 @@ def _jit_helpers() -> None:
     _trilinear_run = _jit(_trilinear_run, boundscheck=False)
     _tricubic_run = _jit(_tricubic_run, boundscheck=False)
     _bilinear_run = _jit(_bilinear_run, boundscheck=False)
+    _planar_run = _jit(_planar_run, boundscheck=False)
     _at = _jit(_at, inline="always")
     _trilinear = _jit(_trilinear, inline="always")
     _bilinear = _jit(_bilinear, inline="always")
