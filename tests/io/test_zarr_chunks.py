@@ -252,3 +252,23 @@ def test_a_bad_cache_size_is_refused_by_name(tmp_path):
     with dask.config.set({CACHE_KEY: -1}):
         with pytest.raises(ValueError, match="transfuse.zarr_chunk_cache=-1"):
             ZarrChunks(tmp_path / "a.zarr").chunk((0, 0), (2, 2))
+
+
+@pytest.mark.parametrize("bad", [-1, "lots", [3]])
+def test_a_bad_cache_size_is_refused_when_the_graph_is_built(tmp_path, bad):
+    _v3(tmp_path / "a.zarr", np.ones((8, 8), "f4"), (4, 4), [])
+    src = read_image(tmp_path / "a.zarr")
+    with dask.config.set({CACHE_KEY: bad, "transfuse.zarr_reads": "direct"}):
+        with pytest.raises(ValueError, match="transfuse.zarr_chunk_cache"):
+            tf.lazy(src).shift((0.5, 0.25), order=1).to_dask()
+
+
+def test_an_oversized_chunk_file_is_refused_without_being_read(tmp_path):
+    z = _v3(tmp_path / "a.zarr", np.ones((4, 4), "f4"), (2, 2), V3_COMPRESSORS["zstd"])
+    chunk = tmp_path / "a.zarr" / "c" / "0" / "0"
+    with open(chunk, "r+b") as f:
+        f.truncate(2**40)  # a sparse terabyte: reading it would exhaust memory
+    reader = ZarrChunks(tmp_path / "a.zarr")
+    with pytest.raises(ValueError, match="more than any encoding"):
+        reader[0:2, 0:2]
+    np.testing.assert_array_equal(reader[2:, 2:], z[2:, 2:])

@@ -715,6 +715,9 @@ def resample_pass(p, array: da.Array, executor, share_map: bool = False) -> da.A
         local_source = zarr_source(array)  # tasks filtering their own window read it
     if source is not None or local_source is not None:
         where += ("direct",)
+        check = getattr((source or local_source)[1], "check_config", None)
+        if check is not None:  # the reader's own settings, refused now rather than in a task
+            check()
     name = "resample-" + tokenize(coef.name, p.token, executor.name, shared is not None, *where)
     local_name = "spline-coefficients-local-" + tokenize(name)
     depth = halo_depth(opts.order, ndim=max(1, p.input.ndim - len(p.batch_axes)))

@@ -487,7 +487,11 @@ def _planar_run(buf, orow, klo, khi, h, ls, gb, gd, axes, shifts, st, wts, vals)
     time, coordinates shifted as :func:`_axis_point` shifts them. The general path's
     operations for those taps (the last axis's weight is 1.0, and ``x * 1.0`` is ``x``),
     so the same bits. ``wts`` (``8 * BLOCK`` float64) and ``vals`` (``8 * BLOCK``
-    samples) are scratch."""
+    samples) are scratch.
+
+    :func:`_bilinear_run`'s loops for the other pair of axes, kept apart on purpose: one
+    function for both, the pair chosen by an argument, ran 11-13% slower on
+    ``rotate(axes=(0, 1))`` (measured twice, alternated with this one)."""
     nb = BLOCK
     h0, h1, h2 = h[0], h[1], h[2]
     l02, l12, l22 = ls[0], ls[1], ls[2]

@@ -109,11 +109,14 @@ def _cache_limit() -> int:
     most a quarter of it (dask counts the cache as memory it does not manage)."""
     import dask
 
-    limit = dask.config.get(CACHE_KEY, CACHE_DEFAULT)
+    value = limit = dask.config.get(CACHE_KEY, CACHE_DEFAULT)
     if isinstance(limit, str):
-        limit = dask.utils.parse_bytes(limit)
-    if not isinstance(limit, (int, float)) or limit < 0:
-        raise ValueError(f"dask config {CACHE_KEY}={limit!r} is not a number of bytes >= 0")
+        try:
+            limit = dask.utils.parse_bytes(limit)
+        except ValueError:
+            limit = None
+    if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit >= 0:
+        raise ValueError(f"dask config {CACHE_KEY}={value!r} is not a number of bytes >= 0")
     worker_limit = _worker_memory_limit()
     if worker_limit:
         limit = min(limit, worker_limit // 4)
@@ -300,6 +303,12 @@ class ZarrChunks:
             _CACHE.put(key, stamp, value, limit)
         return value
 
+    def check_config(self) -> None:
+        """Raise ValueError naming :data:`CACHE_KEY` when its value is not a size (called
+        when a graph reading through :meth:`chunk` is built, so that the error comes
+        before any task runs)."""
+        _cache_limit()
+
     def _chunk_path(self, index):
         return os.path.join(self.path, *self._keys(index).split("/"))
 
@@ -314,6 +323,12 @@ class ZarrChunks:
             return None
         with f:
             size = os.fstat(f.fileno()).st_size
+            most = 2 * math.prod(self.chunks) * self.dtype.itemsize + 65536
+            if size > most:  # no codec grows a chunk that much: never read it into memory
+                raise ValueError(
+                    f"zarr array {self.path!r}: chunk file {path!r} holds {size} bytes, more "
+                    f"than any encoding of a chunk takes ({most}); not read"
+                )
             buf = _scratch("raw", size)
             got = 0
             while got < size:
