@@ -401,17 +401,14 @@ def _split_regions(chunks, axis: int, nbytes: float) -> list[tuple[slice, ...]]:
 def _write_zarr(array, path: Path, compute_kwargs) -> None:
     if not _regular(array.chunks):
         array = array.rechunk(tuple(max(c) for c in array.chunks))
-    regions = zarr_regions(array)
-    if len(regions) == 1:
-        stored = da.to_zarr(array, str(path), mode="w-", compute=False)
-        dask.compute(stored, **compute_kwargs)
-        return
     import zarr
 
-    target = zarr.create_array(
-        str(path), shape=array.shape, chunks=tuple(c[0] for c in array.chunks), dtype=array.dtype
-    )
-    for region in regions:
+    from .zarr_writes import ZarrChunkWriter
+
+    chunks = tuple(max(c[0], 1) for c in array.chunks)
+    zarr.create_array(str(path), shape=array.shape, chunks=chunks, dtype=array.dtype)
+    target = ZarrChunkWriter(path)
+    for region in zarr_regions(array):
         stored = da.store(array[region], target, regions=region, lock=False, compute=False)
         dask.compute(stored, **compute_kwargs)
 

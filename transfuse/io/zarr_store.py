@@ -21,7 +21,8 @@ class OutsideStoreError(PermissionError):
 
 
 class ConfinedLocalStore(LocalStore):
-    """A read-only :class:`~zarr.storage.LocalStore` confined to its root folder.
+    """A :class:`~zarr.storage.LocalStore` confined to its root folder: a key whose path
+    resolves outside it is neither read nor written.
 
     Examples
     --------
@@ -50,6 +51,14 @@ class ConfinedLocalStore(LocalStore):
         self._check(key)
         return await super().exists(key)
 
+    async def set(self, key: str, value) -> None:
+        self._check(key)
+        return await super().set(key, value)
+
+    async def delete(self, key: str) -> None:
+        self._check(key)
+        return await super().delete(key)
+
 
 def check_inside(root, path, key=None) -> None:
     """Raise :class:`OutsideStoreError` when ``path`` (a file of the store at ``root``)
@@ -60,7 +69,8 @@ def check_inside(root, path, key=None) -> None:
         key = os.path.relpath(path, real_root) if key is None else key
         raise OutsideStoreError(
             f"zarr store {str(root)!r}: key {key!r} resolves to {real!r}, outside "
-            "the store (a symbolic link?); transfuse reads only inside the folders it is given"
+            "the store (a symbolic link?); transfuse reads and writes only inside the "
+            "folders it is given"
         )
 
 
