@@ -245,7 +245,7 @@ def test_gather_equals_reading_the_assembled_block(data, ndim):
     assert np.array_equal(assemble(pieces, counts), block)
     indices = [_index_arrays(data.draw, s) for s in sizes]
     got = kp.gather_window(pieces, layouts, indices, 1.5, block.dtype)
-    assert got.dtype == np.float64 and got.flags.c_contiguous
+    assert got.dtype == np.float32 and got.flags.c_contiguous  # float32 kept: half the bytes
     assert np.array_equal(got, _gather(block, layouts, indices, 1.5))
 
 
@@ -270,8 +270,22 @@ def test_two_points_in_a_huge_lazy_array_filter_only_their_neighbourhood():
         assert abs(float(got[i]) - float(want[0])) <= 1e-6
 
 
-def test_one_compiled_specialisation():
+def test_two_compiled_specialisations():
+    """float64 windows (every rank, float64 and integer inputs) and float32 windows."""
     kp.filter_axis(np.zeros((3, 5)), 1, 2, kp.HALO, slice(1, 4))
     kp.filter_axis(np.zeros((4, 5, 6)), 2, 5, kp.REFLECT, slice(None))
+    compiled(np.zeros((50, 6), dtype=np.int16), (20, 3), 3, "mirror", 0.0)
     compiled(np.zeros((50, 6), dtype=np.float32), (20, 3), 4, "grid-wrap", 0.0)
-    assert len(kp._KERNEL.signatures) == 1
+    compiled(np.zeros((9, 50, 6), dtype=np.float32), (3, 20, 3), 2, "nearest", 0.0)
+    assert len(kp._KERNEL.signatures) == 2
+
+
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("mode", ["constant", "mirror", "grid-wrap"])
+def test_a_float32_window_filters_to_the_bits_of_its_float64_copy(order, mode):
+    """The float32 window is read as float64 exactly: the same coefficients, bit for bit."""
+    x = np.random.default_rng(order).standard_normal((70, 9, 40)).astype(np.float32)
+    got = compiled(x, (30, 9, 16), order, mode, 0.5)
+    want = compiled(x.astype(np.float64), (30, 9, 16), order, mode, 0.5)
+    assert got.dtype == want.dtype == np.float64
+    assert np.array_equal(got, want)

@@ -22,8 +22,10 @@ first, then per pole a causal pass ``c[i] += z * c[i - 1]`` and an anti-causal p
 Lines are filtered side by side, the recursion along the line and the lines in the inner,
 vectorised loop: :data:`TILE` rows (lines along the last axis) transposed into a buffer,
 or up to :data:`COLUMNS` neighbouring columns (lines along an outer axis) read in place.
-Windows and results are float64, C-contiguous, seen as 3-D ``(before, axis, after)``: one
-compiled specialisation serves every rank and input dtype. The kernel releases the GIL.
+Windows are C-contiguous, seen as 3-D ``(before, axis, after)``: float32 where the input is
+(read as float64 as they are read), else float64; results float64. Two compiled
+specialisations (float32 and float64 windows) serve every rank and input dtype. The kernel
+releases the GIL.
 """
 
 from __future__ import annotations
@@ -282,8 +284,9 @@ _KERNEL = numba_loader.DeferredKernel(_register_kernel)
 
 
 def filter_axis(window: np.ndarray, axis: int, order: int, rule: int, keep: slice):
-    """``window`` (float64, C-contiguous) filtered along ``axis`` with the boundary ``rule``
-    and cropped to ``keep`` along that axis: a new C-contiguous float64 array.
+    """``window`` (float64 or float32, C-contiguous) filtered along ``axis`` with the
+    boundary ``rule`` and cropped to ``keep`` along that axis: a new C-contiguous float64
+    array (float32 samples are read as float64, exactly, as the filter reads them).
 
     Examples
     --------
@@ -302,7 +305,8 @@ def filter_axis(window: np.ndarray, axis: int, order: int, rule: int, keep: slic
     out = np.empty(out_shape, dtype=np.float64)
     if out.size == 0:
         return out
-    src = np.ascontiguousarray(window, dtype=np.float64).reshape(before, n, after)
+    kind = window.dtype if window.dtype in (np.float32, np.float64) else np.float64
+    src = np.ascontiguousarray(window, dtype=kind).reshape(before, n, after)
     if n == 1:  # nothing to filter (scipy returns a 1-sample line as it is)
         out.reshape(before, 1, after)[...] = src
         return out
@@ -346,13 +350,15 @@ def _runs(indices, layout):
 def gather_window(pieces, layouts, indices_per_axis, cval, dtype):
     """The filter window read straight from the input ``pieces`` (row-major over the
     layouts' chunk grid) at the input indices given per axis (:data:`CVAL`: a ``cval``
-    sample stored in the input dtype, as scipy's pre-padding does): a float64 C-contiguous
-    array, each sample copied (and converted) once, no assembled block in between."""
+    sample stored in the input dtype, as scipy's pre-padding does): a C-contiguous array,
+    each sample copied (and converted) once, no assembled block in between — float32 for
+    float32 samples (a plain copy of half the bytes; the filter reads them as float64,
+    exactly), else float64."""
     fill = padded_cval(cval, dtype)
     shape = [len(idx) for idx in indices_per_axis]
     counts = [len(lay.starts) for lay in layouts]
     strides = np.cumprod([1, *counts[::-1]])[::-1][1:]
-    out = np.empty(shape, dtype=np.float64)
+    out = np.empty(shape, dtype=np.float32 if dtype == np.float32 else np.float64)
     per_axis = [_runs(idx, lay) for idx, lay in zip(indices_per_axis, layouts, strict=True)]
     for combo in itertools.product(*per_axis):
         dst = tuple(r[0] for r in combo)
@@ -366,8 +372,8 @@ def gather_window(pieces, layouts, indices_per_axis, cval, dtype):
 
 def prefilter_block(pieces, layouts, spec: PrefilterSpec):
     """Coefficients of one chunk, as :func:`.spline.prefilter_block` computes them, with the
-    compiled filter: the window is gathered once from the input ``pieces`` (float64,
-    C-contiguous, :func:`gather_window`), then each filtered
+    compiled filter: the window is gathered once from the input ``pieces`` (C-contiguous,
+    :func:`gather_window`), then each filtered
     axis is filtered and cropped in one kernel call.
 
     Examples
@@ -394,6 +400,7 @@ def prefilter_block(pieces, layouts, spec: PrefilterSpec):
         if n == 1:
             pass
         elif whole:  # scipy's own filter: bit for bit the reference (single-chunk axes)
+            window = window.astype(np.float64, copy=False)  # filtered in place, in float64
             scipy_mode = ("mirror", "reflect", "grid-wrap", None)[whole_rule]
             ndimage.spline_filter1d(window, order, axis=axis, output=window, mode=scipy_mode)
         else:
@@ -417,5 +424,6 @@ def warm_up() -> float:
     if not AVAILABLE:
         return 0.0
     t0 = time.perf_counter()
-    filter_axis(np.zeros((2, 4, 2)), 1, 3, HALO, slice(1, 3))
+    for dtype in (np.float64, np.float32):
+        filter_axis(np.zeros((2, 4, 2), dtype), 1, 3, HALO, slice(1, 3))
     return time.perf_counter() - t0
