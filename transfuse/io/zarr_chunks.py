@@ -170,7 +170,43 @@ def _decoder(metadata):
     return False
 
 
-class ZarrChunks:
+class LocalZarrArray:
+    """What :class:`ZarrChunks` and :class:`~.zarr_writes.ZarrChunkWriter` share: a local
+    zarr array's layout, the paths of its chunk files, whether its chunks are handled
+    directly (``direct``: a numcodecs codec, or None for raw samples, in ``_codec``), and
+    pickling without the zarr object (``_zarr``, reopened where needed)."""
+
+    def _open(self, path, codec_of):
+        """Read the array's metadata; ``codec_of(metadata)`` gives the codec (False: the
+        array is left to zarr). Returns the zarr array, opened read-only and confined."""
+        self.path = os.path.realpath(os.fspath(path))
+        z = open_confined_array(self.path)
+        meta = z.metadata
+        self.shape = tuple(int(n) for n in z.shape)
+        self.dtype = np.dtype(z.dtype)
+        self.chunks = tuple(int(c) for c in z.chunks)
+        self.ndim = len(self.shape)
+        self._keys = meta.encode_chunk_key
+        numeric = self.dtype.kind in "biufc" and self.dtype.isnative and self.ndim
+        codec = codec_of(meta) if numeric else False
+        self.direct = codec is not False
+        self._codec = codec or None
+        self._zarr = None
+        return z
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_zarr"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+    def _chunk_path(self, index):
+        return os.path.join(self.path, *self._keys(index).split("/"))
+
+
+class ZarrChunks(LocalZarrArray):
     """A zarr array on the local disk, read chunk by chunk for ``dask.array.from_array``.
 
     ``reader[box]`` returns the samples of a box of the array (a tuple of slices with
@@ -197,30 +233,10 @@ class ZarrChunks:
     reads_zarr = True
 
     def __init__(self, path):
-        self.path = os.path.realpath(os.fspath(path))
-        z = open_confined_array(self.path)
-        meta = z.metadata
-        self.shape = tuple(int(n) for n in z.shape)
-        self.dtype = np.dtype(z.dtype)
-        self.chunks = tuple(int(c) for c in z.chunks)
-        self.ndim = len(self.shape)
-        fill = meta.fill_value
+        z = self._open(path, _decoder)
+        fill = z.metadata.fill_value
         self.fill_value = np.asarray(0 if fill is None else fill, dtype=self.dtype)
-        self._keys = meta.encode_chunk_key
-        decoder = _decoder(meta) if self.dtype.kind in "biufc" and self.ndim else False
-        if decoder is not False and not self.dtype.isnative:
-            decoder = False
-        self.direct = decoder is not False
-        self._decoder = decoder or None
         self._zarr = None if self.direct else z
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["_zarr"] = None
-        return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
 
     def _zarr_array(self):
         if self._zarr is None:
@@ -309,9 +325,6 @@ class ZarrChunks:
         before any task runs)."""
         _cache_limit()
 
-    def _chunk_path(self, index):
-        return os.path.join(self.path, *self._keys(index).split("/"))
-
     def _raw(self, index):
         """The stored bytes of chunk ``index`` (in this thread's buffer), None when the
         chunk file does not exist."""
@@ -339,7 +352,7 @@ class ZarrChunks:
         return buf[:got]
 
     def _decode(self, raw, target):
-        if self._decoder is None:
+        if self._codec is None:
             samples = np.frombuffer(raw, dtype=self.dtype)
             if samples.size != target.size:
                 raise ValueError(
@@ -348,7 +361,7 @@ class ZarrChunks:
                 )
             target.reshape(-1)[...] = samples
             return
-        self._decoder.decode(raw, out=target)
+        self._codec.decode(raw, out=target)
 
 
 def zarr_dask_array(path, chunks=None):

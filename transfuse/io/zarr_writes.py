@@ -28,8 +28,8 @@ import threading
 import numpy as np
 import zarr
 
-from .zarr_chunks import _decoder, _scratch
-from .zarr_store import ConfinedLocalStore, check_inside, open_confined_array
+from .zarr_chunks import LocalZarrArray, _decoder, _scratch
+from .zarr_store import ConfinedLocalStore, check_inside
 
 __all__ = ["ZarrChunkWriter"]
 
@@ -43,7 +43,7 @@ def _encoder(metadata):
     return codec
 
 
-class ZarrChunkWriter:
+class ZarrChunkWriter(LocalZarrArray):
     """A zarr array on the local disk, written chunk by chunk by ``dask.array.store``.
 
     ``writer[box] = samples`` stores ``samples`` as ``zarr_array[box] = samples`` does.
@@ -69,31 +69,10 @@ class ZarrChunkWriter:
     """
 
     def __init__(self, path):
-        self.path = os.path.realpath(os.fspath(path))
-        z = open_confined_array(self.path)
-        meta = z.metadata
-        self.shape = tuple(int(n) for n in z.shape)
-        self.dtype = np.dtype(z.dtype)
-        self.chunks = tuple(int(c) for c in z.chunks)
-        self.ndim = len(self.shape)
-        fill = meta.fill_value
+        z = self._open(path, _encoder)
+        fill = z.metadata.fill_value
         self._fill = None if fill is None else np.asarray(fill, dtype=self.dtype)
         self.write_empty_chunks = bool(z.config.write_empty_chunks)
-        self._keys = meta.encode_chunk_key
-        encoder = _encoder(meta) if self.dtype.kind in "biufc" and self.ndim else False
-        if encoder is not False and not self.dtype.isnative:
-            encoder = False
-        self.direct = encoder is not False
-        self._encoder = encoder or None
-        self._zarr = None
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["_zarr"] = None
-        return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
 
     def __dask_tokenize__(self):
         return (type(self).__name__, self.path, self.shape, self.dtype.str, self.chunks)
@@ -117,7 +96,7 @@ class ZarrChunkWriter:
             full[...] = 0 if self._fill is None else self._fill
             full[tuple(slice(0, n) for n in value.shape)] = value
             value = full
-        path = os.path.join(self.path, *self._keys(index).split("/"))
+        path = self._chunk_path(index)
         check_inside(self.path, path)
         if not self.write_empty_chunks and self._all_fill(value):
             try:
@@ -126,7 +105,7 @@ class ZarrChunkWriter:
                 pass
             return
         value = np.ascontiguousarray(value)
-        data = value if self._encoder is None else self._encoder.encode(value)
+        data = value if self._codec is None else self._codec.encode(value)
         _write_file(path, memoryview(data).cast("B"))
 
     def _whole_chunk(self, box, value):
