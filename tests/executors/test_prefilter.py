@@ -289,3 +289,23 @@ def test_a_float32_window_filters_to_the_bits_of_its_float64_copy(order, mode):
     want = compiled(x.astype(np.float64), (30, 9, 16), order, mode, 0.5)
     assert got.dtype == want.dtype == np.float64
     assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_coefficient_chunks_are_their_own_arrays(dtype):
+    """Every coefficient chunk a task returns is its own memory, unchanged by the tasks
+    after it in the same thread (no buffer a thread reuses may leave its task)."""
+    import dask
+
+    x = (np.random.default_rng(7).standard_normal((60, 50, 40)) * 10).astype(dtype)
+    options = ResampleOptions(order=3, mode="mirror")
+    coef = spline_coefficients(
+        da.from_array(x, chunks=(20, 25, 40)), options, executor=CPUExecutor()
+    )
+    chunks = dask.compute(*coef.to_delayed().ravel(), scheduler="synchronous")
+    assert len(chunks) == 6
+    for i, a in enumerate(chunks):
+        assert not any(np.shares_memory(a, b) for b in chunks[i + 1 :])
+    whole = np.block([[[c] for c in chunks[r * 2 : r * 2 + 2]] for r in range(3)])
+    assert np.array_equal(whole, coef.compute(scheduler="synchronous"))
+    assert np.abs(whole - reference(x, 3, "mirror", 0.0)).max() <= tolerance(x)
