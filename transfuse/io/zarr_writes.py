@@ -2,11 +2,11 @@
 
 zarr's write of a chunk goes through its asynchronous codec pipeline: the chunk is copied
 into a buffer of the chunk's shape, compressed in a thread of zarr's own pool, handed back
-to zarr's event loop and written from there, several threads and two copies per chunk. In
-a ``distributed`` worker, whose profiler samples every thread and whose
-``MALLOC_TRIM_THRESHOLD_`` makes every large buffer fault its pages in afresh, that costs
-more than it does in one threaded process (``benchmarks/bench_zarr_reads.py --writes``
-measures it per chunk). :class:`ZarrChunkWriter` is a target for
+to zarr's event loop and written from there, several threads and two copies per chunk.
+Per chunk in one thread the two cost the same (``benchmarks/bench_zarr_chunks.py``: the
+compression dominates); on the 1024**3 job of ``bench_out_of_core.py`` the threaded run
+took about 8% less time and 40-70 MiB less memory with this writer (docs/cluster.md,
+"How a zarr output is written"). :class:`ZarrChunkWriter` is a target for
 :func:`dask.array.store` that encodes each whole chunk in the task's own thread and writes
 its file (a temporary name, then renamed into place, as zarr does) for the arrays it can
 (the same arrays :class:`~transfuse.io.zarr_chunks.ZarrChunks` reads directly, except
