@@ -311,18 +311,19 @@ def test_fast_path_equals_the_table_path(order, mode, ndim, monkeypatch):
     real = kernels_interp.interpolate
     seen = {"calls": 0, "fast": 0}
 
-    def both(*args, strides=None):
+    def both(*args, packed):
         *head, out = args
-        ok = real(*args, strides=strides)
+        ok = real(*args, packed=packed)
         plain = np.empty_like(out)
-        ok_plain = real(*head, plain, strides=None)
+        tab, tlen, starts, fast = packed
+        no_runs = np.tile(np.array([1, 0, 0, 0], dtype=np.int64), (3, 1))
+        ok_plain = real(*head, plain, packed=(tab, tlen, starts, no_runs))
         assert ok == ok_plain
         if ok:
             if order <= 1 or (order == 3 and ndim == 3):
                 np.testing.assert_array_equal(out, plain)
             else:
                 np.testing.assert_allclose(out, plain, rtol=0, atol=1e-14 * np.abs(plain).max())
-        fast = kernels_interp.linear_runs(args[1], args[2], strides, args[4], order)
         seen["calls"] += 1
         seen["fast"] += bool(np.all(fast[:, 0] <= fast[:, 1]))
         return ok

@@ -27,9 +27,8 @@ import weakref
 
 import numpy as np
 
-from ..planner.boundary import CVAL, tap_source_index
 from ..planner.physical import AffineStage, CoordinateArrayStage
-from . import kernel_ndi, kernels_chain
+from . import kernel_ndi, kernel_prep, kernels_chain
 from . import kernels_interp as K
 from . import stages as stage_eval
 from .blocks import assemble_region, region_view
@@ -261,31 +260,6 @@ def describe(job) -> str:
     )
 
 
-def _tap_sources(job, footprint, layouts):
-    """Per axis: the domain index each tap index of the window (one spare each side) reads,
-    ``CVAL``, or -2**62 where no chunk read holds it; and the range the held ones span."""
-    opts = job.options
-    missing = -(2**62)
-    out, region = [], []
-    for h, w in enumerate(footprint.axes):
-        batch = h in job.batch_axes
-        pad = 0 if batch else opts.pad
-        idx = np.arange(w.lo - 1, w.hi + 2, dtype=np.int64)
-        src = idx if batch else tap_source_index(idx, job.input_shape[h], opts.mode, pad)
-        lay = layouts[h]
-        valid = src != CVAL
-        s = np.where(valid, src, lay.starts[0])
-        which = np.searchsorted(lay.starts, s, side="right") - 1
-        which = np.clip(which, 0, len(lay.starts) - 1)
-        held = valid & (s >= lay.starts[which]) & (s < lay.starts[which] + lay.sizes[which])
-        if not held.any():
-            return None, None
-        kept = s[held]
-        region.append((int(kept.min()), int(kept.max())))
-        out.append((np.where(held, s, np.where(valid, missing, CVAL)), w.lo - 1 + pad))
-    return out, region
-
-
 def resample(job, footprint, pieces, layouts):
     """One output chunk through the compiled kernel, or None (use the reference path)."""
     if footprint.axes is None:  # every point is cval: the reference path fills it
@@ -314,9 +288,10 @@ def resample(job, footprint, pieces, layouts):
             coords = np.ascontiguousarray(arr, dtype=np.float64).reshape(
                 (spec.n_in,) + (1,) * (MAX_NDIM - len(box_shape)) + box_shape
             )
-    sources, region = _tap_sources(job, footprint, layouts)
-    if sources is None:
+    prepared = kernel_prep.sources(job, footprint, layouts)
+    if prepared is None:
         return None
+    region = [(int(lo), int(hi)) for lo, hi in prepared[2]]
     counts = [len(w.chunks) for w in footprint.axes]
     # a numpy input's chunks: a view, no copy (benchmarks/bench_windows.py, 256^3 float32
     # in chunks of 64^3, 2 threads, medians: 0.26 against 0.32 s at order 0, 0.32
@@ -331,14 +306,7 @@ def resample(job, footprint, pieces, layouts):
             empty=lambda shape, dtype: _scratch("window", shape, dtype),
         )
     buf, strides = K.flat_buffer(window)
-    lead = MAX_NDIM - spec.n_in
-    tables = [np.zeros(1, dtype=np.int64)] * lead
-    starts = [0] * lead
-    for h, (src, first) in enumerate(sources):
-        lo = region[h][0]
-        table = np.where(src >= lo, (src - lo) * strides[h], K.TAP_MISSING)
-        tables.append(np.where(src == CVAL, K.TAP_CVAL, table))
-        starts.append(first)
+    packed = kernel_prep.tables(prepared, strides, spec.interp, spec.order)
     box = [(0, 1)] * (MAX_NDIM - len(footprint.box)) + list(footprint.box)
     out_shape = tuple(e - s for s, e in box)
     if np.dtype(job.dtype) in (spec.out_dtype, buf.dtype):  # returned as it is
@@ -348,15 +316,15 @@ def resample(job, footprint, pieces, layouts):
     else:  # cast into a new array by the caller
         out = _scratch("out", out_shape, spec.out_dtype)
     if chain is not None:  # -- chain branch (kernels_chain)
-        interp_args = (buf, tables, starts, spec.shape, spec.interp, spec.pad, spec.mode)
+        interp_args = (buf, None, None, spec.shape, spec.interp, spec.pad, spec.mode)
         interp_args += (spec.order, spec.cval)
-        if not chain.interpolate(interp_args, spec.coords_spec, out):
+        if not chain.interpolate(interp_args, spec.coords_spec, out, packed):
             return None
         return out.reshape(tuple(e - s for s, e in footprint.box))
     ok = K.interpolate(
         buf,
-        tables,
-        starts,
+        None,
+        None,
         spec.shape,
         spec.interp,
         spec.pad,
@@ -366,7 +334,7 @@ def resample(job, footprint, pieces, layouts):
         spec.coords_spec(coords),
         [s for s, _ in box],
         out,
-        strides=[0] * lead + list(strides),
+        packed=packed,
     )
     if not ok:
         return None

@@ -6,7 +6,10 @@ each their own way (inlined CPU functions; device functions).
 * :func:`fold` — scipy's ``map_coordinate`` for the folding modes;
 * :func:`rule` — an axis's whole boundary rule: cval, the far ``nearest`` /
   ``grid-constant`` shift back by whole samples, the fold, the first tap;
-* :func:`pick` — the grid index of an output point along one grid axis.
+* :func:`pick` — the grid index of an output point along one grid axis;
+* :func:`tap_source` — the sample a tap at an integer index reads (the scalar form of
+  :func:`transfuse.planner.boundary.tap_source_index`, for the compiled per-chunk tables
+  of :mod:`.kernel_prep`).
 
 Plain Python with no array arguments and no imports beyond :mod:`math`, so that both
 compilers accept it. ``rule`` calls ``fold`` through the name ``fold`` of the module that
@@ -34,6 +37,7 @@ __all__ = [
     "fold",
     "pick",
     "rule",
+    "tap_source",
 ]
 
 #: Mode numbers inside the kernel (canonical names; ``grid-mirror`` is ``reflect``).
@@ -53,6 +57,9 @@ TAP_MISSING = -2
 
 #: Coordinate forms.
 FORM_MATRIX, FORM_SEPARABLE, FORM_COORDS = 0, 1, 2
+
+#: :data:`transfuse.planner.boundary.CVAL`: a tap that reads cval.
+TAP_SOURCE_CVAL = -(2**63)
 
 BIG = 2.0**62  # beyond this scipy's integer casts overflow (undefined behaviour in C)
 EXACT = 2.0**52  # from here on every float64 is an integer
@@ -143,6 +150,35 @@ def pick(src, start, step, o0, o1, o2):
     if src == 2:
         return float(start + step * o2)
     return float(start)
+
+
+def tap_source(i, n, mode, pad):
+    """The domain index the tap at integer domain index ``i`` reads on an axis of ``n``
+    samples pre-padded by ``pad`` per side (``mode`` a :data:`MODE_CODES` number), or
+    :data:`TAP_SOURCE_CVAL` where it reads cval: what
+    :func:`transfuse.planner.boundary.tap_source_index` computes for one index."""
+    length = n + 2 * pad
+    j = i + pad
+    if mode == 0 or mode == 2 or mode == 4:  # constant, mirror, wrap: whole-sample
+        if length <= 1:
+            j = 0
+        else:
+            period = 2 * length - 2
+            j = j % period
+            if j >= length:
+                j = period - j
+    elif mode == 3:  # reflect: half-sample
+        period = 2 * length
+        j = j % period
+        if j >= length:
+            j = period - 1 - j
+    elif mode == 5:  # grid-wrap
+        j = j % length
+    elif mode == 1:  # nearest
+        j = min(max(j, 0), length - 1)
+    elif j < 0 or j >= length:  # grid-constant
+        return TAP_SOURCE_CVAL
+    return j - pad
 
 
 def bind(func, **names):

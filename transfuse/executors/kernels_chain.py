@@ -451,9 +451,11 @@ class ChainProgram:
                     return False
         return True
 
-    def interpolate(self, interp_args, coords_spec, out) -> bool:
+    def interpolate(self, interp_args, coords_spec, out, packed=None) -> bool:
         """Every block: coordinates, then the kernel (``interp_args``: its arguments up to
-        ``cval``; ``coords_spec(coords)`` its coordinate form). False: use the reference."""
+        ``cval``; ``coords_spec(coords)`` its coordinate form; ``packed`` its tables packed
+        once for every block, :func:`.kernels_interp.pack_tables`). False: use the
+        reference."""
         flat_out = out.reshape(-1)
         buf = np.empty(3 * min(BLOCK, max(self.npoints, 1)))
         zeros = [0, 0, 0]
@@ -467,6 +469,7 @@ class ChainProgram:
                 coords_spec(p.reshape(3, 1, 1, m)),
                 zeros,
                 flat_out[lo : lo + m].reshape(1, 1, m),
+                packed=packed,
             )
             if not ok:
                 return False

@@ -1065,28 +1065,52 @@ def linear_runs(tables, starts, strides, interp, order):
     return fast
 
 
+def pack_tables(tables, starts, strides, interp, order):
+    """The kernel's ``(tab, tlen, starts, fast)`` from per-axis ``tables`` (what
+    :func:`transfuse.executors.kernel_prep.tables` computes in compiled code)."""
+    width = max(len(t) for t in tables)
+    tab = np.full((3, width), TAP_MISSING, dtype=np.int64)
+    for h, t in enumerate(tables):
+        tab[h, : len(t)] = t
+    tlen = np.array([len(t) for t in tables], dtype=np.int64)
+    fast = linear_runs(tables, starts, strides, interp, int(order))
+    return tab, tlen, np.asarray(starts, dtype=np.int64), fast
+
+
 def interpolate(
-    buf, tables, starts, shape, interp, pad, mode, order, cval, coords_spec, box, out, strides=None
+    buf,
+    tables,
+    starts,
+    shape,
+    interp,
+    pad,
+    mode,
+    order,
+    cval,
+    coords_spec,
+    box,
+    out,
+    strides=None,
+    packed=None,
 ):
     """Run the kernel; True when every point was computed (else use the reference path).
 
     ``coords_spec`` is ``(form, lin, off, opk, opv, gsrc, gstart, gstep, coords, crow)``
     padded to 3 axes; ``tables``/``starts``/``shape``/``interp`` likewise; ``box`` the
     output box start (3 entries); ``out`` 3-D; ``strides`` the buffer's strides in elements
-    per axis (3 entries; None: every point through the tables).
+    per axis (3 entries; None: every point through the tables). ``packed``: the tables
+    already packed (:func:`pack_tables`); ``tables``, ``starts`` and ``strides`` are then
+    not read.
     """
-    width = max(len(t) for t in tables)
-    tab = np.full((3, width), TAP_MISSING, dtype=np.int64)
-    for h, t in enumerate(tables):
-        tab[h, : len(t)] = t
-    tlen = np.array([len(t) for t in tables], dtype=np.int64)
+    if packed is None:
+        packed = pack_tables(tables, starts, strides, interp, order)
+    tab, tlen, starts, fast = packed
     status = np.zeros(1, dtype=np.int64)
     form, lin, off, opk, opv, gsrc, gstart, gstep, coords, crow = coords_spec
-    fast = linear_runs(tables, starts, strides, interp, int(order))
     _KERNEL(
         buf,
         tab,
-        np.asarray(starts, dtype=np.int64),
+        starts,
         tlen,
         np.asarray(shape, dtype=np.int64),
         np.asarray(interp, dtype=np.int64),
