@@ -4,11 +4,12 @@ Before the kernel of :mod:`.kernels_interp` runs on an output chunk, each input 
 needs: the sample every tap index of the chunk's window reads (the mode's rule), whether
 one of the chunks the task holds has it, the range of those samples (the region to read),
 then each tap's offset in the window's buffer and the longest run of taps that are
-consecutive samples (the kernel's fast path). In numpy that is some thirty small array
-operations per axis, about 0.2 ms per chunk, all of it holding the GIL: on 256³ in
-chunks of 64³ a quarter of the order-1 job's time on two threads, and more than the
-kernel itself in chunks of 32³ (``benchmarks/bench_kernels.py --chunk 32``). Here it is
-two compiled calls per chunk that release the GIL.
+consecutive samples (the kernel's fast path). In numpy that was some thirty small array
+operations per axis, all of it holding the GIL: cProfile of ``bench_kernels.py``'s order-1
+job in chunks of 32³ put it at 115 ms of the 206 ms spent outside the kernel (247 ms);
+here it is two compiled calls per chunk that release the GIL (23 ms). The run-finding
+loop is :func:`.kernels_interp.linear_runs` written for numba; that numpy form stays for
+the other callers of :func:`.kernels_interp.pack_tables` and is the tests' reference.
 
 :func:`sources` and :func:`tables` compute what the numpy path computes (the tests compare
 them on every mode, pad and layout); the mode rule is
