@@ -1,7 +1,10 @@
 """Issue 12 benchmark: one affine resample (rotation + scale about the centre) of a float32
 volume, chunks 64³, orders 0, 1 and 3 (exact prefilter), every contestant side by side:
 
-* transfuse ``cpu`` (the default backend: the compiled kernel), 1 thread and N dask threads;
+* transfuse ``cpu`` (the default backend: the compiled kernel), 1 thread and N dask threads,
+  as ``ndinterp.affine_transform(...).compute()`` (a dask array: chunks concatenated) and
+  as ``LazyImage.compute()`` (the chunks written into one array:
+  ``transfuse.executors.in_memory``);
 * transfuse ``scipy`` (the reference backend: scipy.ndimage per chunk), N threads;
 * scipy.ndimage.affine_transform on the whole array (one thread);
 * dask_image.ndinterp.affine_transform (chunks 64³, N threads; its defaults: no prefilter);
@@ -95,6 +98,11 @@ def contestants(x, lin, off, order, chunk, threads):
     out["scipy.ndimage (whole array, 1 thread)"] = lambda: ndi.affine_transform(x, lin, off, **kw)
     out["transfuse cpu, 1 thread"] = lambda: tf_run("cpu", 1)
     out[f"transfuse cpu, {threads} threads"] = lambda: tf_run("cpu", threads)
+    out[f"transfuse cpu, {threads} threads, LazyImage.compute"] = lambda: (
+        tf.lazy(arr)
+        .affine_transform(lin, off, output_chunks=chunk, **kw)
+        .compute(scheduler="threads", num_workers=threads)
+    )
     out[f"transfuse scipy, {threads} threads"] = lambda: tf_run("scipy", threads)
     try:
         import dask_image.ndinterp as di

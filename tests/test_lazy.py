@@ -199,3 +199,19 @@ def test_coordinate_map_output_rank_may_differ_from_input(grid):
     np.testing.assert_allclose(
         got.compute(), ndi.map_coordinates(x, coords, order=3, mode="reflect"), atol=1e-10
     )
+
+
+@pytest.mark.parametrize("grid", [(7, 9), (3, 4, 5)])
+def test_a_chain_ending_in_a_coordinate_map_has_its_output_grid(grid):
+    """``field @ CoordinateMap(c)``: the image's shape is the coordinate map's grid, as
+    for the map alone, and is the shape compute() returns."""
+    x = random_image((11, 13), seed=9, kind="unit")
+    coords = np.random.default_rng(10).uniform(0, 10, (2, *grid))
+    field = tf.DisplacementField(np.full((2, 4, 4), 0.5), spacing=4, order=1)
+    alone = tf.lazy(x, chunks=4).transform(tf.CoordinateMap(coords), order=1)
+    chained = tf.lazy(x, chunks=4).transform(field @ tf.CoordinateMap(coords), order=1)
+    assert chained.shape == alone.shape == grid
+    assert chained.compute().shape == chained.to_dask().shape == grid
+    np.testing.assert_allclose(
+        chained.compute(), ndi.map_coordinates(x, coords + 0.5, order=1), atol=1e-12
+    )

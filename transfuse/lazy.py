@@ -896,15 +896,21 @@ class LazyImage:
         dask's progress bar, see :mod:`transfuse.progress`; other keyword arguments go to
         dask's ``compute``): a numpy array, or, for an image built from an xarray
         DataArray, a DataArray on the output grid (see :meth:`to_xarray`)."""
+        from .executors.in_memory import compute_into
         from .executors.scheduling import local_scheduler
         from .progress import progress_bar
 
+        values = None
         if kwargs.get("get") is None:
             scheduler = local_scheduler(kwargs.get("scheduler"))
             if scheduler is not None:
                 kwargs["scheduler"] = scheduler
         with progress_bar(progress):
-            values = self.to_dask(executor).compute(**kwargs)
+            if self.steps and kwargs.get("get") is None:  # one array, no concatenation
+                backend = get_executor(executor)
+                values = compute_into(self.plan(), self._array, backend, self._share_map, **kwargs)
+            if values is None:
+                values = self.to_dask(executor).compute(**kwargs)
         if self._xarray_meta is None:
             return values
         from .xarrays import to_dataarray

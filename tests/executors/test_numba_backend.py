@@ -44,8 +44,8 @@ def kernel_calls(monkeypatch):
     calls = {True: 0, False: 0}
     real = compiled.resample
 
-    def spy(job, footprint, *args):
-        out = real(job, footprint, *args)
+    def spy(job, footprint, *args, **kwargs):
+        out = real(job, footprint, *args, **kwargs)
         if footprint.axes is not None:
             calls[out is not None] += 1
         return out

@@ -109,8 +109,8 @@ def test_viewed_and_assembled_windows_give_the_same_bits(monkeypatch, mode, orde
     kernel_calls = []
     run = compiled.resample
 
-    def spy(*args):
-        out = run(*args)
+    def spy(*args, **kwargs):
+        out = run(*args, **kwargs)
         kernel_calls.append(out is not None)
         return out
 

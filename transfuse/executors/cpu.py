@@ -63,6 +63,16 @@ class CPUExecutor(ScipyExecutor):
             out = cast_like_scipy(out, job.dtype)
         return out
 
+    def resample_chunk_into(self, job, footprint, pieces, layouts, view):
+        """:meth:`resample_chunk` written into ``view`` (the chunk's box in the whole
+        result, ``job.dtype``): the kernel writes into it, or into a buffer its thread
+        reuses and copies, so no chunk allocates a fresh array."""
+        out = kernel_plan.resample(job, footprint, pieces, layouts, into=view)
+        if out is None:
+            view[...] = super().resample_chunk(job, footprint, pieces, layouts)
+        elif out is not view:
+            view[...] = out if out.dtype == job.dtype else cast_like_scipy(out, job.dtype)
+
     def coordinates(self, stages, box):
         """Input coordinates of ``box`` through ``stages`` (as the reference backend; the
         displacement fields sampled by the compiled kernel)."""

@@ -22,6 +22,7 @@ import functools
 import gc
 import itertools
 import sys
+import uuid
 
 import dask
 import dask.array as da
@@ -187,15 +188,30 @@ def _with_inputs(stages, inputs) -> tuple:
     return tuple(stages)
 
 
-def _run_resample(executor, job, footprint, infos, inputs, *pieces):
+def _run_resample(executor, job, footprint, infos, inputs, *pieces, dest=None):
     if any(v is not None for v in inputs):
         job = dataclasses.replace(job, stages=_with_inputs(job.stages, inputs))
     if isinstance(footprint, tuple):
         footprint = unpack_footprint(footprint)
-    return executor.resample_chunk(job, footprint, list(pieces), _layouts(infos))
+    if dest is None:
+        return executor.resample_chunk(job, footprint, list(pieces), _layouts(infos))
+    return _resample_into(executor, job, footprint, list(pieces), _layouts(infos), dest)
 
 
-def _run_resample_reading(executor, job, footprint, infos, inputs, source):
+def _resample_into(executor, job, footprint, pieces, layouts, dest):
+    """The chunk written into its box of the whole result ``dest``; returns that view.
+    A backend with ``resample_chunk_into`` writes it there itself (the ``"cpu"`` backend:
+    through a buffer its thread reuses, no fresh array per chunk)."""
+    view = dest[tuple(slice(s, e) for s, e in footprint.box)]
+    into = getattr(executor, "resample_chunk_into", None)
+    if into is not None:
+        into(job, footprint, pieces, layouts, view)
+    else:
+        view[...] = executor.resample_chunk(job, footprint, pieces, layouts)
+    return view
+
+
+def _run_resample_reading(executor, job, footprint, infos, inputs, source, dest=None):
     """:func:`_run_resample` reading its input itself: the input chunks ``infos``
     describes, each through the process's cache of decoded chunks where ``source`` keeps
     one (``source.chunk``: :class:`transfuse.io.zarr_chunks.ZarrChunks` where the dask
@@ -205,13 +221,14 @@ def _run_resample_reading(executor, job, footprint, infos, inputs, source):
     their own tasks."""
     if getattr(source, "chunk", None) is not None:
         pieces = _read_chunks(source, infos)
-        return _run_resample(executor, job, footprint, infos, inputs, *pieces)
+        return _run_resample(executor, job, footprint, infos, inputs, *pieces, dest=dest)
     box = tuple(slice(starts[0], starts[-1] + sizes[-1]) for starts, sizes in infos)
     region = np.asarray(source[box])
     infos = tuple(((b.start,), (b.stop - b.start,)) for b in box)
     fp = unpack_footprint(footprint)
     one = tuple(dataclasses.replace(w, chunks=w.chunks[:1]) for w in fp.axes)
-    return _run_resample(executor, job, dataclasses.replace(fp, axes=one), infos, inputs, region)
+    fp = dataclasses.replace(fp, axes=one)
+    return _run_resample(executor, job, fp, infos, inputs, region, dest=dest)
 
 
 def _run_coordinates(executor, stages, box, inputs):
@@ -667,9 +684,12 @@ def _shared_map(p, stages, inputs, executor):
     return name, dsk, reader, ndim_in
 
 
-def resample_pass(p, array: da.Array, executor, share_map: bool = False) -> da.Array:
+def resample_pass(p, array: da.Array, executor, share_map: bool = False, dest=None) -> da.Array:
     """One pass of a physical plan as a dask array whose graph starts at ``array``
-    (``share_map``: see :func:`_shared_map`)."""
+    (``share_map``: see :func:`_shared_map`). With ``dest`` (a numpy array of the pass's
+    output shape and dtype, for an in-process scheduler only: see
+    :mod:`.in_memory`) each task writes its chunk into its box of ``dest`` and returns
+    that view; the keys are then this graph's own, never a cached result's."""
     if 0 in p.output.shape:
         return da.empty(p.output.shape, chunks=p.output.chunks, dtype=p.output.dtype)
     check_domains(p, executor)
@@ -719,6 +739,10 @@ def resample_pass(p, array: da.Array, executor, share_map: bool = False) -> da.A
         if check is not None:  # the reader's own settings, refused now rather than in a task
             check()
     name = "resample-" + tokenize(coef.name, p.token, executor.name, shared is not None, *where)
+    into = {}
+    if dest is not None:  # views of one caller's array: keys no other graph may share
+        name = "resample-into-" + tokenize(name, uuid.uuid4().hex)
+        into = {"dest": dest}
     local_name = "spline-coefficients-local-" + tokenize(name)
     depth = halo_depth(opts.order, ndim=max(1, p.input.ndim - len(p.batch_axes)))
     needs_prefilter = p.needs_prefilter and choice != "shared"
@@ -732,7 +756,8 @@ def resample_pass(p, array: da.Array, executor, share_map: bool = False) -> da.A
         if fp.axes is None:
             key = (name, *idx)
             packed = pack_footprint(fp)
-            dsk[key] = Task(key, _run_resample, executor, job, packed, (), inputs(row, idx, True))
+            task_inputs = inputs(row, idx, True)
+            dsk[key] = Task(key, _run_resample, executor, job, packed, (), task_inputs, **into)
             continue
         local = None
         if needs_prefilter:
@@ -765,9 +790,11 @@ def resample_pass(p, array: da.Array, executor, share_map: bool = False) -> da.A
         task_inputs = inputs(row, idx, False)
         packed = pack_footprint(fp)
         if source is not None:
-            task = Task(key, _run_resample_reading, executor, job, packed, infos, task_inputs, ref)
+            args = (executor, job, packed, infos, task_inputs, ref)
+            task = Task(key, _run_resample_reading, *args, **into)
         else:
-            task = Task(key, _run_resample, executor, job, packed, infos, task_inputs, *_refs(deps))
+            args = (executor, job, packed, infos, task_inputs, *_refs(deps))
+            task = Task(key, _run_resample, *args, **into)
         dsk[key] = task
     if source is not None:  # the tasks read the stored array, not dask's chunks of it
         any_shared = False
@@ -805,13 +832,15 @@ def paused_gc():
             gc.enable()
 
 
-def to_dask(plan, array: da.Array, executor, share_map: bool = False) -> da.Array:
+def to_dask(plan, array: da.Array, executor, share_map: bool = False, dest=None) -> da.Array:
     """The plan's result as a dask array whose graph starts at ``array`` (``share_map``:
     non-affine maps are computed in a layer of their own, shared by images resampled
-    through the same map; see :func:`transfuse.resample`)."""
+    through the same map; see :func:`transfuse.resample`; ``dest``: the last pass writes
+    into it, see :func:`resample_pass`)."""
     current = array
-    for p in plan.passes:
+    last = len(plan.passes) - 1
+    for i, p in enumerate(plan.passes):
         for_pass = getattr(executor, "for_pass", None)  # the "cpu" backend's cold start
         runner = executor if for_pass is None else for_pass(p)
-        current = resample_pass(p, current, runner, share_map)
+        current = resample_pass(p, current, runner, share_map, dest if i == last else None)
     return current

@@ -260,8 +260,14 @@ def describe(job) -> str:
     )
 
 
-def resample(job, footprint, pieces, layouts):
-    """One output chunk through the compiled kernel, or None (use the reference path)."""
+def resample(job, footprint, pieces, layouts, into=None):
+    """One output chunk through the compiled kernel, or None (use the reference path).
+
+    With ``into`` (a writable view of the chunk's box in the whole result, ``job.dtype``)
+    the kernel writes there when the view is contiguous, else into a buffer this thread
+    reuses; the result returned is then ``into`` itself when it holds the chunk, else that
+    buffer (or, for an output dtype the kernel does not write, its float64 result) for the
+    caller to copy."""
     if footprint.axes is None:  # every point is cval: the reference path fills it
         return None
     spec = kernel_spec(job)
@@ -309,18 +315,23 @@ def resample(job, footprint, pieces, layouts):
     packed = kernel_prep.tables(prepared, strides, spec.interp, spec.order)
     box = [(0, 1)] * (MAX_NDIM - len(footprint.box)) + list(footprint.box)
     out_shape = tuple(e - s for s, e in box)
-    if np.dtype(job.dtype) in (spec.out_dtype, buf.dtype):  # returned as it is
+    in_place = False
+    if np.dtype(job.dtype) not in (spec.out_dtype, buf.dtype):  # cast by the caller
+        out = _scratch("out", out_shape, spec.out_dtype)
+    elif into is None:  # returned as it is
         # float32 samples into a float32 result: the kernel rounds each point as the cast
         # after it would, without a float64 array and a pass over it
         out = np.empty(out_shape, dtype=job.dtype)
-    else:  # cast into a new array by the caller
-        out = _scratch("out", out_shape, spec.out_dtype)
+    elif into.flags.c_contiguous:
+        out, in_place = into.reshape(out_shape), True
+    else:  # copied into ``into`` by the caller; no fresh pages to fault in per chunk
+        out = _scratch("result", out_shape, job.dtype)
     if chain is not None:  # -- chain branch (kernels_chain)
         interp_args = (buf, None, None, spec.shape, spec.interp, spec.pad, spec.mode)
         interp_args += (spec.order, spec.cval)
         if not chain.interpolate(interp_args, spec.coords_spec, out, packed):
             return None
-        return out.reshape(tuple(e - s for s, e in footprint.box))
+        return into if in_place else out.reshape(tuple(e - s for s, e in footprint.box))
     ok = K.interpolate(
         buf,
         None,
@@ -338,4 +349,4 @@ def resample(job, footprint, pieces, layouts):
     )
     if not ok:
         return None
-    return out.reshape(tuple(e - s for s, e in footprint.box))
+    return into if in_place else out.reshape(tuple(e - s for s, e in footprint.box))

@@ -296,6 +296,12 @@ class Compose(Transform):
         return unify_ndim(self.transforms)
 
     @property
+    def output_shape(self):
+        """The output grid of the innermost part where it defines one (a
+        :class:`~transfuse.CoordinateMap`, which must be the rightmost part), else None."""
+        return getattr(self.transforms[-1], "output_shape", None)
+
+    @property
     def free_symbols(self):
         out: frozenset = frozenset()
         for p in self.transforms:
