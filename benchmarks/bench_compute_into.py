@@ -6,7 +6,8 @@ into views of one preallocated array, (c) into a buffer per thread copied into t
 Then the same resample computed both ways, interleaved run by run (so that the machine's
 noise hits both alike): ``bench_kernels.py``'s rotation at orders 0, 1 and 3 and
 ``bench_fused_chain.py``'s 3-step chain, each checked equal bit for bit. Best and median
-of ``--repeat`` runs, in ms.
+of ``--repeat`` runs, in ms. Last, the peak RSS of a fresh process computing the order-1
+rotation once each way (the dask array holds every chunk until it concatenates them).
 
 Usage: python benchmarks/bench_compute_into.py [--size 256] [--chunk 64] [--repeat 9]
 """
@@ -85,6 +86,46 @@ def floor_runs(n: int, c: int, threads: int) -> dict:
     }
 
 
+PEAK_JOB = """
+import sys
+sys.path.insert(0, {here!r})
+import numpy as np
+import transfuse as tf
+from bench_kernels import smooth_volume, the_map
+x = smooth_volume({n})
+lin, off = the_map({n})
+img = tf.lazy(x, chunks={c}).affine_transform(lin, off, order=1, output_chunks={c})
+img.compute(scheduler="threads", num_workers={t})  # kernels loaded, buffers held
+
+def status(field):
+    with open("/proc/self/status") as f:
+        return next(int(v.split()[1]) for v in f if v.startswith(field))
+
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # the peak (VmHWM) starts again from the current RSS
+before = status("VmRSS:")
+y = img.{call}(scheduler="threads", num_workers={t})
+print(before / 1024, status("VmHWM:") / 1024)
+"""
+
+
+def peak_rss(n: int, c: int, t: int) -> dict:
+    """RSS before and peak RSS during one order-1 compute, each way, in a fresh process
+    (MiB; Linux: the peak is reset through ``/proc/self/clear_refs``)."""
+    import subprocess
+    import sys
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = {}
+    for label, call in (("to_dask().compute()", "to_dask().compute"), ("compute()", "compute")):
+        src = PEAK_JOB.format(here=here, n=n, c=c, t=t, call=call)
+        res = subprocess.run([sys.executable, "-c", src], capture_output=True, text=True)
+        if res.returncode:
+            raise RuntimeError(res.stderr)
+        out[label] = tuple(float(v) for v in res.stdout.split())
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=256)
@@ -135,6 +176,10 @@ def main():
             f"  {name:32s} {ob:7.1f} {om:7.1f}   {nb:7.1f} {nm:7.1f}   "
             f"{ob / nb:.2f}x / {om / nm:.2f}x  ({n**3 / nb / 1e3:.1f} Mvox/s best)"
         )
+    result_mib = n**3 * 4 / 2**20
+    print(f"\nRSS of a fresh process, order 1 (MiB; the result is {result_mib:.0f} MiB)")
+    for label, (before, after) in peak_rss(n, c, t).items():
+        print(f"  {label:22s} before {before:7.0f}  peak {after:7.0f}  (+{after - before:.0f})")
     print(f"load average {os.getloadavg()[0]:.2f} at the end")
 
 

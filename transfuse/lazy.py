@@ -895,7 +895,11 @@ class LazyImage:
         """Compute the result (``executor`` as for :meth:`to_dask`; ``progress=True`` shows
         dask's progress bar, see :mod:`transfuse.progress`; other keyword arguments go to
         dask's ``compute``): a numpy array, or, for an image built from an xarray
-        DataArray, a DataArray on the output grid (see :meth:`to_xarray`)."""
+        DataArray, a DataArray on the output grid (see :meth:`to_xarray`).
+
+        On dask's threaded or synchronous scheduler the chunks are written straight into
+        the array returned (:mod:`transfuse.executors.in_memory`: no concatenation); the
+        values are those of ``to_dask().compute()``, bit for bit."""
         from .executors.in_memory import compute_into
         from .executors.scheduling import local_scheduler
         from .progress import progress_bar

@@ -157,8 +157,10 @@ def resample(
 
 
 def compute_all(images, executor=None, **kwargs) -> list:
-    """Compute lazy images together (one ``dask.compute``: shared tasks run once).
-    Results are numpy arrays, or DataArrays for images built from DataArrays.
+    """Compute lazy images together (one ``dask.compute``: shared tasks run once; on an
+    in-process scheduler each result's chunks are written into one array, as
+    :meth:`LazyImage.compute` does). Results are numpy arrays, or DataArrays for images
+    built from DataArrays.
 
     >>> import numpy as np, transfuse
     >>> a, b = transfuse.compute_all([transfuse.lazy(np.ones(3)).shift(1, order=0),
@@ -166,10 +168,21 @@ def compute_all(images, executor=None, **kwargs) -> list:
     >>> a.tolist(), b.tolist()
     ([0.0, 1.0, 1.0], [0.0, 0.0])
     """
+    from .executors import get_executor
+    from .executors.in_memory import into_collection
     from .xarrays import to_dataarray
 
     images = list(images)
-    values = dask.compute(*[im.to_dask(executor) for im in images], **kwargs)
+    backend = get_executor(executor)
+    collections = []
+    for im in images:  # each result written into one array where the scheduler allows
+        one = None
+        if im.steps and kwargs.get("get") is None:
+            one = into_collection(
+                im.plan(), im._array, backend, im._share_map, kwargs.get("scheduler")
+            )
+        collections.append(im.to_dask(executor) if one is None else one)
+    values = dask.compute(*collections, **kwargs)
     out = []
     for im, v in zip(images, values, strict=True):
         meta = im._xarray_meta

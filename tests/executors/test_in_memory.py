@@ -138,3 +138,31 @@ def test_a_chunk_the_kernel_hands_back_is_written_by_the_reference(monkeypatch):
     expected = img.to_dask("scipy").compute()
     monkeypatch.setattr(kernel_plan, "resample", lambda *args, **kwargs: None)
     np.testing.assert_array_equal(img.compute(), expected)
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "sync"])
+def test_compute_all_writes_each_result_into_one_array(scheduler, monkeypatch):
+    """Images resampled through one non-affine map (its coordinates a shared layer):
+    compute_all gives what computing their dask arrays together gives, without
+    concatenating chunks, and the shared map tasks still run once per chunk."""
+    base = VOLUME[:, :20, :24]
+    imgs = [tf.lazy(base, chunks=8), tf.lazy((base > 0.5).astype(np.uint8), chunks=8)]
+    field = tf.DisplacementField(RNG.normal(0, 0.7, (3, 4, 4, 5)), spacing=6, order=3)
+    out = tf.resample(imgs, tf.Rotate(9, axes=(1, 2), center=(10, 10, 12)) @ field, order=(3, 0))
+    expected = dask.compute(*[o.to_dask() for o in out], scheduler=scheduler)
+    from transfuse.executors import cpu
+
+    calls = []
+    real = cpu.CPUExecutor.coordinates
+
+    def counted(self, stages, box):
+        calls.append(box)
+        return real(self, stages, box)
+
+    monkeypatch.setattr(cpu.CPUExecutor, "coordinates", counted)
+    monkeypatch.setattr(da.core, "concatenate3", lambda *a, **k: pytest.fail("concatenated"))
+    got = tf.compute_all(out, scheduler=scheduler)
+    for a, b in zip(got, expected, strict=True):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+    assert len(calls) == len(set(map(str, calls))) > 0  # each map chunk computed once

@@ -29,8 +29,9 @@ from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
 
 from .graph import paused_gc, to_dask
+from .scheduling import local_scheduler
 
-__all__ = ["compute_into", "in_process"]
+__all__ = ["compute_into", "in_process", "into_collection"]
 
 _IN_PROCESS = (dask.threaded.get, dask.local.get_sync)
 
@@ -46,6 +47,7 @@ def in_process(scheduler, collection) -> bool:
     >>> in_process("threads", x), in_process("sync", x), in_process("processes", x)
     (True, True, False)
     """
+    scheduler = local_scheduler(scheduler)  # without importing distributed where it is not
     return dask.base.get_scheduler(scheduler=scheduler, collections=[collection]) in _IN_PROCESS
 
 
@@ -53,19 +55,19 @@ def _whole(dest, *views):
     return dest
 
 
-def compute_into(plan, array, executor, share_map: bool = False, **compute_kwargs):
-    """The plan's result (see :func:`.graph.to_dask`) computed into one new numpy array,
-    or None where it cannot be (no pass, an empty output, a backend whose chunks are not
-    numpy arrays, a scheduler outside this process): the caller then computes the dask
-    array as usual. ``compute_kwargs`` go to dask's ``compute``.
+def into_collection(plan, array, executor, share_map: bool = False, scheduler=None):
+    """A dask collection (a ``Delayed``) whose compute returns the plan's result (see
+    :func:`.graph.to_dask`) written into one new numpy array, or None where it cannot be
+    (no pass, an empty output, a backend whose chunks are not numpy arrays, ``scheduler``
+    outside this process): the caller then computes the dask array as usual.
 
     Examples
     --------
     >>> import numpy as np, transfuse
     >>> from transfuse.executors import get_executor
     >>> img = transfuse.lazy(np.arange(16.0).reshape(4, 4), chunks=2).rotate(90)
-    >>> out = compute_into(img.plan(), img._array, get_executor("cpu"), scheduler="sync")
-    >>> bool(np.array_equal(out, img.to_dask().compute(scheduler="sync")))
+    >>> one = into_collection(img.plan(), img._array, get_executor("cpu"), scheduler="sync")
+    >>> bool(np.array_equal(one.compute(scheduler="sync"), img.to_dask().compute()))
     True
     """
     if not plan.passes:
@@ -75,7 +77,7 @@ def compute_into(plan, array, executor, share_map: bool = False, **compute_kwarg
     if 0 in shape or type(executor.meta(last.dtype, len(shape))) is not np.ndarray:
         return None
     probe = da.zeros((), dtype=last.dtype)  # dask.array's default scheduler
-    if not in_process(compute_kwargs.get("scheduler"), probe):
+    if not in_process(scheduler, probe):
         return None
     dest = np.empty(shape, dtype=last.dtype)
     with paused_gc():
@@ -84,4 +86,11 @@ def compute_into(plan, array, executor, share_map: bool = False, **compute_kwarg
         views = (TaskRef(k) for k in flatten(result.__dask_keys__()))
         task = Task(name, _whole, dest, *views)
         graph = HighLevelGraph.from_collections(name, {name: task}, dependencies=[result])
-    return Delayed(name, graph).compute(**compute_kwargs)
+    return Delayed(name, graph)
+
+
+def compute_into(plan, array, executor, share_map: bool = False, **compute_kwargs):
+    """:func:`into_collection` computed (``compute_kwargs`` go to dask's ``compute``), or
+    None where it does not apply."""
+    one = into_collection(plan, array, executor, share_map, compute_kwargs.get("scheduler"))
+    return None if one is None else one.compute(**compute_kwargs)
