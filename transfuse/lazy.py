@@ -891,6 +891,19 @@ class LazyImage:
         with paused_gc():
             return to_dask(self.plan(), self._array, backend, share_map=self._share_map)
 
+    def _one_array(self, executor, compute_kwargs):
+        """A dask collection computing the result into one array
+        (:func:`.executors.in_memory.into_collection`), or None where that does not apply:
+        no step, a custom ``get``, a scheduler outside this process (``compute_kwargs``
+        are those given to dask's ``compute``)."""
+        if not self.steps or compute_kwargs.get("get") is not None:
+            return None
+        from .executors.in_memory import into_collection
+
+        backend = get_executor(executor)
+        scheduler = compute_kwargs.get("scheduler")
+        return into_collection(self.plan(), self._array, backend, self._share_map, scheduler)
+
     def compute(self, executor=None, progress=False, **kwargs):
         """Compute the result (``executor`` as for :meth:`to_dask`; ``progress=True`` shows
         dask's progress bar, see :mod:`transfuse.progress`; other keyword arguments go to
@@ -900,21 +913,16 @@ class LazyImage:
         On dask's threaded or synchronous scheduler the chunks are written straight into
         the array returned (:mod:`transfuse.executors.in_memory`: no concatenation); the
         values are those of ``to_dask().compute()``, bit for bit."""
-        from .executors.in_memory import compute_into
         from .executors.scheduling import local_scheduler
         from .progress import progress_bar
 
-        values = None
         if kwargs.get("get") is None:
             scheduler = local_scheduler(kwargs.get("scheduler"))
             if scheduler is not None:
                 kwargs["scheduler"] = scheduler
         with progress_bar(progress):
-            if self.steps and kwargs.get("get") is None:  # one array, no concatenation
-                backend = get_executor(executor)
-                values = compute_into(self.plan(), self._array, backend, self._share_map, **kwargs)
-            if values is None:
-                values = self.to_dask(executor).compute(**kwargs)
+            one = self._one_array(executor, kwargs)
+            values = (self.to_dask(executor) if one is None else one).compute(**kwargs)
         if self._xarray_meta is None:
             return values
         from .xarrays import to_dataarray

@@ -159,7 +159,8 @@ def resample(
 def compute_all(images, executor=None, **kwargs) -> list:
     """Compute lazy images together (one ``dask.compute``: shared tasks run once; on an
     in-process scheduler each result's chunks are written into one array, as
-    :meth:`LazyImage.compute` does). Results are numpy arrays, or DataArrays for images
+    :meth:`LazyImage.compute` does, so each image's last resampling pass is its own even
+    where two images are the same). Results are numpy arrays, or DataArrays for images
     built from DataArrays.
 
     >>> import numpy as np, transfuse
@@ -168,19 +169,12 @@ def compute_all(images, executor=None, **kwargs) -> list:
     >>> a.tolist(), b.tolist()
     ([0.0, 1.0, 1.0], [0.0, 0.0])
     """
-    from .executors import get_executor
-    from .executors.in_memory import into_collection
     from .xarrays import to_dataarray
 
     images = list(images)
-    backend = get_executor(executor)
     collections = []
     for im in images:  # each result written into one array where the scheduler allows
-        one = None
-        if im.steps and kwargs.get("get") is None:
-            one = into_collection(
-                im.plan(), im._array, backend, im._share_map, kwargs.get("scheduler")
-            )
+        one = im._one_array(executor, kwargs)
         collections.append(im.to_dask(executor) if one is None else one)
     values = dask.compute(*collections, **kwargs)
     out = []

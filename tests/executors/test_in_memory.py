@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import transfuse as tf
 from transfuse.executors import get_executor
 from transfuse.executors import graph as graph_module
-from transfuse.executors.in_memory import compute_into, in_process
+from transfuse.executors.in_memory import in_process, into_collection
 
 RNG = np.random.default_rng(5)
 VOLUME = RNG.random((21, 26, 30)).astype(np.float32)
@@ -83,7 +83,7 @@ def test_only_in_process_schedulers():
     assert in_process(None, x) and in_process("threads", x) and in_process("sync", x)
     assert not in_process("processes", x)
     img = tf.lazy(VOLUME, chunks=8).rotate(20)
-    out = compute_into(img.plan(), img._array, get_executor("cpu"), scheduler="processes")
+    out = into_collection(img.plan(), img._array, get_executor("cpu"), scheduler="processes")
     assert out is None
 
 

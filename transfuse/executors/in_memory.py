@@ -8,7 +8,7 @@ task. For a 256³ float32 result in chunks of 64³ on 2 threads that alone costs
 writing into views of one preallocated array (``benchmarks/bench_compute_into.py``).
 
 When the scheduler runs the tasks in this process (dask's threaded or synchronous
-scheduler), :func:`compute_into` builds the same graph with its last resampling layer
+scheduler), :func:`into_collection` builds the same graph with its last resampling layer
 writing each chunk into its box of one array allocated up front (the ``"cpu"`` backend's
 kernel writes into the box, or into a buffer its thread reuses and copies), and returns
 that array. The values are those of the dask array's ``compute()``, bit for bit: the same
@@ -31,7 +31,7 @@ from dask.highlevelgraph import HighLevelGraph
 from .graph import paused_gc, to_dask
 from .scheduling import local_scheduler
 
-__all__ = ["compute_into", "in_process", "into_collection"]
+__all__ = ["in_process", "into_collection"]
 
 _IN_PROCESS = (dask.threaded.get, dask.local.get_sync)
 
@@ -87,10 +87,3 @@ def into_collection(plan, array, executor, share_map: bool = False, scheduler=No
         task = Task(name, _whole, dest, *views)
         graph = HighLevelGraph.from_collections(name, {name: task}, dependencies=[result])
     return Delayed(name, graph)
-
-
-def compute_into(plan, array, executor, share_map: bool = False, **compute_kwargs):
-    """:func:`into_collection` computed (``compute_kwargs`` go to dask's ``compute``), or
-    None where it does not apply."""
-    one = into_collection(plan, array, executor, share_map, compute_kwargs.get("scheduler"))
-    return None if one is None else one.compute(**compute_kwargs)
